@@ -33,4 +33,6 @@ if abi_version() != ABI_VERSION:  # a stale build next to new Python code
 
 # --------------------------------------------------------------- codec ----
 
-# -------------------------------------------------------------- fusion ----
+# ------------------------------------------- fusion: geodesy and motion ----
+
+# ----------------------------- fusion: association, CI and track picture ----
