@@ -1,0 +1,47 @@
+"""trilink: the host tool. ``trilink <command> [options]``.
+
+Each command lives in its own module with ``main(argv)`` and a testable
+``_parse_args(argv)``; this module only dispatches::
+
+    $ trilink keygen --nodes jp:1,kr:2 --out keys.json
+    $ trilink bench --help
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Callable, Dict, List, Optional, Sequence
+
+# command name -> (module, one-line summary); modules are imported on use so
+# that `trilink keygen` does not pay for numpy or the C kernel.
+COMMANDS: Dict[str, "tuple[str, str]"] = {
+    "bench": ("trilink.bench", "run the whole chain and measure end-to-end latency (the main job)"),
+    "keygen": ("trilink.keygen", "write a key file for the relay and the boards (mode 0600)"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: trilink <command> [options]", "", "commands:"]
+    for name, (_, summary) in sorted(COMMANDS.items()):
+        lines.append(f"  {name.ljust(width)}  {summary}")
+    lines += ["", "`trilink <command> --help` describes each command."]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args: List[str] = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"trilink: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    entry: Callable[[List[str]], int] = getattr(module, "main")
+    return entry(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
