@@ -20,7 +20,7 @@
 /* cffi:begin */
 /* Motion model configuration. Fill with tl_motion_default() and change
  * fields; a NULL pointer wherever a const tl_motion * is taken means defaults. */
-typedef struct {
+typedef struct tl_motion {
     double q;     /* white-acceleration spectral density, m^2/s^3 per axis (>= 0) */
     double step;  /* RK4 step, s (> 0) */
     int32_t j2;   /* nonzero: include the J2 term of gravity */
