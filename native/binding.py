@@ -261,7 +261,7 @@ def update_position(x: _np.ndarray, P: _np.ndarray, z, R) -> _np.ndarray:
 
 
 def _gm_sites(site_llh_deg, n: int) -> _np.ndarray:
-    s = _np.array(_np.broadcast_to(_np.asarray(site_llh_deg, dtype=_np.float64), (n, 3)))
+    s = _np.array(_np.broadcast_to(_np.asarray(site_llh_deg, dtype=_np.float64), (n, 3)), order="C")
     s[:, :2] = _np.radians(s[:, :2])
     return s
 
