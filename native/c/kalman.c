@@ -16,7 +16,7 @@ static int dims_ok(int32_t dx, int32_t dz)
     return dx >= 1 && dx <= TL_KF_MAX_X && dz >= 1 && dz <= TL_KF_MAX_Z && dz <= dx;
 }
 
-static int predict_one(int dx, double *x, double *P, const double *F, const double *Q)
+static inline int predict_one(int dx, double *x, double *P, const double *F, const double *Q)
 {
     double xw[MX], T[MX * MX], Pw[MX * MX];
     int i;
@@ -32,7 +32,7 @@ static int predict_one(int dx, double *x, double *P, const double *F, const doub
     tl_sm_symmetrize(dx, Pw);
     if (!tl_sm_finite(xw, dx) || !tl_sm_finite(Pw, dx * dx))
         return TL_TRK_ENONFINITE;
-    if (!tl_sm_is_spd(dx, Pw))
+    if (!tl_sm_chol_ok(dx, Pw))
         return TL_TRK_ENOTPD;
     memcpy(x, xw, (size_t)dx * sizeof(double));
     memcpy(P, Pw, (size_t)(dx * dx) * sizeof(double));
@@ -57,7 +57,7 @@ int32_t tl_kf_predict(int32_t n, int32_t dx, double *x, double *P, const double 
 /* Joseph-form update given the innovation y = z - h(x) and its Jacobian H,
  * in FilterPy's order: PHT = P H', S = H PHT + R, K = PHT S^-1, x += K y,
  * P = (I - KH) P (I - KH)' + K R K'. */
-static int update_core(int dx, int dz, double *x, double *P, const double *y, const double *H,
+static inline int update_core(int dx, int dz, double *x, double *P, const double *y, const double *H,
                        const double *R)
 {
     double PHT[MX * MX], S[MX * MX], SI[MX * MX], K[MX * MX], IKH[MX * MX];
@@ -91,14 +91,14 @@ static int update_core(int dx, int dz, double *x, double *P, const double *y, co
     tl_sm_symmetrize(dx, Pw);
     if (!tl_sm_finite(xw, dx) || !tl_sm_finite(Pw, dx * dx))
         return TL_TRK_ENONFINITE;
-    if (!tl_sm_is_spd(dx, Pw))
+    if (!tl_sm_chol_ok(dx, Pw))
         return TL_TRK_ENOTPD;
     memcpy(x, xw, (size_t)dx * sizeof(double));
     memcpy(P, Pw, (size_t)(dx * dx) * sizeof(double));
     return TL_TRK_OK;
 }
 
-static int update_linear(int dx, int dz, double *x, double *P, const double *z, const double *H,
+static inline int update_linear(int dx, int dz, double *x, double *P, const double *z, const double *H,
                          const double *R)
 {
     double hx[MX], y[MX];

@@ -235,7 +235,7 @@ int tl_motion_predict1(const tl_motion *m, double x[6], double P[36], double dt,
     tl_motion_run(m, s, P ? Pw : NULL, Phi ? Phw : NULL, nfull, tail);
     if (!tl_sm_finite(s, 6) || (P && !tl_sm_finite(Pw, 36)) || (Phi && !tl_sm_finite(Phw, 36)))
         return TL_TRK_ENONFINITE;
-    if (P && !tl_sm_is_spd(6, Pw))
+    if (P && !tl_sm_chol_ok(6, Pw)) /* symmetrised in tl_motion_run: only PD left to test */
         return TL_TRK_ENOTPD;
     memcpy(x, s, sizeof s);
     if (P)

@@ -12,30 +12,6 @@ int tl_sm_finite(const double *a, int k)
     return 1;
 }
 
-void tl_sm_mul(int n, int k, int m, const double *a, const double *b, double *c)
-{
-    int i, j, l;
-    for (i = 0; i < n; i++)
-        for (j = 0; j < m; j++) {
-            double s = 0.0;
-            for (l = 0; l < k; l++)
-                s += a[i * k + l] * b[l * m + j];
-            c[i * m + j] = s;
-        }
-}
-
-void tl_sm_mul_bt(int n, int k, int m, const double *a, const double *b, double *c)
-{
-    int i, j, l;
-    for (i = 0; i < n; i++)
-        for (j = 0; j < m; j++) {
-            double s = 0.0;
-            for (l = 0; l < k; l++)
-                s += a[i * k + l] * b[j * k + l];
-            c[i * m + j] = s;
-        }
-}
-
 void tl_sm_symmetrize(int n, double *a)
 {
     int i, j;
@@ -83,6 +59,12 @@ static int chol(int n, const double *a, double *L)
         }
     }
     return 0;
+}
+
+int tl_sm_chol_ok(int n, const double *a)
+{
+    double L[TL_SM_MAX * TL_SM_MAX];
+    return chol(n, a, L) == 0;
 }
 
 int tl_sm_is_spd(int n, const double *a)

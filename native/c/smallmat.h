@@ -8,10 +8,35 @@
 
 /* All entries of a[k] finite. */
 int tl_sm_finite(const double *a, int k);
-/* c[n,m] = a[n,k] b[k,m] (c must not alias a or b). */
-void tl_sm_mul(int n, int k, int m, const double *a, const double *b, double *c);
+/* c[n,m] = a[n,k] b[k,m] (c must not alias a or b). Inline so that callers
+ * with constant sizes get unrolled loops. */
+static inline void tl_sm_mul(int n, int k, int m, const double *a, const double *b, double *c)
+{
+    int i, j, l;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < m; j++) {
+            double s = 0.0;
+            for (l = 0; l < k; l++)
+                s += a[i * k + l] * b[l * m + j];
+            c[i * m + j] = s;
+        }
+}
+
 /* c[n,m] = a[n,k] b[m,k]^T (c must not alias a or b). */
-void tl_sm_mul_bt(int n, int k, int m, const double *a, const double *b, double *c);
+static inline void tl_sm_mul_bt(int n, int k, int m, const double *a, const double *b, double *c)
+{
+    int i, j, l;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < m; j++) {
+            double s = 0.0;
+            for (l = 0; l < k; l++)
+                s += a[i * k + l] * b[j * k + l];
+            c[i * m + j] = s;
+        }
+}
+
+/* Cholesky test only (for a result we just symmetrised ourselves): 1 if PD. */
+int tl_sm_chol_ok(int n, const double *a);
 /* Replace a[n,n] by (a + a^T)/2. */
 void tl_sm_symmetrize(int n, double *a);
 /* Largest |a_ij - a_ji| divided by the largest |a_ij| (0 for a zero matrix). */
