@@ -1,0 +1,178 @@
+# radar.py: a simulated national radar: visibility and noisy plots
+"""One radar site: what it can see, and the noisy plots it reports.
+
+Visibility of a target (all must hold):
+- the line of sight clears the Earth: the closest point of the segment
+  radar -> target to the Earth's centre lies above the WGS-84 ellipsoid
+  (geometric radar horizon from the Earth's curvature; no refraction);
+- elevation >= the elevation mask; slant range <= the maximum range;
+- azimuth inside the sector, if the radar has one (a fixed-face radar such
+  as AN/TPY-2 looks over about 120 degrees).
+
+Plots are range, azimuth (from north, clockwise) and elevation with Gaussian
+noise of the configured sigmas, produced every 1/update_hz seconds, each
+target detected with probability ``pd``, plus Poisson false alarms spread
+over the coverage. All arithmetic is in the radar's own ENU frame.
+
+    >>> r = Radar(cfg, 0, nation_frame, truth.frames, Rng(7))
+    >>> n = r.scan(t, truth)            # r.plots[:n] are this scan's plots
+"""
+import math
+
+from trilink_board import geo
+
+_TWO_PI = 6.283185307179586
+MAX_PLOTS = 96
+_shared = []   # one plot buffer for all radars: scans are consumed one at a time
+
+
+def plot_buffer():
+    """The shared, preallocated list of MAX_PLOTS Plot objects (made on first use)."""
+    if not _shared:
+        for _ in range(MAX_PLOTS):
+            _shared.append(Plot())
+    return _shared
+
+
+class Plot:
+    """One detection: scan time t (s, scenario time), radar index, r (m), az, el (rad); oid is the
+    truth id that caused it (0 = false alarm), kept for scoring only: the tracker never reads it."""
+
+    def __init__(self):
+        self.t = 0.0
+        self.radar = 0
+        self.r = 0.0
+        self.az = 0.0
+        self.el = 0.0
+        self.oid = 0
+
+
+class Radar:
+    """``Radar(cfg, index, nation_frame, truth_frames, rng)``; cfg is a radar dict of config.load_nation."""
+
+    def __init__(self, cfg, index, nation_frame, truth_frames, rng):
+        self.cfg = cfg
+        self.index = index
+        self.name = cfg["name"]
+        self.frame = geo.LocalFrame(cfg["lat"], cfg["lon"], cfg["alt_m"])
+        self.to_nation = geo.FrameLink(self.frame, nation_frame)
+        self.from_nation = geo.FrameLink(nation_frame, self.frame)
+        self.from_truth = [geo.FrameLink(f, self.frame) for f in truth_frames]
+        self.rng = rng
+        self.period = 1.0 / cfg["update_hz"]
+        # Stagger the radars of one nation so their scans interleave.
+        self.next_scan = (index * 0.137) % self.period
+        self.max_range = cfg["max_range_m"]
+        self.mask = cfg["mask_rad"]
+        self.sector_az = cfg["sector_az_rad"]
+        self.sector_half = cfg["sector_half_rad"]
+        # Shared by every radar (RP2040-sized heap): a scan's plots are valid until the next scan.
+        self.plots = plot_buffer()
+        self.detections = 0
+        self.overflow = 0
+
+    def visible(self, e, n, u):
+        """True if a target at (e, n, u) in this radar's ENU frame is in its coverage."""
+        r2 = e * e + n * n + u * u
+        if r2 > self.max_range * self.max_range or r2 < 1.0:
+            return False
+        h = math.sqrt(e * e + n * n)
+        if math.atan2(u, h) < self.mask:
+            return False
+        if self.sector_half is not None:
+            d = math.atan2(e, n) - self.sector_az
+            d = (d + math.pi) % _TWO_PI - math.pi
+            if abs(d) > self.sector_half:
+                return False
+        return self.clears_earth(e, n, u)
+
+    def clears_earth(self, e, n, u):
+        """True if the straight segment from the radar to (e, n, u) stays above the ellipsoid."""
+        c = self.frame.centre
+        d2 = e * e + n * n + u * u
+        s = -(c[0] * e + c[1] * n + c[2] * u) / d2     # closest approach to the centre, 0..1 along the segment
+        if s <= 0.0:
+            return True          # the target is "above" the radar: the ray climbs away from the Earth
+        if s > 1.0:
+            s = 1.0
+        qx = s * e - c[0]
+        qy = s * n - c[1]
+        qz = s * u - c[2]
+        q = math.sqrt(qx * qx + qy * qy + qz * qz)
+        k = self.frame.axis
+        return q >= geo.ellipsoid_radius((qx * k[0] + qy * k[1] + qz * k[2]) / q)
+
+    def due(self, t):
+        """True if a scan is due at or before scenario time ``t``."""
+        return self.next_scan <= t
+
+    def scan(self, t, truth):
+        """Make this scan's plots from ``truth`` (already advanced to ``t``); return their count.
+
+        Advances ``next_scan`` by one period. Plots are in ``self.plots[:count]``.
+        """
+        self.next_scan += self.period
+        cfg = self.cfg
+        rng = self.rng
+        sr = cfg["sigma_range_m"]
+        sa = cfg["sigma_az_rad"]
+        se = cfg["sigma_el_rad"]
+        pd = cfg["pd"]
+        n = 0
+        for ob in truth.objects:
+            if ob.state != 1:
+                continue
+            p = ob.p
+            e, nn, u = self.from_truth[ob.frame_index].apply(p[0], p[1], p[2])
+            if not self.visible(e, nn, u):
+                continue
+            # Draw the detection and the noise for every visible target so a
+            # missed detection does not shift the stream for the others.
+            hit = rng.uniform() < pd
+            gr = rng.gauss(0.0, sr)
+            ga = rng.gauss(0.0, sa)
+            ge = rng.gauss(0.0, se)
+            if not hit:
+                continue
+            if n >= MAX_PLOTS:
+                self.overflow += 1
+                continue
+            pl = self.plots[n]
+            h = math.sqrt(e * e + nn * nn)
+            pl.t = t
+            pl.radar = self.index
+            pl.r = math.sqrt(h * h + u * u) + gr
+            pl.az = (math.atan2(e, nn) + ga) % _TWO_PI
+            pl.el = math.atan2(u, h) + ge
+            pl.oid = ob.oid
+            n += 1
+        lam = cfg["fa_per_scan"]
+        if lam > 0.0:
+            # Poisson count by Knuth's product method (lambda is small).
+            lim = math.exp(-lam)
+            prod = rng.uniform()
+            while prod > lim:
+                if n < MAX_PLOTS:
+                    self._false_alarm(self.plots[n], t)
+                    n += 1
+                prod *= rng.uniform()
+        self.detections += n
+        return n
+
+    def _false_alarm(self, pl, t):
+        rng = self.rng
+        pl.t = t
+        pl.radar = self.index
+        pl.oid = 0
+        pl.r = self.max_range * (0.05 + 0.95 * rng.uniform())
+        if self.sector_half is not None:
+            pl.az = (self.sector_az + self.sector_half * (2.0 * rng.uniform() - 1.0)) % _TWO_PI
+        else:
+            pl.az = _TWO_PI * rng.uniform()
+        pl.el = self.mask + 0.5 * rng.uniform()
+
+    def plot_to_nation(self, pl):
+        """(x, y, z) of a plot in the nation's ENU frame."""
+        ce = math.cos(pl.el)
+        return self.to_nation.apply(pl.r * ce * math.sin(pl.az), pl.r * ce * math.cos(pl.az),
+                                    pl.r * math.sin(pl.el))
