@@ -288,16 +288,25 @@ static void predict_all(tl_picture *pic, double t)
         src_t *T = &pic->trk[s];
         if (!T->used)
             continue;
+        double from;
         if (T->pred_ok && T->pt == t)
             continue;
-        T->pred_ok = 0;
         if (T->t > t) {
+            T->pred_ok = 0;
             pic->st.sat_out++;
             continue;
         }
-        memcpy(T->px, T->x, sizeof T->x);
-        memcpy(T->pP, T->P, sizeof T->P);
-        if (tl_motion_predict1(&pic->cfg.motion, T->px, T->pP, t - T->t, NULL) == TL_TRK_OK) {
+        /* Continue from the last prediction when it lies between the report
+         * and t: a track that stopped reporting costs one round's step, not
+         * a growing propagation from its last report every round. */
+        if (!(T->pred_ok && T->pt >= T->t && T->pt <= t)) {
+            memcpy(T->px, T->x, sizeof T->x);
+            memcpy(T->pP, T->P, sizeof T->P);
+            T->pt = T->t;
+        }
+        from = T->pt;
+        T->pred_ok = 0;
+        if (tl_motion_predict1(&pic->cfg.motion, T->px, T->pP, t - from, NULL) == TL_TRK_OK) {
             T->pred_ok = 1;
             T->pt = t;
         } else {
@@ -425,6 +434,7 @@ static void associate_node(tl_picture *pic, uint8_t node)
 int32_t tl_picture_associate(tl_picture *pic, double t)
 {
     int32_t s, n;
+    uint64_t present = 0;
     if (pic == NULL)
         return TL_TRK_EARG;
     if (!isfinite(t))
@@ -436,8 +446,12 @@ int32_t tl_picture_associate(tl_picture *pic, double t)
             pic->st.timed_out++;
         }
     predict_all(pic, t);
+    for (s = 0; s < NT; s++)
+        if (pic->trk[s].used && pic->trk[s].pred_ok)
+            present |= ((uint64_t)1) << pic->trk[s].node;
     for (n = 0; n <= TL_PIC_MAX_NODE; n++)
-        associate_node(pic, (uint8_t)n);
+        if ((present >> n) & 1u)
+            associate_node(pic, (uint8_t)n);
     return TL_TRK_OK;
 }
 
