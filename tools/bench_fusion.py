@@ -5,11 +5,16 @@ the numpy reference, FilterPy and scipy where they apply, side by side in one ru
     python tools/bench_fusion.py            # full run (results: docs/BENCH_FUSION.md)
     python tools/bench_fusion.py --quick    # fewer repeats, for a smoke test
 
-Sections (each a function returning rows; add yours to SECTIONS):
+Sections (each a function(quick) returning (case, implementation, seconds per
+item) rows; add yours to SECTIONS). Within a case, the row whose
+implementation starts with "C batched" is the base of the "vs C" ratios:
   predict+update   per-track ballistic predict (0.1 s) + position update, and
                    the linear CV predict+update that FilterPy can also do
   impact           impact prediction per track
   cffi overhead    per-track cost of predict+update at batch sizes 1, 8, 64
+  two-track CI     covariance intersection per pair (golden section, closed form)
+  full frame       2 sources x 100 tracks through the picture: gating,
+                   assignment, CI (C) against the numpy reference + scipy
 """
 from __future__ import annotations
 
@@ -156,10 +161,80 @@ def section_overhead(q: bool) -> List[Row]:
     return rows
 
 
+# ---- association, CI and track picture (the picture part of issue 4) ----
+
+def _ci_pairs(n: int, seed: int = 4) -> Tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x, P = tracks(2 * n, seed)
+    return x.reshape(n, 2, 6), P.reshape(n, 2, 6, 6)
+
+
+def section_ci(q: bool) -> List[Row]:
+    """Two-track covariance intersection with the trace-optimal weight."""
+    from trilink_native.reference import fusion as fref
+
+    rows: List[Row] = []
+    n = 256
+    xs, Ps = _ci_pairs(n)
+    for mode, label in (("trace", "two-track CI (golden section)"), ("fast", "two-track CI (closed form)")):
+        rows.append((label, "C batched (N=256)", per_call(lambda: b.ci_batch(xs, Ps, mode), 5, 20 if q else 100) / n))
+        rows.append((label, "C batch 1", per_call(lambda: b.ci_fuse(xs[0], Ps[0], mode), 5, 200 if q else 2000)))
+        k = 4 if q else 32
+        rows.append((label, "numpy reference",
+                     per_call(lambda: [fref.ci_fuse(xs[i], Ps[i], mode) for i in range(k)], 3, 1 if q else 3) / k))
+    return rows
+
+
+def _frame_tracks(n: int, seed: int = 5):
+    """Two sources' tracks of n targets 20 km apart, at one common time."""
+    rng = np.random.default_rng(seed)
+    truth = ref.irbm_burnout() + np.zeros((n, 6))
+    truth[:, :3] += rng.normal(0, 20e3, (n, 3))
+    Pa = np.broadcast_to(np.diag([300.0**2] * 3 + [10.0**2] * 3), (n, 6, 6)).copy()
+    Pb = 2.0 * Pa
+    xa = truth + rng.normal(size=(n, 6)) * np.array([300.0] * 3 + [0.0] * 3)
+    xb = truth + rng.normal(size=(n, 6)) * np.array([420.0] * 3 + [0.0] * 3)
+    return xa, Pa, xb, Pb
+
+
+def section_frame(q: bool) -> List[Row]:
+    """A full frame, 2 sources x 100 tracks: store the reports, gate every
+    pair, assign, CI-fuse the pairs and emit the picture."""
+    from scipy.optimize import linear_sum_assignment
+
+    from trilink_native.reference import fusion as fref
+
+    n = 100
+    xa, Pa, xb, Pb = _frame_tracks(n)
+    nodes = np.repeat([1, 2], n)
+    ids = np.tile(np.arange(n), 2)
+    xx, PP = np.concatenate([xa, xb]), np.concatenate([Pa, Pb])
+    pic = b.Picture()
+    t = [0.0]
+
+    def c_frame() -> None:
+        t[0] += 1.0  # a new frame time: every track is predicted (by 0 s: reports are fresh)
+        pic.update(nodes, ids, ids, np.full(2 * n, t[0]), xx, PP)
+        pic.associate(t[0])
+        pic.fuse(t[0])
+
+    c_frame()
+    assert len(pic.fuse(t[0])["fused_id"]) == n, "bench frame must associate every pair"
+    rows: List[Row] = [("full frame 2x100 (per frame)", "C batched (picture)", per_call(c_frame, 5, 20 if q else 100))]
+    lsa = lambda c: linear_sum_assignment(c)  # noqa: E731
+    rows.append(("full frame 2x100 (per frame)", "numpy ref + scipy",
+                 per_call(lambda: fref.frame(xa, Pa, xb, Pb, assign_fn=lsa), 1 if q else 3, 1)))
+    rows.append(("full frame 2x100 (per frame)", "numpy ref + scipy, fast CI",
+                 per_call(lambda: fref.frame(xa, Pa, xb, Pb, mode="fast", assign_fn=lsa), 1 if q else 3, 1)))
+    return rows
+
+
 SECTIONS: List[Tuple[str, Callable[[bool], List[Row]]]] = [
     ("per-track predict+update", section_predict_update),
     ("impact prediction per track", section_impact),
     ("cffi overhead per track", section_overhead),
+    ("two-track covariance intersection per pair", section_ci),
+    ("full frame: 2 sources x 100 tracks (gating, assignment, CI)", section_frame),
 ]
 
 
