@@ -212,3 +212,33 @@ def test_tables_are_bounded():
     assert (st[:cap] == 0).all() and (st[cap:] == 16).all()
     pic.associate(0.0)
     assert pic.stats()["fused"] == cap and len(pic.fuse(0.0)["fused_id"]) == cap
+
+
+def test_first_round_matches_the_numpy_reference_frame():
+    from scipy.optimize import linear_sum_assignment
+
+    from trilink_native.reference import fusion as ref
+
+    rng = np.random.default_rng(11)
+    n = 30
+    truth = _targets(n, spacing=1500.0)  # close enough that gates overlap
+    xa = truth + rng.normal(size=(n, 6)) * np.array([300.0] * 3 + [5.0] * 3)
+    xb = truth + rng.normal(size=(n, 6)) * np.array([300.0] * 3 + [5.0] * 3)
+    xb[:3, 0] += 50e3  # three of b's tracks match nothing
+    Pb = np.broadcast_to(2 * P0, (n, 6, 6))
+    pic = binding.Picture()
+    _report(pic, 1, np.arange(n), xa, 0.0)
+    _report(pic, 2, np.arange(n), xb, 0.0, P=2 * P0)
+    pic.associate(0.0)
+    out = pic.fuse(0.0)
+    got = {}
+    for i, m in enumerate(out["nmem"]):
+        key = tuple(sorted(zip(out["node"][i, :m].tolist(), out["track"][i, :m].tolist())))
+        got[key] = (out["x"][i], out["P"][i])
+    want = ref.frame(xa, np.broadcast_to(P0, (n, 6, 6)), xb, Pb,
+                     assign_fn=lambda c: linear_sum_assignment(c))
+    assert len(got) == len(want)
+    for ia, jb, x, P in want:
+        key = tuple(k for k in ((1, ia), (2, jb)) if k[1] is not None)
+        np.testing.assert_allclose(got[key][0], x, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(got[key][1], P, rtol=1e-6)

@@ -43,7 +43,7 @@ struct tl_picture {
     double work[3 * (NF + NT)];
     int32_t iwork[6 * (NF + NT)];
     int32_t r2c[NT], rows[NT], cols[NF], ready[NT], origin[NT];
-    double refx[NF * 6], refP[NF * 36];
+    double refx[NF * 6], refP[NF * 36], reftr[NF];
     double xs[NM * 6], Ps[NM * 36];
 };
 
@@ -215,6 +215,11 @@ int32_t tl_picture_lookup(const tl_picture *pic, uint8_t node, uint32_t track_id
     return TL_TRK_OK;
 }
 
+static double trace6(const double *P)
+{
+    return P[0] + P[7] + P[14] + P[21] + P[28] + P[35];
+}
+
 /* d^2 = d^T (A + B)^-1 d by Cholesky; +inf if A + B is not PD. */
 static double mahal(const double *d, const double *A, const double *B)
 {
@@ -332,14 +337,24 @@ static void associate_node(tl_picture *pic, uint8_t node)
             fuse_members(pic, f, others, pic->refx + nc * 6, pic->refP + nc * 36, NULL, used) > 0)
             pic->cols[nc++] = f;
     ncol = nc + nr;
+    for (j = 0; j < nc; j++)
+        pic->reftr[j] = trace6(pic->refP + j * 36);
     for (r = 0; r < nr; r++) {
         const src_t *T = &pic->trk[pic->rows[r]];
-        double *row = pic->cost + (size_t)r * ncol;
+        double *row = pic->cost + (size_t)r * ncol, tr = trace6(T->pP);
         for (j = 0; j < nc; j++) {
-            double d[6], d2;
+            double d[6], d2, e2 = 0.0;
             int i;
-            for (i = 0; i < 6; i++)
+            for (i = 0; i < 6; i++) {
                 d[i] = T->px[i] - pic->refx[j * 6 + i];
+                e2 += d[i] * d[i];
+            }
+            /* d^T S^-1 d >= |d|^2 / lambda_max(S) >= |d|^2 / tr(S): a pair
+             * that fails this bound is outside the gate without a Cholesky. */
+            if (e2 > c->gate * (tr + pic->reftr[j])) {
+                row[j] = INFINITY;
+                continue;
+            }
             d2 = mahal(d, T->pP, pic->refP + j * 36);
             row[j] = d2 <= c->gate ? d2 - (T->fused == pic->cols[j] ? c->stay_bonus : 0.0)
                                    : INFINITY;

@@ -206,3 +206,40 @@ def gate_d2(xa: np.ndarray, Pa: np.ndarray, xb: np.ndarray, Pb: np.ndarray) -> n
     S = Pa[:, None, :, :] + Pb[None, :, :, :]
     sol = np.linalg.solve(S, diff[..., None])[..., 0]
     return np.einsum("ijk,ijk->ij", diff, sol)
+
+
+# ------------------------------------------------------------ one frame ----
+
+def frame(xa: np.ndarray, Pa: np.ndarray, xb: np.ndarray, Pb: np.ndarray,
+          gate: float = GATE_6DOF_999, mode: str = "trace", assign_fn=None) -> list:
+    """One association + fusion round of two sources' tracks at a common time:
+    the first round of the C picture (no earlier associations).
+
+    Cost d^2 gated at `gate`, one "no match" column per row at cost `gate`,
+    optimal assignment (``assign_fn(cost) -> (rows, cols)``, default this
+    module's `assign`), then CI of every matched pair. Returns a list of
+    (index in a or None, index in b or None, x, P) in a's order, then b's
+    unmatched tracks.
+    """
+    na, nb = len(xa), len(xb)
+    d2 = gate_d2(xa, Pa, xb, Pb) if na and nb else np.zeros((na, nb))
+    cost = np.full((na, nb + na), np.inf)
+    cost[:, :nb] = np.where(d2 <= gate, d2, np.inf)
+    cost[np.arange(na), nb + np.arange(na)] = gate
+    if assign_fn is None:
+        r2c = assign(cost)[0]
+    else:
+        rows, cols = assign_fn(cost)
+        r2c = np.full(na, -1)
+        r2c[rows] = cols
+    out, used_b = [], set()
+    for i in range(na):
+        j = int(r2c[i])
+        if 0 <= j < nb:
+            x, P, _ = ci_fuse(np.stack([xa[i], xb[j]]), np.stack([Pa[i], Pb[j]]), mode)
+            out.append((i, j, x, P))
+            used_b.add(j)
+        else:
+            out.append((i, None, xa[i], Pa[i]))
+    out += [(None, j, xb[j], Pb[j]) for j in range(nb) if j not in used_b]
+    return out
