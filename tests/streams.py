@@ -30,6 +30,7 @@ PROTOCOL.md §3.3 cases 1-11 literally.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import random
@@ -218,10 +219,14 @@ def _payload(rng: random.Random) -> bytes:
     return rng.getrandbits(8 * n).to_bytes(n, "little").translate(_QUARTER_ZERO) if n else b""
 
 
+@functools.lru_cache(maxsize=None)
 def build_stream(n: int, kind: str = "clean", seed: int = 0, rate: float = 0.05,
                  ber: float = 1e-4) -> StreamCase:
     """``n`` valid frames from nodes 1 and 2 to the relay, with damage ``kind``
-    (one of ``INJECTIONS``) at about ``rate`` of the frames (``ber`` for bit flips)."""
+    (one of ``INJECTIONS``) at about ``rate`` of the frames (``ber`` for bit flips).
+
+    Deterministic, and cached: every test in a session that asks for the same
+    stream shares one ``StreamCase`` (treat it as read-only)."""
     if kind not in INJECTIONS:
         raise ValueError("kind %r not in %r" % (kind, INJECTIONS))
     rng = random.Random("%s/%d/%d" % (kind, n, seed))
