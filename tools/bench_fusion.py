@@ -199,7 +199,7 @@ def _frame_tracks(n: int, seed: int = 5):
 
 def section_frame(q: bool) -> List[Row]:
     """A full frame, 2 sources x 100 tracks: store the reports, gate every
-    pair, assign, CI-fuse the pairs and emit the picture."""
+    pair, assign, CI-fuse the pairs and emit the picture (times per frame)."""
     from scipy.optimize import linear_sum_assignment
 
     from trilink_native.reference import fusion as fref
@@ -209,23 +209,23 @@ def section_frame(q: bool) -> List[Row]:
     nodes = np.repeat([1, 2], n)
     ids = np.tile(np.arange(n), 2)
     xx, PP = np.concatenate([xa, xb]), np.concatenate([Pa, Pb])
-    pic = b.Picture()
-    t = [0.0]
-
-    def c_frame() -> None:
-        t[0] += 1.0  # a new frame time: every track is predicted (by 0 s: reports are fresh)
-        pic.update(nodes, ids, ids, np.full(2 * n, t[0]), xx, PP)
-        pic.associate(t[0])
-        pic.fuse(t[0])
-
-    c_frame()
-    assert len(pic.fuse(t[0])["fused_id"]) == n, "bench frame must associate every pair"
-    rows: List[Row] = [("full frame 2x100 (per frame)", "C batched (picture)", per_call(c_frame, 5, 20 if q else 100))]
     lsa = lambda c: linear_sum_assignment(c)  # noqa: E731
-    rows.append(("full frame 2x100 (per frame)", "numpy ref + scipy",
-                 per_call(lambda: fref.frame(xa, Pa, xb, Pb, assign_fn=lsa), 1 if q else 3, 1)))
-    rows.append(("full frame 2x100 (per frame)", "numpy ref + scipy, fast CI",
-                 per_call(lambda: fref.frame(xa, Pa, xb, Pb, mode="fast", assign_fn=lsa), 1 if q else 3, 1)))
+    rows: List[Row] = []
+    for mode, case in (("trace", "full frame 2x100, CI trace-opt"), ("fast", "full frame 2x100, CI closed form")):
+        pic = b.Picture(ci_mode=mode)
+        t = [0.0]
+
+        def c_frame() -> None:
+            t[0] += 1.0  # a new frame time: every track is predicted (by 0 s: reports are fresh)
+            pic.update(nodes, ids, ids, np.full(2 * n, t[0]), xx, PP)
+            pic.associate(t[0])
+            pic.fuse(t[0])
+
+        c_frame()
+        assert len(pic.fuse(t[0])["fused_id"]) == n, "bench frame must associate every pair"
+        rows.append((case, "C batched (picture)", per_call(c_frame, 5, 20 if q else 100)))
+        rows.append((case, "numpy ref + scipy",
+                     per_call(lambda: fref.frame(xa, Pa, xb, Pb, mode=mode, assign_fn=lsa), 1 if q else 3, 1)))
     return rows
 
 
