@@ -16,9 +16,9 @@ static const uint32_t K[64] = {
     0x748f82eeUL, 0x78a5636fUL, 0x84c87814UL, 0x8cc70208UL, 0x90befffaUL, 0xa4506cebUL, 0xbef9a3f7UL, 0xc67178f2UL,
 };
 
-/* 32-bit rotate; the mask keeps it right where uint32_t is wider than 32 bits
- * after integer promotion (it never is on our targets, but costs nothing). */
-#define ROR(x, r) ((((x) >> (r)) | ((x) << (32 - (r)))) & 0xFFFFFFFFUL)
+/* 32-bit rotate; the cast keeps it right should uint32_t ever promote to a
+ * wider int (it does not on our targets, and costs nothing). */
+#define ROR(x, r) ((uint32_t)(((x) >> (r)) | ((x) << (32 - (r)))))
 
 static void compress(uint32_t h[8], const uint8_t *p)
 {
