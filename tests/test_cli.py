@@ -1,6 +1,7 @@
 """The `trilink` command: every subcommand answers --help, unknown ones fail."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -31,5 +32,7 @@ def test_unknown_command_fails(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_console_script_installed() -> None:
-    out = subprocess.run(["trilink", "--help"], capture_output=True, text=True, timeout=60)
+    # The script sits beside the interpreter of this environment, on PATH or not.
+    script = os.path.join(os.path.dirname(sys.executable), "trilink")
+    out = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "keygen" in out.stdout
