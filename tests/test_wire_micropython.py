@@ -1,7 +1,7 @@
 """The board wire under the real MicroPython unix port (``-X heapsize=192K``):
 it reproduces every committed vector, decodes frames CPython made and makes
-frames CPython decodes, resynchronises with exact counters, and every board
-wire file compiles with mpy-cross."""
+frames CPython decodes, resynchronises with exact counters, allocates
+nothing per byte, and every board wire file compiles with mpy-cross."""
 from __future__ import annotations
 
 import hashlib
@@ -97,7 +97,7 @@ for path in sys.argv[2:]:
             n = fh.readinto(memoryview(buf)[:want])
             if not n:
                 break
-            for f in d.feed(memoryview(buf)[:n]):
+            for f in d.feed(buf, n):  # the board's zero-copy path
                 n_def += 1
                 h_def.update(f.raw)
                 try:
@@ -220,6 +220,36 @@ def test_stream_resync_under_micropython(micropython, tmp_path):
         assert r["h_deframed"] == hashlib.sha256(b"".join(case.deframed)).hexdigest(), case.kind
         assert r["h_accepted"] == hashlib.sha256(b"".join(case.accepted)).hexdigest(), case.kind
         assert r["counts"]["accepted"] == len(case.accepted)
+
+
+ALLOC_SCRIPT = r"""
+import gc
+from trilink_board import wire
+d = wire.Deframer()
+one = bytearray(1)
+frame = wire.serial_encode(wire.pack(b"TEST-ONLY-KEY-jp-000000000000001", 1, 1, 0, 2, 0, 1, bytes(20)))
+
+def run(count):
+    for k in range(count):  # a byte at a time, inside one long chunk
+        one[0] = 1 + k % 200
+        d.feed(one, 1)
+
+run(10)  # warm up: first-call costs are not per byte
+before = after = 0  # create the globals now: a new global may grow the module dict
+gc.collect()
+gc.disable()
+before = gc.mem_alloc()
+run(1000)
+after = gc.mem_alloc()
+gc.enable()
+d.reset()
+print(after - before, len(d.feed(frame)))
+"""
+
+
+def test_deframer_allocates_nothing_per_byte(micropython):
+    grown, frames = micropython.run(ALLOC_SCRIPT).split()
+    assert (int(grown), int(frames)) == (0, 1)
 
 
 def test_board_wire_files_compile_with_mpy_cross(tmp_path):

@@ -67,6 +67,9 @@ TYPES = (HELLO, HEARTBEAT, TIME_SYNC_REQ, TIME_SYNC_RESP, TRACK_REPORT, PICTURE,
 
 # version, flags, src, dst, type, key_id, seq, counter low 32, counter high 16, length
 _HDR = "<6BHIHH"
+_SMALL = const(16)  # runs up to this long are copied byte by byte (no allocation)
+_NONE = ()
+_BUFFERS = (bytes, bytearray)  # a module constant: a tuple literal would allocate per call
 
 
 class WireError(ValueError):
@@ -243,13 +246,15 @@ class Deframer:
     """Incremental serial deframer (cases 1-7 of section 3.3).
 
     Two preallocated buffers (the COBS chunk, at most ``MAX_CHUNK`` bytes,
-    and its decoding); ``feed`` copies runs of bytes with slice assignment,
-    so nothing is allocated per byte. ``counts`` holds ``frames`` (frames
+    and its decoding); ``feed`` copies short runs byte by byte and long
+    ones with one slice assignment, so nothing is allocated per byte (a
+    byte-at-a-time caller allocates nothing until a frame completes).
+    ``counts`` holds ``frames`` (frames
     returned), ``oversize``, ``malformed`` and ``crc_error``.
 
         >>> d = Deframer()
         >>> d.feed(b"\\x00\\x01\\x00")   # an empty chunk and a too short frame
-        []
+        ()
         >>> d.counts["malformed"]
         1
     """
@@ -267,25 +272,36 @@ class Deframer:
         self._n = 0
         self._drop = False
 
-    def feed(self, data):
-        """Consume bytes; return the list of ``Frame`` completed by them."""
-        if not isinstance(data, (bytes, bytearray)):
+    def feed(self, data, n=None):
+        """Consume ``data[:n]`` (all of it when ``n`` is None) and return the
+        frames it completed: a list, or the empty tuple when there are none,
+        so that feeding a byte at a time allocates nothing. Pass a
+        ``readinto`` buffer and its count to avoid any copy:
+        ``d.feed(buf, uart.readinto(buf))``. A memoryview is copied once
+        (it has no ``find``)."""
+        if not isinstance(data, _BUFFERS):
             data = bytes(data)
-        src = memoryview(data)
-        out = []
-        n = len(data)
+        out = _NONE
+        if n is None or n > len(data):
+            n = len(data)
+        buf = self._buf
         i = 0
         while i < n:
-            j = data.find(b"\x00", i)
+            j = data.find(b"\x00", i, n)
             end = n if j < 0 else j
             k = end - i
             if k and not self._drop:
-                if self._n + k > MAX_CHUNK:  # case 1: count once, skip to the next 0x00
+                m = self._n
+                if m + k > MAX_CHUNK:  # case 1: count once, skip to the next 0x00
                     self._drop = True
                     self.counts["oversize"] += 1
+                elif k <= _SMALL:  # short runs: copy without making a slice object
+                    for t in range(k):
+                        buf[m + t] = data[i + t]
+                    self._n = m + k
                 else:
-                    self._buf[self._n:self._n + k] = src[i:end]
-                    self._n += k
+                    buf[m:m + k] = memoryview(data)[i:end]
+                    self._n = m + k
             if j < 0:
                 break
             if self._drop:
@@ -293,6 +309,8 @@ class Deframer:
             elif self._n:  # an empty chunk (00 00) is ignored silently
                 f = self._chunk()
                 if f is not None:
+                    if out is _NONE:
+                        out = []
                     out.append(f)
             self._n = 0
             i = j + 1
