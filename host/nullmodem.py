@@ -243,7 +243,7 @@ class _Direction:
         self.carry_damage = False  # a delimiter was damaged: the next frame merges
         self.carry_from: Optional[FrameRecord] = None
         self.out = bytearray()  # released, not yet accepted by the receiver's pty
-        self.out_meta: Deque[Tuple[int, int, int, Optional[FrameRecord]]] = deque()
+        self.out_meta: Deque[Tuple[int, int, Optional[FrameRecord]]] = deque()  # (index, due, delimiter's frame)
         self.rx_buffer = rx_buffer
         self.c = LinkCounters()
         self._late_sum = 0
@@ -299,21 +299,24 @@ class _Direction:
             if rec is not None:
                 self._finish(rec, None)
 
-    def release(self, now: int, dead: Callable[[int], bool]) -> None:
-        """Hand every byte whose time has come to the receiving pty."""
-        q = self.queue
+    def release(self, now: int, dead: Optional[Callable[[int], bool]]) -> None:
+        """Hand every byte whose time has come to the receiving pty.
+        ``dead`` is None when no unplug window exists (the common case: no
+        call per byte)."""
+        q, out, meta = self.queue, self.out, self.out_meta
+        present = self.dst.present
         while q and q[0][1] <= now:
             t_wire, t_due, val, mask, dropped, rec, is_delim, idx = q.popleft()
             if rec is not None and self.carry_damage and rec is not self.carry_from:
                 rec.damaged = True
                 self.carry_damage = False
-            if not self.dst.present or dead(t_wire):
+            if not present or (dead is not None and dead(t_wire)):
                 self.c.bytes_lost += 1
                 self._lose(rec, is_delim)
             elif dropped:
                 self.c.bytes_dropped += 1
                 self._lose(rec, is_delim)
-            elif len(self.out) >= self.rx_buffer:
+            elif len(out) >= self.rx_buffer:
                 self.c.bytes_overrun += 1
                 self._lose(rec, is_delim)
             else:
@@ -323,8 +326,8 @@ class _Direction:
                         rec.damaged = True
                     if is_delim:
                         self.carry_damage, self.carry_from = True, rec
-                self.out.append(val)
-                self.out_meta.append((idx, t_due, t_wire, rec if is_delim else None))
+                out.append(val)
+                meta.append((idx, t_due, rec if is_delim else None))
         self.flush()
 
     def flush(self) -> None:
@@ -343,7 +346,7 @@ class _Direction:
         del self.out[:n]
         meta, log = self.out_meta, self.log
         for _ in range(n):
-            idx, t_due, _t_wire, rec = meta.popleft()
+            idx, t_due, rec = meta.popleft()
             late = t - t_due
             self._late_sum += late
             if late > self._late_max:
@@ -357,7 +360,7 @@ class _Direction:
 
     def discard_out(self) -> None:
         """The receiver vanished: what it had not yet accepted is lost."""
-        for _idx, _due, _wire, rec in self.out_meta:
+        for _idx, _due, rec in self.out_meta:
             self.c.bytes_lost += 1
             if rec is not None:
                 rec.damaged = True
@@ -641,9 +644,11 @@ class NullModem:
         while not self._stop:
             with self._lock:
                 now = time.monotonic_ns()
-                self._update_presence(now)
+                vanishing = self.impair.vanish is not None or self._manual_vanishes > 0
+                if vanishing:
+                    self._update_presence(now)
                 for d in dirs:
-                    d.release(now, self._dead)
+                    d.release(now, self._dead if (self._windows or self._manual) else None)
                 rlist: List[int] = [self._wake_r]
                 wlist: List[int] = []
                 reader: Dict[int, _Direction] = {}
@@ -659,7 +664,7 @@ class NullModem:
                         # bytes, never one early, at a fraction of the CPU.
                         due = max(d.queue[0][1], now + self._resolution_ns)
                         deadline = due if deadline is None else min(deadline, due)
-                edge = self._next_edge(now)
+                edge = self._next_edge(now) if vanishing else None
                 if edge is not None:
                     deadline = edge if deadline is None else min(deadline, edge)
             timeout = 0.25 if deadline is None else min(0.25, max(0.0, (deadline - time.monotonic_ns()) / _NS))
