@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Dict, Optional, Tuple
 
 __all__ = ["Impairment", "ImpairmentError", "Window", "BitErrors", "parse"]

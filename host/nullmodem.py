@@ -36,7 +36,7 @@ import threading
 import time
 from array import array
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 from trilink.impair import BitErrors, Impairment, parse as parse_impairment
@@ -142,8 +142,8 @@ class ByteLog:
     when its last bit crossed, ``out_ns[i]`` when it reached the receiving pty
     (-1: dropped, lost or overrun)."""
 
-    wire_ns: array
-    out_ns: array
+    wire_ns: "array[int]"
+    out_ns: "array[int]"
 
 
 def _unread(fd: Optional[int]) -> int:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from contextlib import contextmanager
 from typing import Iterator, List, Tuple
 
