@@ -276,6 +276,7 @@ def test_resync_10000_frames(kind):
     d2, ring2, rejected = b.Deframer(), relay_ring(), []
     got = feed_in_pieces(d2, case.stream, rng, lambda piece: d2.receive(piece, ring2, rejected=rejected))
     assert [f.raw for f in got] == case.accepted
+    assert b.Deframer().receive_raw(case.stream, relay_ring()) == case.accepted
     assert d2.counts == d.counts and ring2.counts == ring.counts and ring2.marks == ring.marks
     assert sorted(r for r, _ in rejected) == sorted(
         r for r in ("auth_fail", "replay", "wrong_link") for _ in range(case.counts[r]))
