@@ -494,6 +494,244 @@ class Deframer:
 
 
 # --------------------------------------------------------------- codec ----
+# docs/PROTOCOL.md section 5 over native/c/codec.h and drmodel.h. One cffi
+# call per batch: arrays in a TrackBatch are handed to C as pointers. Every
+# decode error is a CodecError whose ``reason`` is the name of section 5.7
+# ("truncated", "version", "malformed"); encoding a value the format cannot
+# carry is "range" (or "no_base", "no_space", "full").
+
+import numpy as _c_np
+from typing import Dict as _c_Dict, List as _c_List, Optional as _c_Opt, Tuple as _c_Tuple
+
+CODEC_VERSION = int(lib.TL_CODEC_VERSION)
+CODEC_REPORT = int(lib.TL_CODEC_REPORT)
+CODEC_PICTURE = int(lib.TL_CODEC_PICTURE)
+REC_KEY = int(lib.TL_REC_KEY)
+REC_DELTA = int(lib.TL_REC_DELTA)
+REC_DROP = int(lib.TL_REC_DROP)
+REC_NONE = int(lib.TL_REC_NONE)
+DR_UPDATE = int(lib.TL_DR_UPDATE)
+DR_DROP = int(lib.TL_DR_DROP)
+SEND_COV = int(lib.TL_SEND_COV)
+SEND_META = int(lib.TL_SEND_META)
+SEND_IMPACT = int(lib.TL_SEND_IMPACT)
+REC_OK = int(lib.TL_REC_OK)
+REC_NO_BASE = int(lib.TL_REC_NO_BASE)
+REC_DUP = int(lib.TL_REC_DUP)
+REC_GONE = int(lib.TL_REC_GONE)
+CODEC_MAX_RECORDS = int(lib.TL_CODEC_MAX_RECORDS)
+CODEC_MAX_SOURCES = int(lib.TL_CODEC_MAX_SOURCES)
+DR_COUNTERS = ("inputs", "keyframes", "deltas", "drops", "suppressed", "heartbeat", "position",
+               "covariance", "meta", "impact", "new_track", "stale")
+
+CODEC_REASONS = {
+    int(lib.TL_CODEC_ETRUNC): "truncated",
+    int(lib.TL_CODEC_EVERSION): "version",
+    int(lib.TL_CODEC_EMALFORMED): "malformed",
+    int(lib.TL_CODEC_ERANGE): "range",
+    int(lib.TL_CODEC_ENOBASE): "no_base",
+    int(lib.TL_CODEC_ENOSPACE): "no_space",
+    int(lib.TL_CODEC_EARG): "argument",
+    int(lib.TL_CODEC_EFULL): "full",
+}
+
+
+class CodecError(ValueError):
+    """A payload that does not decode, or a batch the codec cannot encode;
+    ``reason`` names which (see CODEC_REASONS)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason + (": " + detail if detail else ""))
+        self.reason = reason
+
+
+def _codec_check(st: int, what: str) -> int:
+    if st < 0:
+        raise CodecError(CODEC_REASONS.get(st, "error %d" % st), what)
+    return st
+
+
+_TB_FIELDS = (  # name, dtype, per-record shape, C field
+    ("rtype", _c_np.uint8, ()), ("send", _c_np.uint8, ()), ("status", _c_np.uint8, ()),
+    ("tid", _c_np.uint32, ()), ("t_us", _c_np.uint64, ()), ("x", _c_np.float64, (6,)),
+    ("P", _c_np.float64, (6, 6)), ("flags", _c_np.uint8, ()), ("nations", _c_np.uint32, ()),
+    ("report_id", _c_np.uint32, ()), ("n_src", _c_np.uint8, ()),
+    ("src_node", _c_np.uint8, (16,)), ("src_rid", _c_np.uint32, (16,)),
+    ("has_impact", _c_np.uint8, ()), ("impact", _c_np.float64, (5,)),
+    ("impact_t_us", _c_np.uint64, ()),
+)
+
+
+class TrackBatch:
+    """Parallel arrays of n track updates (codec.h tl_track_batch): tid[n],
+    t_us[n], x[n,6] (local ENU m, m/s), P[n,6,6], flags[n], nations[n],
+    report_id[n], n_src[n] with src_node/src_rid[n,16], has_impact[n],
+    impact[n,5] (east, north, semi-major, semi-minor m, orientation deg),
+    impact_t_us[n]; rtype[n], send[n], status[n] as in codec.h.
+
+        >>> b = TrackBatch.empty(2)
+        >>> b.x.shape, b.P.shape
+        ((2, 6), (2, 6, 6))
+    """
+
+    def __init__(self, **arrays: _c_np.ndarray) -> None:
+        n = len(arrays["tid"])
+        for name, dt, shape in _TB_FIELDS:
+            a = arrays.get(name)
+            a = _c_np.zeros((n,) + shape, dt) if a is None else _c_np.ascontiguousarray(a, dtype=dt)
+            if a.shape != (n,) + shape:
+                raise ValueError("TrackBatch.%s has shape %s, expected %s" % (name, a.shape, (n,) + shape))
+            setattr(self, name, a)
+        self.n = n
+
+    @classmethod
+    def empty(cls, n: int) -> "TrackBatch":
+        """A batch of n zeroed records."""
+        return cls(tid=_c_np.zeros(n, _c_np.uint32))
+
+    def take(self, idx) -> "TrackBatch":
+        """A new batch of the records at ``idx`` (slice, index array or mask)."""
+        return TrackBatch(**{name: getattr(self, name)[idx] for name, _, _ in _TB_FIELDS})
+
+    def _c(self):
+        """The tl_track_batch pointing at these arrays (valid while self lives)."""
+        cb = ffi.new("tl_track_batch *")
+        cb.n = self.n
+        ctype = {_c_np.uint8: "uint8_t *", _c_np.uint32: "uint32_t *", _c_np.uint64: "uint64_t *",
+                 _c_np.float64: "double *"}
+        for name, dt, _ in _TB_FIELDS:
+            setattr(cb, name, ffi.cast(ctype[dt], getattr(self, name).ctypes.data))
+        return cb
+
+
+class CodecTable:
+    """The track copies a receiver holds (or a sender's mirror of them).
+
+        >>> t = CodecTable(100); len(t)
+        0
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        p = lib.tl_codec_table_new(int(capacity))
+        if p == ffi.NULL:
+            raise CodecError("argument", "table capacity 1..2^24")
+        self._t = ffi.gc(p, lib.tl_codec_table_free)
+
+    def __len__(self) -> int:
+        return int(lib.tl_codec_table_count(self._t))
+
+    def forget(self, tid: _c_Opt[int] = None) -> None:
+        """Forget one track's copy (None: every copy), e.g. on KEYFRAME_REQ."""
+        lib.tl_codec_table_forget(self._t, -1 if tid is None else int(tid))
+
+
+def codec_encode(kind: int, batch: TrackBatch, pos_mm: int = 1000, vel_mm: int = 50,
+                 base_us: _c_Opt[int] = None, held: _c_Opt[CodecTable] = None) -> bytes:
+    """One payload of the records of ``batch`` with record types batch.rtype
+    (and DELTA contents batch.send) against ``held`` (updated on success).
+
+        >>> b = TrackBatch.empty(1); b.P[0] = _c_np.eye(6); b.tid[0] = 3
+        >>> p = codec_encode(CODEC_PICTURE, b)
+        >>> codec_decode(p)[1].tid.tolist()
+        [3]
+    """
+    if base_us is None:
+        base_us = int(batch.t_us[0]) if batch.n else 0
+    out = ffi.new("uint8_t[]", CODEC_MAX_RECORDS)
+    cb = batch._c()
+    st = lib.tl_codec_encode(kind, pos_mm, vel_mm, base_us, cb, held._t if held is not None else ffi.NULL, out,
+                             CODEC_MAX_RECORDS)
+    _codec_check(st, "encode")
+    return bytes(ffi.buffer(out, st))
+
+
+def codec_decode(payload: bytes, held: _c_Opt[CodecTable] = None) -> _c_Tuple[_c_Dict[str, int], TrackBatch]:
+    """(header, batch) of one payload; header has kind, pos_mm, vel_mm,
+    base_us, base_rid, count. ``held`` (updated on success) resolves deltas;
+    without it deltas come back with status REC_NO_BASE."""
+    data = bytes(payload)
+    hdr = ffi.new("tl_codec_header *")
+    # the count sits in the header: decode into a full-size batch, then trim
+    b = TrackBatch.empty(CODEC_MAX_RECORDS)
+    cb = b._c()
+    st = lib.tl_codec_decode(ffi.from_buffer(data), len(data), held._t if held is not None else ffi.NULL, cb,
+                             CODEC_MAX_RECORDS, hdr)
+    _codec_check(st, "decode")
+    header = {"kind": hdr.kind, "pos_mm": hdr.pos_mm, "vel_mm": hdr.vel_mm, "base_us": int(hdr.base_us),
+              "base_rid": int(hdr.base_rid), "count": hdr.count}
+    return header, b.take(slice(0, st))
+
+
+class DeadReckoner:
+    """Dead-reckoning sender toward one destination (codec.h tl_dr).
+
+        >>> dr = DeadReckoner(CODEC_PICTURE, origin_lat_deg=36.0)
+        >>> b = TrackBatch.empty(1); b.P[0] = _c_np.eye(6); b.x[0, 2] = 1e5
+        >>> [len(p) > 0 for p in dr.encode(b)], dr.counters["keyframes"]
+        ([True], 1)
+    """
+
+    def __init__(self, kind: int, origin_lat_deg: float, origin_h_m: float = 0.0, capacity: int = 4096,
+                 **config: float) -> None:
+        cfg = ffi.new("tl_dr_config *")
+        lib.tl_dr_config_default(cfg)
+        cfg.kind = kind
+        cfg.origin_lat_deg = origin_lat_deg
+        cfg.origin_h_m = origin_h_m
+        for k, v in config.items():
+            if not hasattr(cfg, k):
+                raise ValueError("unknown dead-reckoning setting %r" % k)
+            setattr(cfg, k, v)
+        p = lib.tl_dr_new(cfg, int(capacity))
+        if p == ffi.NULL:
+            raise CodecError("argument", "dead-reckoning config")
+        self._d = ffi.gc(p, lib.tl_dr_free)
+        self.pos_mm = int(cfg.pos_mm)
+        self.vel_mm = int(cfg.vel_mm)
+
+    def encode(self, batch: TrackBatch, base_us: _c_Opt[int] = None) -> _c_List[bytes]:
+        """Payloads (each <= 1024 bytes; none when all was suppressed) for the
+        inputs of ``batch``: batch.rtype in = DR_UPDATE or DR_DROP, out = the
+        record sent or REC_NONE; batch.send out = what a record carried."""
+        out = ffi.new("uint8_t[]", CODEC_MAX_RECORDS)
+        consumed = ffi.new("int32_t *")
+        payloads = []
+        start = 0
+        while start < batch.n:
+            part = batch.take(slice(start, batch.n)) if start else batch
+            cb = part._c()
+            b0 = int(part.t_us[0]) if base_us is None else base_us
+            st = _codec_check(lib.tl_dr_encode(self._d, b0, cb, consumed, out, CODEC_MAX_RECORDS), "dead reckoning")
+            if part is not batch:
+                batch.rtype[start:] = part.rtype
+                batch.send[start:] = part.send
+            if (part.rtype[:consumed[0]] != REC_NONE).any():
+                payloads.append(bytes(ffi.buffer(out, st)))
+            if consumed[0] == 0:
+                raise CodecError("no_space", "a record does not fit a payload")
+            start += consumed[0]
+        return payloads
+
+    def request_keyframe(self, tid: _c_Opt[int] = None) -> None:
+        """KEYFRAME_REQ: the next update of ``tid`` (None: every track) is a keyframe."""
+        lib.tl_dr_request_keyframe(self._d, -1 if tid is None else int(tid))
+
+    @property
+    def counters(self) -> _c_Dict[str, int]:
+        c = ffi.new("uint64_t[12]")
+        lib.tl_dr_counters(self._d, c)
+        return {name: int(c[i]) for i, name in enumerate(DR_COUNTERS)}
+
+
+def dr_extrapolate(x: _c_np.ndarray, dt_s: float, origin_lat_deg: float, origin_h_m: float = 0.0,
+                   step_s: float = 1.0) -> _c_np.ndarray:
+    """State x[6] (local ENU) advanced dt_s seconds by the dead-reckoning model."""
+    m = ffi.new("tl_drm *")
+    lib.tl_drm_init(m, origin_lat_deg, origin_h_m, step_s)
+    s = _c_np.array(x, dtype=_c_np.float64).reshape(6)
+    lib.tl_drm_extrapolate(m, ffi.cast("double *", s.ctypes.data), float(dt_s))
+    return s
+
 
 # ------------------------------------------- fusion: geodesy and motion ----
 # Angles: latitudes/longitudes (sites, impact points, territories) are in

@@ -1,0 +1,801 @@
+# codec.py: track update records, keyframes and deltas (docs/PROTOCOL.md section 5)
+"""The track codec of docs/PROTOCOL.md section 5 in pure Python, for
+MicroPython boards and CPython tools. It agrees byte for byte with the C
+kernel (native/c/codec.c); tests/vectors/codec_v1.json binds both.
+
+A track update is quantised to integer codes (``quantise``), a batch of
+(record type, codes, what to send) items is bit-packed (``encode``) and a
+payload is unpacked against the receiver's copies of the tracks
+(``decode``). ``held`` is a dict track id -> ``Rec``: the copy the
+receiver holds, which a sender mirrors per destination.
+
+    >>> prec = Precision()                       # 1 m, 0.05 m/s
+    >>> P = [0.0] * 36
+    >>> for i in range(6): P[7 * i] = 100.0 if i < 3 else 4.0
+    >>> u = Update(7, 1000000, [1e5, 2e5, 3e5, 1e3, -2e3, 5e2], P, report_id=41)
+    >>> held = {}
+    >>> payload = encode(REPORT, prec, [(KEY, quantise(u, prec), 0)], held=held)
+    >>> b = decode(payload, {})
+    >>> rtype, status, rec = b.items[0]
+    >>> rec.state(b.prec)[0], rec.report_id
+    (100000.0, 41)
+
+Errors: ``CodecError`` with ``reason`` "truncated", "version" or
+"malformed" from ``decode``; "range" (a value the format cannot carry) or
+"no_base" (a delta without a held copy) or "no_space" from ``encode``.
+Floats are IEEE doubles here (the MicroPython unix port); a float32 board
+port must hand in positions and velocities already on the quantisation
+grid so that its codes equal the relay's (section 5.3).
+"""
+import math
+
+VERSION = 1
+REPORT = 0    # batch kind: TRACK_REPORT payload (board -> relay)
+PICTURE = 1   # batch kind: PICTURE payload (relay -> board)
+KEY = 0       # record types
+DELTA = 1
+DROP = 2
+SEND_COV = 1  # what a DELTA item carries besides the state (KEY carries all)
+SEND_META = 2
+SEND_IMPACT = 4
+# per-record decode status
+OK = 0
+NO_BASE = 1   # delta without a matching held copy: ask for a keyframe (KEYFRAME_REQ)
+DUP = 2       # the held copy already is this update (retransmission): ignored
+GONE = 3      # DROP record: the held copy was removed
+
+MAX_RECORDS = 1024
+MAX_SOURCES = 16
+MAX_STEP = 65535
+SIG_MIN = -96          # code of the smallest variance, 2^(-96/4) = 2^-24
+SIG_BITS = 8
+COR_MAX = 63
+COR_BITS = 7
+ORIENT_CODES = 18000   # 0.01 degree, ellipse axis modulo 180 degrees
+G_MM = 9807            # mm/s^2, the delta predictor's constant gravity
+MAX_DELTA_US = 1 << 30
+MAX_VEL_MM = 1 << 31
+_QMAX = float(1 << 52)  # largest |code| of a quantised value
+_CODE_LIMIT = 1 << 52
+
+_S53 = 9007199254740992  # 2^53: tables are integer mantissas / 2^53, exact everywhere
+# tanh((c + 0.5) / 16), c = 0..62: boundaries of the correlation codes
+_COR_T = [x / _S53 for x in (
+    281383386518927, 841959695447570, 1396032391095049, 1939487246163748, 2468527339840547,
+    2979771722941188, 3470329453846045, 3937846499709550, 4380525411902382, 4797119807092240,
+    5186907301622727, 5549645552645166, 5885516456136924, 6195063422876707, 6479126131100544,
+    6738776387585135, 6975257855922026, 7189931543794066, 7384228158598038, 7559607788164480,
+    7717526858175018, 7859411957256734, 7986639888714489, 8100523181895719, 8202300251899004,
+    8293129410722882, 8374085986122568, 8446161880375719, 8510266987711066, 8567231977673339,
+    8617812036439595, 8662691235600500, 8702487266400857, 8737756336311158, 8768998074275120,
+    8796660331723423, 8821143799391518, 8842806386159265, 8861967326570639, 8878910999358439,
+    8893890451061369, 8907130627438534, 8918831321507429, 8929169851197926, 8938303482273501,
+    8946371613684286, 8953497743175577, 8959791231010389, 8965348879256019, 8970256343372175,
+    8974589391928719, 8978415029255183, 8981792494741681, 8984774151415313, 8987406275338577,
+    8989729756338002, 8991780719586144, 8993591076636695, 8995189013655086, 8996599423797014,
+    8997844289964068, 8998943023506916, 8999912763849153)]
+# tanh(c / 16), c = 0..63: the value a correlation code stands for
+_COR_V = [x / _S53 for x in (
+    0, 562218089186061, 1120072264881926, 1669333060091357, 2206031193474850, 2726566848443015,
+    3227796491356120, 3707093498740763, 4162381314475386, 4592140159472823, 4995390205824917,
+    5371655444459867, 5720913170592296, 6043534130751897, 6340218031185942, 6611928444306813,
+    6859830313939860, 7085232378190706, 7289535996382569, 7474191145208186, 7640659769634286,
+    7790386242554818, 7924774393406584, 8045170389993664, 8152850675660151, 8249014151710385,
+    8334777831005304, 8411175254970767, 8479157048784167, 8539593077926909, 8593275756482010,
+    8640924138990739, 8683188500808660, 8720655175596440, 8753851472695240, 8783250542140961,
+    8809276091792670, 8832306890483785, 8852681014289115, 8870699810939255, 8886631571026370,
+    8900714904747628, 8913161830227645, 8924160584543524, 8933878171938366, 8942462665754587,
+    8950045281672268, 8956742240159320, 8962656435833600, 8967878930861344, 8972490288693778,
+    8976561763467390, 8980156359332768, 8983329772883317, 8986131230765352, 8988604233491035,
+    8990787215462519, 8992714130260697, 8994414969361211, 8995916221616708, 8997241280087922,
+    8998410802115503, 8999443027896931, 9000354062264820)]
+# 2^(-(3.5 - i) / 4), i = 0..3: where a frexp mantissa in [0.5, 1) rounds up a quarter octave
+_SIG_T = [x / _S53 for x in (4911210218475899, 5840446135085607, 6945500098633947, 8259638134547591)]
+# 2^(i / 4), i = 0..3 (mantissas / 2^52)
+_SIG_Q = [x / 4503599627370496 for x in (4503599627370496, 5355712719992597, 6369051672525773,
+                                         7574121564787629)]
+_VAR_MIN = math.ldexp(1.0, -100)
+_VAR_MAX = math.ldexp(1.0, 100)
+
+
+class CodecError(ValueError):
+    """A payload that does not decode, or a value the format cannot carry.
+    ``reason``: "truncated", "version", "malformed", "range", "no_base", "no_space"."""
+
+    def __init__(self, reason, detail=""):
+        ValueError.__init__(self, reason + (": " + detail if detail else ""))
+        self.reason = reason
+
+
+class Precision:
+    """Quantisation steps carried in every batch header: position in mm,
+    velocity in mm/s (1..65535). ``Precision(1000, 50)`` = 1 m, 0.05 m/s."""
+
+    def __init__(self, pos_mm=1000, vel_mmps=50):
+        if not (1 <= pos_mm <= MAX_STEP and 1 <= vel_mmps <= MAX_STEP):
+            raise CodecError("range", "precision steps must be 1..65535")
+        self.pos_mm = pos_mm
+        self.vel_mmps = vel_mmps
+        self.pos = pos_mm / 1000.0
+        self.vel = vel_mmps / 1000.0
+
+    def __eq__(self, other):
+        return self.pos_mm == other.pos_mm and self.vel_mmps == other.vel_mmps
+
+
+class Update:
+    """One track update in floats: x = [e, n, u, ve, vn, vu] (m, m/s, local
+    ENU), P 6x6 row-major (36), impact = (east_m, north_m, t_us, semi_major_m,
+    semi_minor_m, orient_deg) or None, sources = [(node, report_id), ...]."""
+
+    def __init__(self, tid, t_us, x, P, flags=0, nations=0, report_id=0, sources=(), impact=None):
+        self.tid = tid
+        self.t_us = t_us
+        self.x = x
+        self.P = P
+        self.flags = flags
+        self.nations = nations
+        self.report_id = report_id
+        self.sources = sources
+        self.impact = impact
+
+
+class Rec:
+    """The integer codes of one track update (what the wire carries and
+    what a receiver holds). ``imp`` = [qe, qn, t_us, qa, qb, qo] or None."""
+
+    def __init__(self):
+        self.tid = 0
+        self.t_us = 0
+        self.upd = 0
+        self.report_id = 0
+        self.pq = [0, 0, 0]
+        self.vq = [0, 0, 0]
+        self.sig = [0] * 6
+        self.cor = [0] * 15
+        self.flags = 0
+        self.nations = 0
+        self.sources = []
+        self.imp = None
+        self.sent = 0   # decode: SEND_* bits this record carried
+
+    def copy(self):
+        r = Rec()
+        r.tid = self.tid
+        r.t_us = self.t_us
+        r.upd = self.upd
+        r.report_id = self.report_id
+        r.pq = list(self.pq)
+        r.vq = list(self.vq)
+        r.sig = list(self.sig)
+        r.cor = list(self.cor)
+        r.flags = self.flags
+        r.nations = self.nations
+        r.sources = list(self.sources)
+        r.imp = None if self.imp is None else list(self.imp)
+        r.sent = self.sent
+        return r
+
+    def state(self, prec):
+        """[e, n, u, ve, vn, vu] in m, m/s."""
+        p = prec.pos
+        v = prec.vel
+        return [self.pq[0] * p, self.pq[1] * p, self.pq[2] * p,
+                self.vq[0] * v, self.vq[1] * v, self.vq[2] * v]
+
+    def cov(self):
+        """6x6 row-major covariance, positive definite by construction."""
+        return cov_from_codes(self.sig, self.cor)
+
+    def impact(self, prec):
+        """(east_m, north_m, t_us, semi_major_m, semi_minor_m, orient_deg) or None."""
+        if self.imp is None:
+            return None
+        q = self.imp
+        return (q[0] * prec.pos, q[1] * prec.pos, q[2], q[3] * prec.pos, q[4] * prec.pos,
+                q[5] / 100.0)
+
+    def __eq__(self, o):
+        return (self.tid == o.tid and self.t_us == o.t_us and self.upd == o.upd
+                and self.report_id == o.report_id and self.pq == o.pq and self.vq == o.vq
+                and self.sig == o.sig and self.cor == o.cor and self.flags == o.flags
+                and self.nations == o.nations and self.imp == o.imp)
+
+
+# ---- quantisation (section 5.3): identical integer results in C and here ----
+
+def qround(v):
+    """Round half away from zero: floor(|v| + 0.5) with v's sign, as an int."""
+    if not (abs(v) < _QMAX):   # also rejects NaN
+        raise CodecError("range", "value off the quantisation range")
+    a = int(math.floor(abs(v) + 0.5))
+    return -a if v < 0 else a
+
+
+def rdiv(a, b):
+    """Integer a / b (b > 0) rounded half away from zero."""
+    q = (abs(a) + b // 2) // b
+    return -q if a < 0 else q
+
+
+def sig_code(var):
+    """Code k = round(4 log2 var) (a quarter octave of variance, an eighth
+    of sigma), from frexp and the exact table _SIG_T, clamped to 8 bits."""
+    m, e = math.frexp(var)
+    k = 4 * e - 4
+    for t in _SIG_T:
+        if m >= t:
+            k += 1
+    if k < SIG_MIN:
+        return SIG_MIN
+    if k > SIG_MIN + 255:
+        return SIG_MIN + 255
+    return k
+
+
+def sig_var(k):
+    """Variance 2^(k/4) of code k (exact: table times a power of two)."""
+    u = k - SIG_MIN
+    return math.ldexp(_SIG_Q[u % 4], u // 4 + SIG_MIN // 4)
+
+
+def cor_code(p):
+    """Code c in -63..63 of a partial correlation p: |p| counted against _COR_T."""
+    a = abs(p)
+    lo = 0
+    hi = COR_MAX
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if a >= _COR_T[mid]:
+            lo = mid + 1
+        else:
+            hi = mid
+    return -lo if p < 0 else lo
+
+
+def cor_value(c):
+    """The partial correlation tanh(c / 16) that code c stands for."""
+    return -_COR_V[-c] if c < 0 else _COR_V[c]
+
+
+def quantise_cov(P):
+    """(sig[6], cor[15]) codes of a 6x6 covariance (row-major, lower triangle
+    read). Correlations are coded as the partial correlations of the
+    Cholesky factor of the correlation matrix, closed loop: each is taken
+    against the already quantised factor, so the error does not pile up."""
+    for v in P:
+        if not (abs(v) <= _VAR_MAX):
+            raise CodecError("range", "covariance entry not finite or too large")
+    sig = []
+    s = []
+    for i in range(6):
+        v = P[7 * i]
+        if not (_VAR_MIN <= v <= _VAR_MAX):
+            raise CodecError("range", "variance must be in [2^-100, 2^100]")
+        sig.append(sig_code(v))
+        s.append(math.sqrt(v))
+    L = [0.0] * 36
+    cor = []
+    for i in range(6):
+        rem = 1.0
+        for j in range(i):
+            acc = P[6 * i + j] / (s[i] * s[j])
+            for k in range(j):
+                acc -= L[6 * i + k] * L[6 * j + k]
+            c = cor_code(acc / (L[7 * j] * math.sqrt(rem)))
+            cor.append(c)
+            ph = cor_value(c)
+            L[6 * i + j] = ph * math.sqrt(rem)
+            rem = rem * (1.0 - ph * ph)
+        L[7 * i] = math.sqrt(rem)
+    return sig, cor
+
+
+def cov_from_codes(sig, cor):
+    """6x6 row-major covariance D L L^T D: L from the partial correlations
+    (unit rows, positive diagonal), D from the variances; PD by construction."""
+    L = [0.0] * 36
+    n = 0
+    for i in range(6):
+        rem = 1.0
+        for j in range(i):
+            ph = cor_value(cor[n])
+            n += 1
+            L[6 * i + j] = ph * math.sqrt(rem)
+            rem = rem * (1.0 - ph * ph)
+        L[7 * i] = math.sqrt(rem)
+    s = [math.sqrt(sig_var(k)) for k in sig]
+    P = [0.0] * 36
+    for i in range(6):
+        for j in range(i + 1):
+            acc = 0.0
+            for k in range(j + 1):
+                acc += L[6 * i + k] * L[6 * j + k]
+            v = acc * s[i] * s[j]
+            P[6 * i + j] = v
+            P[6 * j + i] = v
+    for i in range(6):
+        P[7 * i] = sig_var(sig[i])
+    return P
+
+
+def quantise(u, prec):
+    """``Rec`` of the ``Update`` u at precision ``prec``."""
+    r = Rec()
+    if not (0 <= u.tid < (1 << 32)) or not (0 <= u.t_us < (1 << 64)):
+        raise CodecError("range", "track id or time")
+    if not (0 <= u.flags < 256) or not (0 <= u.nations < (1 << 32)):
+        raise CodecError("range", "flags or nations")
+    if not (0 <= u.report_id < (1 << 32)):
+        raise CodecError("range", "report id")
+    r.tid = u.tid
+    r.t_us = u.t_us
+    r.report_id = u.report_id
+    r.flags = u.flags
+    r.nations = u.nations
+    x = u.x
+    r.pq = [qround(x[0] / prec.pos), qround(x[1] / prec.pos), qround(x[2] / prec.pos)]
+    r.vq = [qround(x[3] / prec.vel), qround(x[4] / prec.vel), qround(x[5] / prec.vel)]
+    r.sig, r.cor = quantise_cov(u.P)
+    if len(u.sources) > MAX_SOURCES:
+        raise CodecError("range", "more than 16 sources")
+    for node, rid in u.sources:
+        if not (0 <= node < 256 and 0 <= rid < (1 << 32)):
+            raise CodecError("range", "source")
+    r.sources = [(node, rid) for node, rid in u.sources]
+    if u.impact is not None:
+        e, n, t, a, b, o = u.impact
+        qa = qround(a / prec.pos)
+        qb = qround(b / prec.pos)
+        if qa < 0 or qb < 0 or not (0 <= t < (1 << 64)) or not (abs(o) < 1e6):
+            raise CodecError("range", "impact")
+        r.imp = [qround(e / prec.pos), qround(n / prec.pos), t, qa, qb,
+                 qround(o * 100.0) % ORIENT_CODES]
+    return r
+
+
+# ---- bit packing (section 5.2) ----
+
+class _Writer:
+    def __init__(self):
+        self.out = bytearray()
+        self.acc = 0
+        self.n = 0
+
+    def bits(self, v, n):
+        self.acc = (self.acc << n) | v
+        self.n += n
+        while self.n >= 8:
+            self.n -= 8
+            self.out.append((self.acc >> self.n) & 0xFF)
+        self.acc &= (1 << self.n) - 1
+
+    def ue(self, v):
+        v += 1
+        n = _bitlen(v)
+        self.bits(0, n - 1)
+        self.bits(v, n)
+
+    def se(self, v):
+        self.ue(2 * v if v >= 0 else -2 * v - 1)
+
+    def group(self, vals):
+        zs = [2 * v if v >= 0 else -2 * v - 1 for v in vals]
+        w = 0
+        for z in zs:
+            b = _bitlen(z)
+            if b > w:
+                w = b
+        self.bits(w, 6)
+        for z in zs:
+            self.bits(z, w)
+
+    def finish(self):
+        if self.n:
+            self.bits(0, 8 - self.n)
+        return bytes(self.out)
+
+
+class _Reader:
+    def __init__(self, data, pos):
+        self.data = data
+        self.bit = pos * 8
+        self.end = len(data) * 8
+
+    def bits(self, n):
+        if self.bit + n > self.end:
+            raise CodecError("truncated")
+        v = 0
+        d = self.data
+        b = self.bit
+        for _ in range(n):
+            v = (v << 1) | ((d[b >> 3] >> (7 - (b & 7))) & 1)
+            b += 1
+        self.bit = b
+        return v
+
+    def ue(self):
+        z = 0
+        while self.bits(1) == 0:
+            z += 1
+            if z > 63:
+                raise CodecError("malformed", "exp-Golomb code over 64 bits")
+        return ((1 << z) | self.bits(z)) - 1
+
+    def se(self):
+        z = self.ue()
+        return -((z + 1) >> 1) if z & 1 else z >> 1
+
+    def group(self, k):
+        w = self.bits(6)
+        out = []
+        for _ in range(k):
+            z = self.bits(w)
+            out.append(-((z + 1) >> 1) if z & 1 else z >> 1)
+        return out
+
+
+def _nations(rd):
+    v = rd.ue()
+    if v >= (1 << 32):
+        raise CodecError("malformed", "nations")
+    return v
+
+
+def _bitlen(v):
+    n = 0
+    while v:
+        v >>= 1
+        n += 1
+    return n
+
+
+def _varint(out, v):
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+
+
+def _read_varint(data, pos):
+    v = 0
+    shift = 0
+    while True:
+        if pos >= len(data):
+            raise CodecError("truncated")
+        b = data[pos]
+        pos += 1
+        v |= (b & 0x7F) << shift
+        if not b & 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            raise CodecError("malformed", "varint over 64 bits")
+    if v >= (1 << 64):
+        raise CodecError("malformed", "varint over 64 bits")
+    return v, pos
+
+
+def predict(h, dt, prec):
+    """Integer prediction of the codes (pos[3], vel[3]) of held copy ``h``
+    ``dt`` microseconds later: straight line plus constant gravity on up."""
+    ps = prec.pos_mm
+    vs = prec.vel_mmps
+    pp = [h.pq[i] + rdiv(h.vq[i] * vs * dt, ps * 1000000) for i in range(3)]
+    dtm = dt // 1000
+    pp[2] -= rdiv(G_MM * dtm * dtm, 2000000 * ps)
+    pv = list(h.vq)
+    pv[2] -= rdiv(G_MM * dtm, 1000 * vs)
+    return pp, pv
+
+
+def delta_ok(h, t_us, prec):
+    """True when a delta against held copy h can reach time t_us."""
+    dt = t_us - h.t_us
+    if not (0 <= dt < MAX_DELTA_US):
+        return False
+    for v in h.vq:
+        if not (abs(v) * prec.vel_mmps < MAX_VEL_MM):
+            return False
+    return True
+
+
+def _check_codes(r):
+    for v in r.pq + r.vq:
+        if not (-_CODE_LIMIT < v < _CODE_LIMIT):
+            raise CodecError("malformed", "state code out of range")
+    for k in r.sig:
+        if not (SIG_MIN <= k <= SIG_MIN + 255):
+            raise CodecError("malformed", "sigma code out of range")
+    for c in r.cor:
+        if not (-COR_MAX <= c <= COR_MAX):
+            raise CodecError("malformed", "correlation code out of range")
+    if not (0 <= r.nations < (1 << 32)):
+        raise CodecError("malformed", "nations")
+
+
+def encode(kind, prec, items, base_us=None, held=None):
+    """Payload of one batch. items: [(KEY|DELTA|DROP, Rec, SEND_* bits)].
+    held (dict tid -> Rec, the receiver's copies) is needed for DELTA and is
+    updated as the receiver will update it, only when encoding succeeds.
+
+        >>> encode(PICTURE, Precision(), [], base_us=5).hex()
+        '0101e807320500'
+    """
+    if kind not in (REPORT, PICTURE):
+        raise CodecError("range", "batch kind")
+    if len(items) > MAX_RECORDS:
+        raise CodecError("range", "more than 1024 records")
+    if base_us is None:
+        base_us = items[0][1].t_us if items else 0
+    if not (0 <= base_us < (1 << 64)):
+        raise CodecError("range", "base time")
+    head = bytearray((VERSION, kind))
+    _varint(head, prec.pos_mm)
+    _varint(head, prec.vel_mmps)
+    _varint(head, base_us)
+    base_rid = 0
+    if kind == REPORT:
+        base_rid = items[0][1].report_id if items else 0
+        _varint(head, base_rid)
+    _varint(head, len(items))
+    w = _Writer()
+    prev_id = 0
+    prev_t = base_us
+    prev_rid = base_rid
+    staged = {}
+    for rtype, r, send in items:
+        if rtype not in (KEY, DELTA, DROP):
+            raise CodecError("range", "record type")
+        h = staged.get(r.tid) if r.tid in staged else (held.get(r.tid) if held is not None else None)
+        w.bits(rtype, 2)
+        if rtype != DROP:
+            upd = 0 if h is None else (h.upd + 1) % 16
+            if rtype == DELTA and (h is None or not delta_ok(h, r.t_us, prec)):
+                raise CodecError("no_base" if h is None else "range", "delta for track %d" % r.tid)
+            w.bits(upd, 4)
+        if not (-(1 << 62) < r.t_us - prev_t < (1 << 62)):
+            raise CodecError("range", "record time too far from the previous")
+        w.se(r.tid - prev_id)
+        w.se(r.t_us - prev_t)
+        prev_id = r.tid
+        prev_t = r.t_us
+        if rtype == DROP:
+            staged[r.tid] = None
+            continue
+        if kind == REPORT:
+            w.se(r.report_id - prev_rid)
+            prev_rid = r.report_id
+        n = r.copy()
+        n.upd = upd
+        if rtype == KEY:
+            w.group(r.pq)
+            w.group(r.vq)
+            for k in r.sig:
+                w.bits(k - SIG_MIN, SIG_BITS)
+            for c in r.cor:
+                w.bits(c + COR_MAX, COR_BITS)
+            w.bits(r.flags, 8)
+            w.ue(r.nations)
+        else:
+            pp, pv = predict(h, r.t_us - h.t_us, prec)
+            w.group([r.pq[i] - pp[i] for i in range(3)])
+            w.group([r.vq[i] - pv[i] for i in range(3)])
+            if send & SEND_COV:
+                w.bits(1, 1)
+                for i in range(6):
+                    w.se(r.sig[i] - h.sig[i])
+                for i in range(15):
+                    w.se(r.cor[i] - h.cor[i])
+            else:
+                w.bits(0, 1)
+                n.sig = list(h.sig)
+                n.cor = list(h.cor)
+            if send & SEND_META:
+                w.bits(1, 1)
+                w.bits(r.flags, 8)
+                w.ue(r.nations)
+            else:
+                w.bits(0, 1)
+                n.flags = h.flags
+                n.nations = h.nations
+        n.imp = None
+        if kind == PICTURE:
+            if r.sources:
+                w.bits(1, 1)
+                w.ue(len(r.sources) - 1)
+                for node, rid in r.sources:
+                    w.bits(node, 8)
+                    w.ue(rid)
+            else:
+                w.bits(0, 1)
+            imp = r.imp if (rtype == KEY or send & SEND_IMPACT) else None
+            if imp is not None:
+                if not (-_CODE_LIMIT < rdiv(imp[2] - r.t_us, 1000) < _CODE_LIMIT):
+                    raise CodecError("range", "impact time")
+                w.bits(1, 1)
+                w.group([imp[0], imp[1]])
+                w.se(rdiv(imp[2] - r.t_us, 1000))
+                w.ue(imp[3])
+                w.ue(imp[4])
+                w.bits(imp[5], 15)
+                n.imp = [imp[0], imp[1], r.t_us + 1000 * rdiv(imp[2] - r.t_us, 1000),
+                         imp[3], imp[4], imp[5]]
+            else:
+                w.bits(0, 1)
+                n.imp = None if rtype == KEY else (None if h is None else h.imp)
+        n.sources = []
+        staged[r.tid] = n
+    payload = bytes(head) + w.finish()
+    if len(payload) > 1024:
+        raise CodecError("no_space", "payload over 1024 bytes")
+    if held is not None:
+        for tid in staged:
+            if staged[tid] is None:
+                if tid in held:
+                    del held[tid]
+            else:
+                held[tid] = staged[tid]
+    return payload
+
+
+class Batch:
+    """A decoded payload: kind, prec, base_us and items [(rtype, status, Rec)]."""
+
+    def __init__(self, kind, prec, base_us, items):
+        self.kind = kind
+        self.prec = prec
+        self.base_us = base_us
+        self.items = items
+
+
+def decode(payload, held=None):
+    """Decode one batch against ``held`` (dict tid -> Rec, updated in place;
+    None = keyframes only, a delta gets NO_BASE). Each item's Rec is the
+    receiver's resulting copy; ``rec.sources`` and ``rec.sent`` are what this
+    record carried. Raises CodecError("truncated"|"version"|"malformed"),
+    leaving ``held`` unchanged."""
+    data = payload
+    if len(data) < 2:
+        raise CodecError("truncated")
+    if data[0] != VERSION:
+        raise CodecError("version", "codec version %d" % data[0])
+    kind = data[1]
+    if kind not in (REPORT, PICTURE):
+        raise CodecError("malformed", "batch kind")
+    pos_mm, p = _read_varint(data, 2)
+    vel_mm, p = _read_varint(data, p)
+    if not (1 <= pos_mm <= MAX_STEP and 1 <= vel_mm <= MAX_STEP):
+        raise CodecError("malformed", "precision")
+    prec = Precision(pos_mm, vel_mm)
+    base_us, p = _read_varint(data, p)
+    prev_rid = 0
+    if kind == REPORT:
+        prev_rid, p = _read_varint(data, p)
+        if prev_rid >= (1 << 32):
+            raise CodecError("malformed", "report id")
+    count, p = _read_varint(data, p)
+    if count > MAX_RECORDS:
+        raise CodecError("malformed", "record count")
+    rd = _Reader(data, p)
+    prev_id = 0
+    prev_t = base_us
+    staged = {}
+    items = []
+    for _ in range(count):
+        rtype = rd.bits(2)
+        if rtype > DROP:
+            raise CodecError("malformed", "record type 3")
+        upd = rd.bits(4) if rtype != DROP else 0
+        tid = prev_id + rd.se()
+        t = prev_t + rd.se()
+        if not (0 <= tid < (1 << 32)) or not (0 <= t < (1 << 64)):
+            raise CodecError("malformed", "track id or time")
+        prev_id = tid
+        prev_t = t
+        h = staged[tid] if tid in staged else (held.get(tid) if held is not None else None)
+        if rtype == DROP:
+            staged[tid] = None
+            r = Rec()
+            r.tid = tid
+            r.t_us = t
+            items.append((DROP, GONE, r))
+            continue
+        r = Rec()
+        r.tid = tid
+        r.t_us = t
+        r.upd = upd
+        if kind == REPORT:
+            r.report_id = prev_rid + rd.se()
+            if not (0 <= r.report_id < (1 << 32)):
+                raise CodecError("malformed", "report id")
+            prev_rid = r.report_id
+        status = OK
+        if rtype == KEY:
+            r.pq = rd.group(3)
+            r.vq = rd.group(3)
+            r.sig = [rd.bits(SIG_BITS) + SIG_MIN for _ in range(6)]
+            r.cor = [rd.bits(COR_BITS) - COR_MAX for _ in range(15)]
+            r.flags = rd.bits(8)
+            r.nations = _nations(rd)
+            r.sent = SEND_COV | SEND_META
+        else:
+            dp = rd.group(3)
+            dv = rd.group(3)
+            usable = h is not None and h.upd == (upd - 1) % 16 and delta_ok(h, t, prec)
+            if h is not None and h.upd == upd and h.t_us == t:
+                status = DUP
+            elif not usable:
+                status = NO_BASE
+            if usable:
+                pp, pv = predict(h, t - h.t_us, prec)
+                r.pq = [pp[i] + dp[i] for i in range(3)]
+                r.vq = [pv[i] + dv[i] for i in range(3)]
+            if rd.bits(1):
+                r.sent |= SEND_COV
+                ds = [rd.se() for _ in range(6)]
+                dc = [rd.se() for _ in range(15)]
+                if usable:
+                    r.sig = [h.sig[i] + ds[i] for i in range(6)]
+                    r.cor = [h.cor[i] + dc[i] for i in range(15)]
+            elif usable:
+                r.sig = list(h.sig)
+                r.cor = list(h.cor)
+            if rd.bits(1):
+                r.sent |= SEND_META
+                r.flags = rd.bits(8)
+                r.nations = _nations(rd)
+            elif usable:
+                r.flags = h.flags
+                r.nations = h.nations
+            if usable:
+                r.imp = h.imp
+        if kind == PICTURE:
+            if rd.bits(1):
+                n = rd.ue() + 1
+                if n > MAX_SOURCES:
+                    raise CodecError("malformed", "more than 16 sources")
+                for _ in range(n):
+                    node = rd.bits(8)
+                    rid = rd.ue()
+                    if rid >= (1 << 32):
+                        raise CodecError("malformed", "source report id")
+                    r.sources.append((node, rid))
+            if rd.bits(1):
+                r.sent |= SEND_IMPACT
+                en = rd.group(2)
+                dtm = rd.se()
+                a = rd.ue()
+                b = rd.ue()
+                o = rd.bits(15)
+                if not (-_CODE_LIMIT < dtm < _CODE_LIMIT):
+                    raise CodecError("malformed", "impact time")
+                ti = t + 1000 * dtm
+                if o >= ORIENT_CODES or not (0 <= ti < (1 << 64)):
+                    raise CodecError("malformed", "impact orientation or time")
+                for v in (en[0], en[1], a, b):
+                    if not (-_CODE_LIMIT < v < _CODE_LIMIT):
+                        raise CodecError("malformed", "impact code out of range")
+                r.imp = [en[0], en[1], ti, a, b, o]
+            elif rtype == KEY:
+                r.imp = None
+        if status == OK:
+            _check_codes(r)
+            keep = r.copy()
+            keep.sources = []
+            staged[tid] = keep
+        items.append((rtype, status, r))
+    # padding: zero bits up to the byte boundary, then nothing
+    if rd.bit & 7:
+        if rd.bits(8 - (rd.bit & 7)):
+            raise CodecError("malformed", "nonzero padding")
+    if rd.bit != rd.end:
+        raise CodecError("malformed", "trailing bytes")
+    if held is not None:
+        for tid in staged:
+            if staged[tid] is None:
+                if tid in held:
+                    del held[tid]
+            else:
+                held[tid] = staged[tid]
+    return Batch(kind, prec, base_us, items)
