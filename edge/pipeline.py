@@ -1,0 +1,563 @@
+# pipeline.py: track reports in, fused pictures and impact warnings out, per destination
+"""The relay's processing between the sessions and the scheduler:
+
+1. ``ingest``: decode a verified TRACK_REPORT (C codec, one call per
+   frame, against the copies held for that board), map its times onto the
+   relay timebase, convert each record from the board's local ENU frame to
+   ECEF with the board's origin, and store it in the fused picture
+   (``binding.Picture``).
+2. ``round``: one association round at the relay's now, then, for every
+   destination, CI fusion over only the sources releasable to it (the
+   release policy), conversion to the destination's ENU frame, and the
+   latest update per fused track left pending for the scheduler.
+3. ``Destination.take`` (called by the link scheduler when the link can
+   send): the pending tracks in priority order (soonest predicted impact,
+   then oldest) through the destination's dead-reckoning sender (C
+   ``tl_dr``) into PICTURE payloads.
+4. ``impact_job`` / ``apply_impacts``: impact prediction
+   (``binding.predict_impact`` with every nation's territory) from each
+   destination's own releasable picture, at most every ``impact_period_s``
+   (it runs in a worker thread: the C call releases the GIL), and the
+   WARNING messages to each nation whose territory is threatened,
+   delivered reliably by ``WarningDesk``.
+
+Timebase: report times are board times unless the frame carries
+RELAY_TIME; unsynchronised reports are mapped with the offset that makes
+their newest record's time equal to the frame's arrival (the board's
+uplink delay is ignored, a few ms). Fused times are relay µs
+(``session.relay_now_us``), and PICTURE frames carry RELAY_TIME.
+
+    >>> geo = {1: NodeGeo(1, "jp", (38.0, 138.0, 0.0), []), 2: NodeGeo(2, "kr", (36.9, 127.4, 0.0), [])}
+    >>> p = Pipeline(geo, release={1: {2}, 2: {1}})
+    >>> sorted(p.destinations), p.destinations[1].sources
+    ([1, 2], (1, 2))
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+from trilink_native import binding
+from trilink_edge.scheduler import TRACK, WARNING, Item
+from trilink_edge.session import relay_now_us
+from trilink_board import messages as _msgs
+
+INF = float("inf")
+DEFAULT_PER_FRAME = 8          # tracks per PICTURE frame: small frames, low latency
+DEFAULT_IMPACT_PERIOD_S = 1.0
+WARN_MOVE_M = 10_000.0         # an impact point moved this far is an updated warning
+WARN_MOVE_S = 10.0             # ... or an impact time moved this far
+WARN_BACKOFF_S = (0.25, 2.0)   # first retransmission after 0.25 s, doubling to 2 s
+WARN_KEEP_S = 60.0             # stop retransmitting this long after the predicted impact
+WARNING_SIZE = 36
+STATUS_ACTIVE, STATUS_UPDATED, STATUS_OBSOLETE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class NodeGeo:
+    """A nation's board: node id, name, ENU origin (lat deg, lon deg, h m)
+    and territory polygons (each a list of [lat, lon] degrees)."""
+
+    node: int
+    name: str
+    origin: Tuple[float, float, float]
+    territory: Sequence[Sequence[Sequence[float]]] = ()
+
+
+def enu_rotation(lat_deg: float, lon_deg: float) -> np.ndarray:
+    """R (3x3) with enu = R @ (ecef - origin_ecef)."""
+    la, lo = math.radians(lat_deg), math.radians(lon_deg)
+    sl, cl, so, co = math.sin(la), math.cos(la), math.sin(lo), math.cos(lo)
+    return np.array([[-so, co, 0.0], [-sl * co, -sl * so, cl], [cl * co, cl * so, sl]])
+
+
+class Frame6:
+    """ENU <-> ECEF for 6-states and their covariances around one origin."""
+
+    def __init__(self, origin: Tuple[float, float, float]) -> None:
+        self.origin = origin
+        self.p0 = binding.geodetic_to_ecef(np.array([origin], dtype=float))[0]
+        self.R = enu_rotation(origin[0], origin[1])
+        T = np.zeros((6, 6))
+        T[:3, :3] = self.R
+        T[3:, 3:] = self.R
+        self.T = T
+
+    def to_ecef(self, x: np.ndarray, P: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        xe = x @ self.T  # rows: T^T x
+        xe[:, :3] += self.p0
+        Pe = np.einsum("ji,njk,kl->nil", self.T, P, self.T)
+        return xe, 0.5 * (Pe + Pe.transpose(0, 2, 1))
+
+    def from_ecef(self, x: np.ndarray, P: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        d = x.copy()
+        d[:, :3] -= self.p0
+        xl = d @ self.T.T
+        Pl = np.einsum("ij,njk,lk->nil", self.T, P, self.T)
+        return xl, 0.5 * (Pl + Pl.transpose(0, 2, 1))
+
+    def point_en(self, ecef: np.ndarray) -> np.ndarray:
+        """(east, north) of ECEF points [n,3]."""
+        return ((ecef - self.p0) @ self.R.T)[:, :2]
+
+
+@dataclass
+class Pending:
+    """The latest update of one fused track waiting for the link."""
+
+    x: np.ndarray
+    P: np.ndarray
+    t_us: int
+    sources: List[Tuple[int, int]]
+    nations: int
+    created_ns: int
+    rx_ns: int            # arrival of the oldest report this update carries
+    drop: bool = False
+
+
+@dataclass
+class PictureStats:
+    reports_in: int = 0
+    records_in: int = 0
+    records_refused: int = 0
+    no_base: int = 0
+    decode_errors: int = 0
+    rounds: int = 0
+    dropped_stale: int = 0
+    dropped_queue: int = 0
+    warnings_issued: int = 0
+    warnings_acked: int = 0
+    warnings_retransmitted: int = 0
+
+
+class Destination:
+    """Everything the relay sends one board about tracks: its releasable
+    sources, its ENU frame, the pending updates and the dead-reckoning
+    sender (a ``scheduler.TrackSource``)."""
+
+    def __init__(self, geo: NodeGeo, sources: Iterable[int], stats: PictureStats, max_age_s: float,
+                 max_pending: int = 256, per_frame: int = DEFAULT_PER_FRAME,
+                 dr_config: Optional[dict] = None) -> None:
+        self.geo = geo
+        self.node = geo.node
+        self.sources = tuple(sorted(set(sources) | {geo.node}))
+        self.mask = 0
+        for s in self.sources:
+            self.mask |= 1 << s
+        self.frame = Frame6(geo.origin)
+        self.dr = binding.DeadReckoner(binding.CODEC_PICTURE, geo.origin[0], geo.origin[2],
+                                       **(dr_config or {}))
+        self.pending: Dict[int, Pending] = {}
+        self.sent_reports: Dict[int, Dict[int, int]] = {}   # fused id -> {node: report id sent}
+        self.impact: Dict[int, Tuple[float, ...]] = {}       # fused id -> (t_s, e, n, a, b, orient)
+        self.stats = stats
+        self.max_age_ns = int(max_age_s * 1e9)
+        self.max_pending = max_pending
+        self.per_frame = per_frame
+
+    def _key(self, fid: int, p: Pending) -> Tuple[float, int]:
+        imp = self.impact.get(fid)
+        return (imp[0] if imp is not None else INF, p.created_ns)
+
+    def _expire(self, now_ns: int) -> None:
+        old = [fid for fid, p in self.pending.items() if not p.drop and now_ns - p.created_ns > self.max_age_ns]
+        for fid in old:
+            del self.pending[fid]
+            self.stats.dropped_stale += 1
+
+    def priority(self, now_ns: int) -> Optional[Tuple[float, int]]:
+        self._expire(now_ns)
+        if not self.pending:
+            return None
+        return min(self._key(fid, p) for fid, p in self.pending.items())
+
+    def offer(self, fid: int, p: Pending) -> None:
+        """Leave the newest update of fused track ``fid`` pending (an older
+        pending one is replaced; its sources and age carry over)."""
+        old = self.pending.get(fid)
+        if old is not None and not old.drop:
+            seen = {s for s in p.sources}
+            p.sources = [s for s in old.sources if s not in seen and s[0] not in {n for n, _ in p.sources}] + p.sources
+            p.sources = p.sources[-binding.CODEC_MAX_SOURCES:]
+            p.created_ns = min(p.created_ns, old.created_ns)
+            p.rx_ns = min(p.rx_ns, old.rx_ns)
+        self.pending[fid] = p
+        if len(self.pending) > self.max_pending:
+            # Bounded: drop the least urgent pending update.
+            worst = max(self.pending, key=lambda f: self._key(f, self.pending[f]))
+            del self.pending[worst]
+            self.stats.dropped_queue += 1
+
+    def take(self, max_payload: int, now_ns: int) -> Optional[Item]:
+        """Encode the most urgent pending tracks into one PICTURE item."""
+        self._expire(now_ns)
+        if not self.pending:
+            return None
+        order = sorted(self.pending, key=lambda f: self._key(f, self.pending[f]))
+        while order:
+            chosen = order[:self.per_frame]
+            order = order[self.per_frame:]
+            items = [(fid, self.pending.pop(fid)) for fid in chosen]
+            payloads, rx_ns = self._encode(items)
+            if payloads:
+                payload = payloads[0]
+                # the codec splits only above 1024 bytes; per_frame keeps us far below
+                return Item(TRACK, self.node, binding.MSG_PICTURE, payload, binding.FLAG_RELAY_TIME,
+                            created_ns=rx_ns, tag=[fid for fid, _ in items])
+        return None
+
+    def _encode(self, items: List[Tuple[int, Pending]]) -> Tuple[List[bytes], int]:
+        n = len(items)
+        b = binding.TrackBatch.empty(n)
+        for i, (fid, p) in enumerate(items):
+            b.tid[i] = fid
+            b.t_us[i] = p.t_us
+            if p.drop:
+                b.rtype[i] = binding.DR_DROP
+                b.P[i] = np.eye(6)
+                continue
+            b.rtype[i] = binding.DR_UPDATE
+            b.x[i] = p.x
+            b.P[i] = p.P
+            b.nations[i] = p.nations
+            srcs = p.sources[-binding.CODEC_MAX_SOURCES:]
+            b.n_src[i] = len(srcs)
+            for j, (nd, rid) in enumerate(srcs):
+                b.src_node[i, j] = nd
+                b.src_rid[i, j] = rid
+            imp = self.impact.get(fid)
+            if imp is not None:
+                b.has_impact[i] = 1
+                b.impact[i] = imp[1:6]
+                b.impact_t_us[i] = int(imp[0] * 1e6)
+        base = int(min(b.t_us)) if n else 0
+        try:
+            payloads = self.dr.encode(b, base_us=base)
+        except binding.CodecError:
+            # A value the format cannot carry (a diverged track): count and
+            # resend these tracks as keyframes next time.
+            self.stats.records_refused += n
+            for fid, _ in items:
+                self.dr.request_keyframe(fid)
+            return [], 0
+        return payloads, min(p.rx_ns for _, p in items)
+
+    def keyframe_request(self, tids: Sequence[int]) -> None:
+        if not tids:
+            self.dr.request_keyframe(None)
+        for t in tids:
+            self.dr.request_keyframe(t)
+
+
+@dataclass
+class WarningState:
+    warning_id: int
+    dest: int
+    fused_id: int
+    status: int
+    payload: bytes
+    impact_t_s: float
+    lat: float
+    lon: float
+    acked: bool = False
+    superseded: bool = False
+    queued: bool = False
+    sends: int = 0
+    next_tx_ns: int = 0
+    backoff_s: float = WARN_BACKOFF_S[0]
+
+
+class WarningDesk:
+    """Reliable WARNING delivery: every warning is sent with ACK_REQ|URGENT,
+    and again with RETRANSMIT after 0.25 s, 0.5 s, ... (at most 2 s apart)
+    until the board acknowledges it, a newer warning about the same track
+    supersedes it (status updated or obsolete), or its impact is
+    ``WARN_KEEP_S`` in the past. ``push(item)`` hands frames to the
+    scheduler of the destination's link."""
+
+    def __init__(self, push: Callable[[Item], None], stats: PictureStats,
+                 retry_s: Tuple[float, float] = WARN_BACKOFF_S) -> None:
+        self.push = push
+        self.retry_s = retry_s
+        self.stats = stats
+        self.next_id = 1
+        self.by_id: Dict[int, WarningState] = {}
+        self.current: Dict[Tuple[int, int], WarningState] = {}   # (dest, fused id) -> latest
+
+    def issue(self, dest: int, fid: int, status: int, nation: int, t_s: float, lat: float, lon: float,
+              a: float, b: float, orient: float, now_ns: int) -> WarningState:
+        wid = self.next_id
+        self.next_id = (self.next_id % 0xFFFFFFFF) + 1
+        payload = _msgs.encode(binding.MSG_WARNING, {
+            "warning_id": wid, "track_id": fid, "status": status, "nation": nation,
+            "impact_us": max(0, int(t_s * 1e6)),
+            "lat_e7": int(round(max(-90.0, min(90.0, lat)) * 1e7)),
+            "lon_e7": int(round(((lon + 180.0) % 360.0 - 180.0) * 1e7)),
+            "semi_major_m": min(int(a), 0xFFFFFFFF), "semi_minor_m": min(int(b), 0xFFFFFFFF),
+            "orient_cdeg": int(round(orient * 100.0)) % 36000})
+        old = self.current.get((dest, fid))
+        if old is not None:
+            old.superseded = True
+        w = WarningState(wid, dest, fid, status, payload, t_s, lat, lon, backoff_s=self.retry_s[0])
+        self.by_id[wid] = w
+        self.current[(dest, fid)] = w
+        self.stats.warnings_issued += 1
+        self._send(w, now_ns)
+        return w
+
+    def _send(self, w: WarningState, now_ns: int) -> None:
+        flags = binding.FLAG_ACK_REQ | binding.FLAG_URGENT
+        if w.sends:
+            flags |= binding.FLAG_RETRANSMIT
+            self.stats.warnings_retransmitted += 1
+        w.queued = True
+
+        def sent(item: Item, t_ns: int, w: WarningState = w) -> None:
+            w.queued = False
+            w.sends += 1
+            w.next_tx_ns = t_ns + int(w.backoff_s * 1e9)
+            w.backoff_s = min(self.retry_s[1], w.backoff_s * 2)
+        self.push(Item(WARNING, w.dest, binding.MSG_WARNING, w.payload, flags, created_ns=now_ns,
+                       tag=w.warning_id, on_sent=sent))
+
+    def ack(self, node: int, warning_id: int) -> bool:
+        w = self.by_id.get(warning_id)
+        if w is None or w.dest != node:
+            return False
+        if not w.acked:
+            w.acked = True
+            self.stats.warnings_acked += 1
+        return True
+
+    def tick(self, now_ns: int) -> None:
+        """Retransmit what is due; forget finished warnings."""
+        now_s = relay_now_us() / 1e6
+        for wid in list(self.by_id):
+            w = self.by_id[wid]
+            done = w.acked or w.superseded or now_s > w.impact_t_s + WARN_KEEP_S
+            if done and not w.queued:
+                if self.current.get((w.dest, w.fused_id)) is not w or now_s > w.impact_t_s + WARN_KEEP_S:
+                    del self.by_id[wid]
+                    if self.current.get((w.dest, w.fused_id)) is w:
+                        del self.current[(w.dest, w.fused_id)]
+                continue
+            if not done and not w.queued and w.sends and now_ns >= w.next_tx_ns:
+                self._send(w, now_ns)
+
+    def outstanding(self) -> int:
+        return sum(1 for w in self.by_id.values() if not (w.acked or w.superseded))
+
+
+class Pipeline:
+    """Reports in, per-destination pictures and warnings out (see the
+    module docstring). ``release[d]`` is the set of source nodes whose
+    data may reach destination ``d`` (its own is always included);
+    ``push_control(node, mtype, payload)`` sends a KEYFRAME_REQ;
+    ``push_warning(item)`` queues a warning."""
+
+    def __init__(self, nodes: Dict[int, NodeGeo], release: Dict[int, Set[int]],
+                 picture: Optional[dict] = None, max_age_s: float = 2.0,
+                 impact_period_s: float = DEFAULT_IMPACT_PERIOD_S, per_frame: int = DEFAULT_PER_FRAME,
+                 dr_config: Optional[dict] = None, warn_horizon_s: float = 1800.0,
+                 warning_retry_s: Tuple[float, float] = WARN_BACKOFF_S,
+                 push_warning: Optional[Callable[[Item], None]] = None,
+                 push_control: Optional[Callable[[int, int, bytes], None]] = None) -> None:
+        self.nodes = nodes
+        self.stats = PictureStats()
+        self.picture = binding.Picture(**(picture or {}))
+        self.frames = {n: Frame6(g.origin) for n, g in nodes.items()}
+        self.destinations: Dict[int, Destination] = {
+            n: Destination(g, release.get(n, set()) & set(nodes), self.stats, max_age_s,
+                           per_frame=per_frame, dr_config=dr_config)
+            for n, g in nodes.items()}
+        self.held = {n: binding.CodecTable() for n in nodes}
+        self.report_rx: Dict[Tuple[int, int], int] = {}   # (node, source track) -> rx ns of its last report
+        self.dirty = False
+        self.impact_period_ns = int(impact_period_s * 1e9)
+        self._last_impact_ns = -self.impact_period_ns
+        polys, owners = [], []
+        for n, g in sorted(nodes.items()):
+            for poly in g.territory:
+                polys.append(np.asarray(poly, dtype=float))
+                owners.append(n)
+        self.territories = polys
+        self.owners = owners
+        self.push_control = push_control or (lambda node, mtype, payload: None)
+        self.warn_horizon_s = warn_horizon_s
+        self.desk = WarningDesk(push_warning or (lambda item: None), self.stats, warning_retry_s)
+
+    # ---- uplink ----
+
+    def ingest(self, node: int, frame: binding.Frame, rx_ns: int) -> int:
+        """Decode one verified TRACK_REPORT from ``node`` into the picture;
+        returns the records stored. A bad payload is counted (malformed)."""
+        self.stats.reports_in += 1
+        try:
+            _hdr, b = binding.codec_decode(frame.payload, self.held[node])
+        except binding.CodecError:
+            self.stats.decode_errors += 1
+            return 0
+        ok = b.status == binding.REC_OK
+        nobase = b.status == binding.REC_NO_BASE
+        if nobase.any():
+            self.stats.no_base += int(nobase.sum())
+            tids = b.tid[nobase].tolist()[:255]
+            payload = _msgs.encode(binding.MSG_KEYFRAME_REQ, {"track_ids": tids})
+            self.push_control(node, binding.MSG_KEYFRAME_REQ, payload)
+        for tid in b.tid[(b.rtype == binding.REC_DROP) & (b.status == binding.REC_GONE)].tolist():
+            try:
+                self.picture.drop(node, tid)
+            except binding.PictureError:
+                pass
+            self.report_rx.pop((node, tid), None)
+        keep = ok & (b.rtype != binding.REC_DROP)
+        n = int(keep.sum())
+        if n == 0:
+            return 0
+        t_us = b.t_us[keep].astype(np.int64)
+        if not frame.flags & binding.FLAG_RELAY_TIME:
+            t_us = t_us + (rx_ns // 1000 - int(t_us.max()))
+        xe, Pe = self.frames[node].to_ecef(b.x[keep], b.P[keep])
+        tids = b.tid[keep]
+        st = self.picture.update(np.full(n, node, np.uint8), tids, b.report_id[keep], t_us / 1e6, xe, Pe)
+        self.stats.records_in += n
+        self.stats.records_refused += int((st != 0).sum())
+        for tid in tids[st == 0].tolist():
+            self.report_rx[(node, tid)] = rx_ns
+        self.dirty = True
+        return n - int((st != 0).sum())
+
+    def keyframe_request(self, node: int, payload: bytes) -> None:
+        """A board's KEYFRAME_REQ (u8 n, n x u32): resend those tracks as keyframes."""
+        try:
+            tids = _msgs.decode(binding.MSG_KEYFRAME_REQ, payload)["track_ids"]
+        except ValueError:
+            self.stats.decode_errors += 1
+            return
+        d = self.destinations.get(node)
+        if d is not None:
+            d.keyframe_request(tids)
+
+    def warning_ack(self, node: int, payload: bytes) -> None:
+        try:
+            self.desk.ack(node, _msgs.decode(binding.MSG_WARNING_ACK, payload)["warning_id"])
+        except ValueError:
+            self.stats.decode_errors += 1
+
+    # ---- fusion round ----
+
+    def round(self, now_ns: int) -> int:
+        """Associate and fuse at now; leave per-destination updates pending.
+        Returns the number of updates offered."""
+        if not self.dirty:
+            return 0
+        self.dirty = False
+        t_us = now_ns // 1000
+        t = t_us / 1e6
+        self.picture.associate(t)
+        self.stats.rounds += 1
+        offered = 0
+        for d in self.destinations.values():
+            out = self.picture.fuse(t, mask=d.mask)
+            alive = set()
+            rows = []
+            for k in range(len(out["fused_id"])):
+                fid = int(out["fused_id"][k])
+                m = int(out["nmem"][k])
+                nodes = out["node"][k, :m].tolist()
+                if all(nd == d.node for nd in nodes):
+                    continue   # only the destination's own data: nothing new for it
+                alive.add(fid)
+                sent = d.sent_reports.setdefault(fid, {})
+                reports = out["report"][k, :m].tolist()
+                tracks = out["track"][k, :m].tolist()
+                new = [(nd, rid) for nd, rid in zip(nodes, reports) if sent.get(nd) != rid]
+                if not new:
+                    continue
+                for nd, rid in new:
+                    sent[nd] = rid
+                rx = min(self.report_rx.get((nd, tr), now_ns) for nd, tr, rid in zip(nodes, tracks, reports)
+                         if (nd, rid) in new)
+                nations = 0
+                for nd in nodes:
+                    if nd < 32:
+                        nations |= 1 << nd
+                rows.append((fid, k, new, nations, rx))
+            if rows:
+                ks = [r[1] for r in rows]
+                xl, Pl = d.frame.from_ecef(out["x"][ks], out["P"][ks])
+                for i, (fid, _k, new, nations, rx) in enumerate(rows):
+                    d.offer(fid, Pending(xl[i], Pl[i], t_us, new, nations, now_ns, rx))
+                    offered += 1
+            for fid in list(d.sent_reports):
+                if fid not in alive:
+                    del d.sent_reports[fid]
+                    d.impact.pop(fid, None)
+                    d.offer(fid, Pending(np.zeros(6), np.eye(6), t_us, [], 0, now_ns, now_ns, drop=True))
+                    self._cancel(d.node, fid, now_ns)
+        return offered
+
+    # ---- impacts and warnings ----
+
+    def impact_due(self, now_ns: int) -> bool:
+        return now_ns - self._last_impact_ns >= self.impact_period_ns
+
+    def impact_job(self, now_ns: int) -> Callable[[], list]:
+        """A callable (safe in a worker thread: it uses only copies) that
+        predicts the impacts of every destination's releasable picture."""
+        self._last_impact_ns = now_ns
+        t = now_ns / 1e9
+        snaps = []
+        for d in self.destinations.values():
+            out = self.picture.fuse(t, mask=d.mask)
+            snaps.append((d.node, out["fused_id"], out["x"], out["P"]))
+        terr = list(self.territories)
+
+        def job() -> list:
+            res = []
+            for node, fids, x, P in snaps:
+                if len(fids):
+                    res.append((node, fids, binding.predict_impact(x, P, t, territories=terr or None)))
+            return res
+        return job
+
+    def apply_impacts(self, results: list, now_ns: int) -> None:
+        """Store impacts for the scheduler's priorities and the PICTURE
+        records, and issue / update / cancel warnings."""
+        for node, fids, imp in results:
+            d = self.destinations[node]
+            for i, fid in enumerate(fids.tolist()):
+                if imp.status[i] != binding.TRK_OK:
+                    d.impact.pop(fid, None)
+                    self._cancel(node, fid, now_ns)
+                    continue
+                en = d.frame.point_en(imp.ecef[i:i + 1])[0]
+                d.impact[fid] = (float(imp.t[i]), float(en[0]), float(en[1]), float(imp.semi_major[i]),
+                                 float(imp.semi_minor[i]), float(imp.orient[i]))
+                ter = int(imp.territory[i])
+                threatened = (ter >= 0 and self.owners[ter] == node
+                              and now_ns / 1e9 < imp.t[i] < now_ns / 1e9 + self.warn_horizon_s)
+                cur = self.desk.current.get((node, fid))
+                live = cur is not None and cur.status != STATUS_OBSOLETE
+                args = (float(imp.t[i]), float(imp.lat[i]), float(imp.lon[i]), float(imp.semi_major[i]),
+                        float(imp.semi_minor[i]), float(imp.orient[i]), now_ns)
+                if threatened and not live:
+                    self.desk.issue(node, fid, STATUS_ACTIVE, node, *args)
+                elif threatened and live and self._moved(cur, imp, i):
+                    self.desk.issue(node, fid, STATUS_UPDATED, node, *args)
+                elif not threatened and live:
+                    self.desk.issue(node, fid, STATUS_OBSOLETE, node, *args)
+
+    @staticmethod
+    def _moved(w: WarningState, imp: binding.Impacts, i: int) -> bool:
+        dlat = math.radians(float(imp.lat[i]) - w.lat) * 6371e3
+        dlon = math.radians(float(imp.lon[i]) - w.lon) * 6371e3 * math.cos(math.radians(w.lat))
+        return math.hypot(dlat, dlon) > WARN_MOVE_M or abs(float(imp.t[i]) - w.impact_t_s) > WARN_MOVE_S
+
+    def _cancel(self, node: int, fid: int, now_ns: int) -> None:
+        cur = self.desk.current.get((node, fid))
+        if cur is not None and cur.status != STATUS_OBSOLETE and not cur.superseded:
+            self.desk.issue(node, fid, STATUS_OBSOLETE, node, cur.impact_t_s, cur.lat, cur.lon, 0, 0, 0, now_ns)
