@@ -96,6 +96,7 @@ _SIG_Q = [x / 4503599627370496 for x in (4503599627370496, 5355712719992597, 636
                                          7574121564787629)]
 _VAR_MIN = math.ldexp(1.0, -100)
 _VAR_MAX = math.ldexp(1.0, 100)
+_REM_MIN = math.ldexp(1.0, -52)
 
 
 class CodecError(ValueError):
@@ -261,8 +262,10 @@ def cor_value(c):
 def quantise_cov(P):
     """(sig[6], cor[15]) codes of a 6x6 covariance (row-major, lower triangle
     read). Correlations are coded as the partial correlations of the
-    Cholesky factor of the correlation matrix, closed loop: each is taken
-    against the already quantised factor, so the error does not pile up."""
+    Cholesky factor of the correlation matrix, each quantised on its own
+    (open loop; a closed loop, quantising against the already quantised
+    factor, diverges on ill-conditioned matrices). An input that is not
+    positive definite gets its remainders floored at 2^-52: codes clamp."""
     for v in P:
         if not (abs(v) <= _VAR_MAX):
             raise CodecError("range", "covariance entry not finite or too large")
@@ -282,11 +285,14 @@ def quantise_cov(P):
             acc = P[6 * i + j] / (s[i] * s[j])
             for k in range(j):
                 acc -= L[6 * i + k] * L[6 * j + k]
-            c = cor_code(acc / (L[7 * j] * math.sqrt(rem)))
-            cor.append(c)
-            ph = cor_value(c)
-            L[6 * i + j] = ph * math.sqrt(rem)
-            rem = rem * (1.0 - ph * ph)
+            lij = acc / L[7 * j]
+            if rem < _REM_MIN:
+                rem = _REM_MIN
+            cor.append(cor_code(lij / math.sqrt(rem)))
+            L[6 * i + j] = lij
+            rem = rem - lij * lij
+        if rem < _REM_MIN:
+            rem = _REM_MIN
         L[7 * i] = math.sqrt(rem)
     return sig, cor
 
@@ -688,9 +694,11 @@ def decode(payload, held=None):
             raise CodecError("malformed", "record type 3")
         upd = rd.bits(4) if rtype != DROP else 0
         tid = prev_id + rd.se()
+        if not (0 <= tid < (1 << 32)):
+            raise CodecError("malformed", "track id")
         t = prev_t + rd.se()
-        if not (0 <= tid < (1 << 32)) or not (0 <= t < (1 << 64)):
-            raise CodecError("malformed", "track id or time")
+        if not (0 <= t < (1 << 64)):
+            raise CodecError("malformed", "time")
         prev_id = tid
         prev_t = t
         h = staged[tid] if tid in staged else (held.get(tid) if held is not None else None)

@@ -265,7 +265,7 @@ static int quantise_cov(const double *P, int32_t sig[6], int32_t cor[15])
 {
     double s[6], L[36];
     int i, j, k, n = 0;
-    double vmin = ldexp(1.0, -100), vmax = ldexp(1.0, 100);
+    double vmin = ldexp(1.0, -100), vmax = ldexp(1.0, 100), rem_min = ldexp(1.0, -52);
     for (i = 0; i < 36; i++)
         if (!(fabs(P[i]) <= vmax))
             return TL_CODEC_ERANGE;
@@ -277,19 +277,22 @@ static int quantise_cov(const double *P, int32_t sig[6], int32_t cor[15])
         s[i] = sqrt(v);
     }
     memset(L, 0, sizeof(L));
+    /* open loop: the exact factor's partial correlations, each quantised */
     for (i = 0; i < 6; i++) {
         double rem = 1.0;
         for (j = 0; j < i; j++) {
-            double acc = P[6 * i + j] / (s[i] * s[j]), ph;
-            int32_t c;
+            double acc = P[6 * i + j] / (s[i] * s[j]), lij;
             for (k = 0; k < j; k++)
                 acc -= L[6 * i + k] * L[6 * j + k];
-            c = cor_code(acc / (L[7 * j] * sqrt(rem)));
-            cor[n++] = c;
-            ph = cor_value(c);
-            L[6 * i + j] = ph * sqrt(rem);
-            rem = rem * (1.0 - ph * ph);
+            lij = acc / L[7 * j];
+            if (rem < rem_min)
+                rem = rem_min;
+            cor[n++] = cor_code(lij / sqrt(rem));
+            L[6 * i + j] = lij;
+            rem = rem - lij * lij;
         }
+        if (rem < rem_min)
+            rem = rem_min;
         L[7 * i] = sqrt(rem);
     }
     return 0;
