@@ -1,0 +1,535 @@
+# config.py: the relay's TOML configuration, validated into typed dataclasses
+"""Load ``relay.toml`` (docs/RELAY.md is the reference, edge/relay.example.toml
+an example) into a frozen :class:`Config`.
+
+Every problem raises :class:`ConfigError` with one line that names the file
+and the key, e.g. ``relay.toml: links.jp.baud: expected an integer``.
+
+    >>> cfg = load("edge/relay.example.toml")
+    >>> cfg.links["jp"].budget, cfg.release.may("jp", "au")
+    (10368, False)
+    >>> cfg.node("kr").link
+    'kr'
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "ConfigError", "Config", "RelaySection", "NodeConfig", "Origin", "Territory", "LinkConfig",
+    "ReleasePolicy", "DeadReckoningConfig", "FusionConfig", "SchedulerConfig", "RecorderConfig",
+    "load", "loads", "from_dict", "serial_budget", "SERIAL_BUDGET_FACTOR", "UDP_DEFAULT_BUDGET",
+    "LINK_KINDS", "CI_MODES",
+]
+
+# A serial link's default byte budget is baud/10 bytes/s (8N1: 10 bits a byte)
+# times this factor: 10% of the line is left for the boards' own control
+# traffic bursts, clock tolerance between the two UARTs and COBS bound slack.
+SERIAL_BUDGET_FACTOR = 0.9
+# A UDP link's default budget: 1 Mbit/s (125,000 bytes/s), far above what the
+# relay makes at debris load yet a cap that keeps a radio or VPN hop sane.
+UDP_DEFAULT_BUDGET = 125_000
+LINK_KINDS = ("serial", "udp")
+CI_MODES = ("trace", "logdet", "fast", "naive")
+DEFAULT_BAUD = 115200
+DEFAULT_STATS_ADDR = ("127.0.0.1", 8765)
+
+
+class ConfigError(ValueError):
+    """The configuration is missing, malformed or inconsistent; the message is
+    one line ``FILE: KEY: problem``."""
+
+
+def serial_budget(baud: int, factor: float = SERIAL_BUDGET_FACTOR) -> int:
+    """Default byte budget of a serial link: ``int(baud / 10 * factor)``.
+
+        >>> serial_budget(115200)
+        10368
+    """
+    return int(baud / 10 * factor)
+
+
+@dataclass(frozen=True)
+class RelaySection:
+    """``[relay]``: the relay's own node id, key file, state file, stats endpoint."""
+
+    node: int = 0
+    key_file: Optional[str] = None
+    state_file: Optional[str] = None
+    stats_addr: Optional[Tuple[str, int]] = DEFAULT_STATS_ADDR   # None: endpoint off
+    stats_interval_s: float = 10.0                               # periodic log line; 0 = off
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Origin:
+    lat: float
+    lon: float
+    alt_m: float = 0.0
+
+
+@dataclass(frozen=True)
+class Territory:
+    name: str
+    polygon: Tuple[Tuple[float, float], ...]     # (lat, lon) degrees
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One board: ``[nodes.NAME]`` (or ``[[nodes]]`` with ``name``).
+
+    ``link`` is the link whose ``boards`` list names this node; ``nation`` is
+    the nation whose data the board reports (release policy key)."""
+
+    name: str
+    node: int
+    nation: str
+    key_id: int
+    origin: Origin
+    territory: Tuple[Territory, ...]
+    link: str
+    nation_file: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """``[links.NAME]``: a serial port or a UDP socket and the boards on it."""
+
+    name: str
+    kind: str                                   # "serial" | "udp"
+    boards: Tuple[str, ...]
+    budget: int                                 # bytes per second the relay may write
+    burst: Optional[int] = None                 # token bucket depth; None = scheduler default
+    device: Optional[str] = None                # serial
+    baud: int = DEFAULT_BAUD                    # serial
+    low_latency: bool = True                    # serial: try ASYNC_LOW_LATENCY
+    bind: Optional[Tuple[str, int]] = None      # udp
+    peer: Optional[Tuple[str, int]] = None      # udp; None = learned from the first authenticated frame
+
+
+@dataclass(frozen=True)
+class ReleasePolicy:
+    """``[release]``: nation -> nations that may receive its data.
+
+    A nation's own data always reaches it. ``may(src, dst)`` answers one pair.
+
+        >>> ReleasePolicy({"jp": frozenset({"kr"})}).may("jp", "kr")
+        True
+    """
+
+    allow: Mapping[str, FrozenSet[str]] = field(default_factory=dict)
+
+    def may(self, src_nation: str, dst_nation: str) -> bool:
+        return src_nation == dst_nation or dst_nation in self.allow.get(src_nation, frozenset())
+
+    def sources_for(self, dst_nation: str, nations: Sequence[str]) -> Tuple[str, ...]:
+        """The nations (of ``nations``) whose data may reach ``dst_nation``."""
+        return tuple(n for n in nations if self.may(n, dst_nation))
+
+
+@dataclass(frozen=True)
+class DeadReckoningConfig:
+    """``[deadreckoning]``: send a track update when the receiver's
+    extrapolation is off by more than ``position_m``, or ``heartbeat_s`` after
+    the last one; the receiver drops a track after ``timeout_s``."""
+
+    position_m: float = 50.0
+    velocity_mps: float = 0.0      # 0 = position threshold only
+    heartbeat_s: float = 5.0
+    timeout_s: float = 12.0
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """``[fusion]``: the fused picture's settings (binding.Picture arguments)."""
+
+    gate: float = 22.46            # chi-square 6 dof, 99.9%
+    ci_mode: str = "trace"
+    stay_bonus: float = 4.0
+    switch_frames: int = 3
+    timeout_s: float = 12.0        # a source track with no report for this long is dropped
+    warn_horizon_s: float = 1800.0  # warn about impacts predicted within this time
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """``[scheduler]``: staleness and queue bounds per link."""
+
+    max_age_s: float = 2.0         # track updates older than this are dropped (dropped_stale)
+    max_control: int = 64          # bounded control queue per link
+    max_warnings: int = 256        # bounded warning queue per link (oldest obsolete first)
+    burst: int = 600               # default token bucket depth, bytes
+    warning_retry_s: float = 0.5   # first retransmission of an unacknowledged warning
+    warning_retry_max_s: float = 4.0
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """``[recorder]``: pcap capture of every frame (docs/RELAY.md). ``path``
+    None: no capture."""
+
+    path: Optional[str] = None
+    rotate_bytes: int = 64 << 20
+    max_files: int = 10
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    relay: RelaySection
+    nodes: Tuple[NodeConfig, ...]
+    links: Mapping[str, LinkConfig]
+    release: ReleasePolicy
+    deadreckoning: DeadReckoningConfig
+    fusion: FusionConfig
+    scheduler: SchedulerConfig
+    recorder: RecorderConfig
+
+    def node(self, name: str) -> NodeConfig:
+        """The node called ``name`` (KeyError if none)."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def nodes_on(self, link: str) -> Tuple[NodeConfig, ...]:
+        return tuple(n for n in self.nodes if n.link == link)
+
+
+# ---------------------------------------------------------------- loading ----
+
+def load(path: str) -> Config:
+    """Read and validate a TOML file; relative paths inside it are relative to
+    the file's folder."""
+    label = os.path.basename(path) or path
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    return loads(raw.decode("utf-8", "replace"), source=label, base_dir=os.path.dirname(os.path.abspath(path)))
+
+
+def loads(text: str, source: str = "relay.toml", base_dir: str = ".") -> Config:
+    """Validate TOML text (``source`` names it in errors)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from None
+    return from_dict(data, source, base_dir)
+
+
+class _V:
+    """Typed getters that raise ConfigError naming ``source: key``."""
+
+    def __init__(self, source: str, base_dir: str) -> None:
+        self.source = source
+        self.base_dir = base_dir
+
+    def fail(self, key: str, msg: str) -> "ConfigError":
+        return ConfigError(f"{self.source}: {key}: {msg}")
+
+    def table(self, d: Mapping[str, Any], key: str, name: str, known: Sequence[str]) -> Mapping[str, Any]:
+        v = d.get(name, {})
+        if not isinstance(v, dict):
+            raise self.fail(key, "expected a table")
+        for k in v:
+            if k not in known:
+                raise self.fail(f"{key}.{k}" if key else k, f"unknown key (known: {', '.join(known)})")
+        return v
+
+    def int_(self, d: Mapping[str, Any], key: str, name: str, default: Any, lo: int, hi: int) -> Any:
+        full = f"{key}.{name}" if key else name
+        if name not in d:
+            if default is _REQUIRED:
+                raise self.fail(full, "missing")
+            return default
+        v = d[name]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(full, "expected an integer")
+        if not lo <= v <= hi:
+            raise self.fail(full, f"{v} out of range [{lo}, {hi}]")
+        return v
+
+    def num(self, d: Mapping[str, Any], key: str, name: str, default: Any, lo: float, hi: float) -> Any:
+        full = f"{key}.{name}" if key else name
+        if name not in d:
+            if default is _REQUIRED:
+                raise self.fail(full, "missing")
+            return default
+        v = d[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise self.fail(full, "expected a number")
+        if not lo <= v <= hi:
+            raise self.fail(full, f"{v} out of range [{lo}, {hi}]")
+        return float(v)
+
+    def str_(self, d: Mapping[str, Any], key: str, name: str, default: Any,
+             choices: Optional[Sequence[str]] = None) -> Any:
+        full = f"{key}.{name}" if key else name
+        if name not in d:
+            if default is _REQUIRED:
+                raise self.fail(full, "missing")
+            return default
+        v = d[name]
+        if not isinstance(v, str) or not v:
+            raise self.fail(full, "expected a non-empty string")
+        if choices is not None and v not in choices:
+            raise self.fail(full, f"{v!r} is not one of {', '.join(choices)}")
+        return v
+
+    def bool_(self, d: Mapping[str, Any], key: str, name: str, default: bool) -> bool:
+        if name not in d:
+            return default
+        if not isinstance(d[name], bool):
+            raise self.fail(f"{key}.{name}", "expected true or false")
+        return d[name]
+
+    def path(self, d: Mapping[str, Any], key: str, name: str) -> Optional[str]:
+        v = self.str_(d, key, name, None)
+        return None if v is None else os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(v)))
+
+    def addr(self, d: Mapping[str, Any], key: str, name: str, default: Any) -> Any:
+        """``"host:port"`` -> (host, port); an IPv6 host goes in brackets."""
+        full = f"{key}.{name}" if key else name
+        v = self.str_(d, key, name, default)
+        if v is default:
+            return v
+        host, sep, port = v.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise self.fail(full, f"{v!r}: expected \"host:port\"")
+        return (host or "0.0.0.0", int(port))
+
+    def names(self, d: Mapping[str, Any], key: str, name: str, default: Any) -> Any:
+        full = f"{key}.{name}" if key else name
+        if name not in d:
+            if default is _REQUIRED:
+                raise self.fail(full, "missing")
+            return default
+        v = d[name]
+        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+            raise self.fail(full, "expected a list of names")
+        return tuple(v)
+
+
+_REQUIRED = object()
+_RELAY_KEYS = ("node", "key_file", "state_file", "stats", "stats_interval_s", "log_level")
+_NODE_KEYS = ("name", "id", "nation", "key_id", "nation_file", "origin", "territory")
+_LINK_KEYS = ("kind", "device", "baud", "low_latency", "bind", "peer", "boards", "budget", "burst")
+
+
+def _nation_file(v: _V, key: str, path: str) -> Tuple[Origin, Tuple[Territory, ...], Optional[str]]:
+    # The board's own loader validates the file (boards/NATIONS.md); its
+    # errors name that file, so they are passed on with our key in front.
+    from trilink_board import config as board_config
+    try:
+        nat = board_config.load_nation(path)
+    except board_config.ConfigError as e:
+        raise v.fail(key, str(e)) from None
+    o = nat["origin"]
+    terr = tuple(Territory(t["name"], tuple((float(a), float(b)) for a, b in t["polygon"]))
+                 for t in nat["territory"])
+    return Origin(o["lat"], o["lon"], o["alt_m"]), terr, nat["name"]
+
+
+def _inline_origin(v: _V, key: str, d: Mapping[str, Any]) -> Origin:
+    o = v.table(d, key, "origin", ("lat", "lon", "alt_m"))
+    if "origin" not in d:
+        raise v.fail(key + ".origin", "missing (give nation_file or origin)")
+    k = key + ".origin"
+    return Origin(v.num(o, k, "lat", _REQUIRED, -90, 90), v.num(o, k, "lon", _REQUIRED, -180, 180),
+                  v.num(o, k, "alt_m", 0.0, -500, 9000))
+
+
+def _inline_territory(v: _V, key: str, d: Mapping[str, Any]) -> Tuple[Territory, ...]:
+    terr = d.get("territory", [])
+    if not isinstance(terr, list):
+        raise v.fail(key + ".territory", "expected an array of tables")
+    out = []
+    for i, t in enumerate(terr):
+        k = f"{key}.territory[{i}]"
+        if not isinstance(t, dict):
+            raise v.fail(k, "expected a table with name and polygon")
+        name = v.str_(t, k, "name", f"area{i}")
+        poly = t.get("polygon")
+        if (not isinstance(poly, list) or len(poly) < 3 or not all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(c, (int, float)) and not isinstance(c, bool)
+                                                          for c in p) for p in poly)):
+            raise v.fail(k + ".polygon", "expected at least 3 [lat, lon] pairs")
+        if not all(-90 <= p[0] <= 90 and -180 <= p[1] <= 180 for p in poly):
+            raise v.fail(k + ".polygon", "a point is outside lat [-90, 90] / lon [-180, 180]")
+        out.append(Territory(name, tuple((float(a), float(b)) for a, b in poly)))
+    return tuple(out)
+
+
+def _nodes(v: _V, data: Mapping[str, Any]) -> List[Tuple[str, Mapping[str, Any], str]]:
+    raw = data.get("nodes", {})
+    if isinstance(raw, dict):           # [nodes.NAME]
+        out = []
+        for name, d in raw.items():
+            if not isinstance(d, dict):
+                raise v.fail(f"nodes.{name}", "expected a table")
+            out.append((name, d, f"nodes.{name}"))
+        return out
+    if isinstance(raw, list):           # [[nodes]] with name = "..."
+        out = []
+        for i, d in enumerate(raw):
+            if not isinstance(d, dict):
+                raise v.fail(f"nodes[{i}]", "expected a table")
+            out.append((v.str_(d, f"nodes[{i}]", "name", _REQUIRED), d, f"nodes[{i}]"))
+        return out
+    raise v.fail("nodes", "expected [nodes.NAME] tables or [[nodes]] entries")
+
+
+def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str = ".") -> Config:
+    """Validate an already parsed TOML document."""
+    v = _V(source, base_dir)
+    known = ("relay", "nodes", "links", "release", "deadreckoning", "fusion", "scheduler", "recorder")
+    for k in data:
+        if k not in known:
+            raise v.fail(k, f"unknown section (known: {', '.join(known)})")
+
+    r = v.table(data, "relay", "relay", _RELAY_KEYS)
+    relay_node = v.int_(r, "relay", "node", 0, 0, 254)
+    stats: Any = DEFAULT_STATS_ADDR
+    if r.get("stats") in ("", "off", False):
+        stats = None
+    elif "stats" in r:
+        stats = v.addr(r, "relay", "stats", DEFAULT_STATS_ADDR)
+    relay = RelaySection(
+        node=relay_node, key_file=v.path(r, "relay", "key_file"), state_file=v.path(r, "relay", "state_file"),
+        stats_addr=stats, stats_interval_s=v.num(r, "relay", "stats_interval_s", 10.0, 0.0, 86400.0),
+        log_level=v.str_(r, "relay", "log_level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")))
+
+    # Links first: a node's link is the one whose `boards` names it.
+    links_raw = data.get("links", {})
+    if not isinstance(links_raw, dict) or not links_raw:
+        raise v.fail("links", "missing: at least one [links.NAME] table")
+    links: Dict[str, LinkConfig] = {}
+    link_of: Dict[str, str] = {}
+    for lname, d in links_raw.items():
+        key = f"links.{lname}"
+        if not isinstance(d, dict):
+            raise v.fail(key, "expected a table")
+        v.table(links_raw, key, lname, _LINK_KEYS)
+        kind = v.str_(d, key, "kind", _REQUIRED, LINK_KINDS)
+        boards = v.names(d, key, "boards", _REQUIRED)
+        for b in boards:
+            if b in link_of:
+                raise v.fail(f"{key}.boards", f"{b!r} is already on link {link_of[b]!r}")
+            link_of[b] = lname
+        burst = v.int_(d, key, "burst", None, 64, 1 << 24)
+        if kind == "serial":
+            for bad in ("bind", "peer"):
+                if bad in d:
+                    raise v.fail(f"{key}.{bad}", "only for kind = \"udp\"")
+            baud = v.int_(d, key, "baud", DEFAULT_BAUD, 50, 20_000_000)
+            links[lname] = LinkConfig(
+                name=lname, kind=kind, boards=boards, device=v.str_(d, key, "device", _REQUIRED), baud=baud,
+                low_latency=v.bool_(d, key, "low_latency", True),
+                budget=v.int_(d, key, "budget", serial_budget(baud), 64, 1 << 30), burst=burst)
+        else:
+            for bad in ("device", "baud", "low_latency"):
+                if bad in d:
+                    raise v.fail(f"{key}.{bad}", "only for kind = \"serial\"")
+            links[lname] = LinkConfig(
+                name=lname, kind=kind, boards=boards, bind=v.addr(d, key, "bind", _REQUIRED),
+                peer=v.addr(d, key, "peer", None),
+                budget=v.int_(d, key, "budget", UDP_DEFAULT_BUDGET, 64, 1 << 30), burst=burst)
+
+    nodes: List[NodeConfig] = []
+    ids: Dict[int, str] = {relay_node: "the relay ([relay] node)"}
+    key_ids: Dict[int, str] = {}
+    for name, d, key in _nodes(v, data):
+        for k in d:
+            if k not in _NODE_KEYS:
+                raise v.fail(f"{key}.{k}", f"unknown key (known: {', '.join(_NODE_KEYS)})")
+        nid = v.int_(d, key, "id", _REQUIRED, 1, 254)
+        if nid in ids:
+            raise v.fail(f"{key}.id", f"{nid} is already used by {ids[nid]}")
+        ids[nid] = name
+        kid = v.int_(d, key, "key_id", nid, 1, 255)
+        if kid in key_ids:
+            raise v.fail(f"{key}.key_id", f"{kid} is already used by {key_ids[kid]}")
+        key_ids[kid] = name
+        nfile = v.path(d, key, "nation_file")
+        file_nation = None
+        if nfile is not None:
+            if "origin" in d or "territory" in d:
+                raise v.fail(key, "give nation_file or inline origin/territory, not both")
+            origin, terr, file_nation = _nation_file(v, f"{key}.nation_file", nfile)
+        else:
+            origin, terr = _inline_origin(v, key, d), _inline_territory(v, key, d)
+        nation = v.str_(d, key, "nation", file_nation or name)
+        if name not in link_of:
+            raise v.fail(key, f"no link lists {name!r} in its boards")
+        nodes.append(NodeConfig(name=name, node=nid, nation=nation, key_id=kid, origin=origin,
+                                territory=terr, link=link_of[name], nation_file=nfile))
+    if not nodes:
+        raise v.fail("nodes", "missing: at least one node")
+    for lname, lk in links.items():
+        for b in lk.boards:
+            if b not in ids.values():
+                raise v.fail(f"links.{lname}.boards", f"{b!r} is not a configured node")
+
+    nations = sorted({n.nation for n in nodes})
+    rel = data.get("release", {})
+    if not isinstance(rel, dict):
+        raise v.fail("release", "expected a table")
+    allow: Dict[str, FrozenSet[str]] = {}
+    for src, dsts in rel.items():
+        if src not in nations:
+            raise v.fail(f"release.{src}", f"unknown nation (configured: {', '.join(nations)})")
+        lst = v.names(rel, "release", src, _REQUIRED)
+        for dn in lst:
+            if dn not in nations:
+                raise v.fail(f"release.{src}", f"unknown nation {dn!r} (configured: {', '.join(nations)})")
+        allow[src] = frozenset(lst)
+
+    dr = v.table(data, "deadreckoning", "deadreckoning", ("position_m", "velocity_mps", "heartbeat_s", "timeout_s"))
+    deadreckoning = DeadReckoningConfig(
+        position_m=v.num(dr, "deadreckoning", "position_m", 50.0, 0.0, 1e7),
+        velocity_mps=v.num(dr, "deadreckoning", "velocity_mps", 0.0, 0.0, 1e5),
+        heartbeat_s=v.num(dr, "deadreckoning", "heartbeat_s", 5.0, 0.01, 3600.0),
+        timeout_s=v.num(dr, "deadreckoning", "timeout_s", 12.0, 0.01, 3600.0))
+    if deadreckoning.timeout_s <= deadreckoning.heartbeat_s:
+        raise v.fail("deadreckoning.timeout_s", "must be above heartbeat_s")
+
+    fu = v.table(data, "fusion", "fusion", ("gate", "ci_mode", "stay_bonus", "switch_frames", "timeout_s",
+                                             "warn_horizon_s"))
+    fusion = FusionConfig(
+        gate=v.num(fu, "fusion", "gate", 22.46, 0.1, 1e4), ci_mode=v.str_(fu, "fusion", "ci_mode", "trace", CI_MODES),
+        stay_bonus=v.num(fu, "fusion", "stay_bonus", 4.0, 0.0, 1e4),
+        switch_frames=v.int_(fu, "fusion", "switch_frames", 3, 1, 1000),
+        timeout_s=v.num(fu, "fusion", "timeout_s", 12.0, 0.1, 3600.0),
+        warn_horizon_s=v.num(fu, "fusion", "warn_horizon_s", 1800.0, 1.0, 86400.0))
+
+    sc = v.table(data, "scheduler", "scheduler", ("max_age_s", "max_control", "max_warnings", "burst",
+                                                   "warning_retry_s", "warning_retry_max_s"))
+    scheduler = SchedulerConfig(
+        max_age_s=v.num(sc, "scheduler", "max_age_s", 2.0, 0.001, 3600.0),
+        max_control=v.int_(sc, "scheduler", "max_control", 64, 1, 1 << 20),
+        max_warnings=v.int_(sc, "scheduler", "max_warnings", 256, 1, 1 << 20),
+        burst=v.int_(sc, "scheduler", "burst", 600, 64, 1 << 24),
+        warning_retry_s=v.num(sc, "scheduler", "warning_retry_s", 0.5, 0.001, 60.0),
+        warning_retry_max_s=v.num(sc, "scheduler", "warning_retry_max_s", 4.0, 0.001, 3600.0))
+    if scheduler.warning_retry_max_s < scheduler.warning_retry_s:
+        raise v.fail("scheduler.warning_retry_max_s", "must be at least warning_retry_s")
+
+    rc = v.table(data, "recorder", "recorder", ("path", "rotate_bytes", "max_files"))
+    recorder = RecorderConfig(path=v.path(rc, "recorder", "path"),
+                              rotate_bytes=v.int_(rc, "recorder", "rotate_bytes", 64 << 20, 4096, 1 << 40),
+                              max_files=v.int_(rc, "recorder", "max_files", 10, 1, 100000))
+
+    return Config(source=source, relay=relay, nodes=tuple(nodes), links=links, release=ReleasePolicy(allow),
+                  deadreckoning=deadreckoning, fusion=fusion, scheduler=scheduler, recorder=recorder)
