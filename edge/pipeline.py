@@ -48,6 +48,7 @@ from trilink_board import messages as _msgs
 INF = float("inf")
 DEFAULT_PER_FRAME = 8          # tracks per PICTURE frame: small frames, low latency
 DEFAULT_IMPACT_PERIOD_S = 1.0
+MAX_RECORD_BYTES = 140
 WARN_MOVE_M = 10_000.0         # an impact point moved this far is an updated warning
 WARN_MOVE_S = 10.0             # ... or an impact time moved this far
 WARN_BACKOFF_S = (0.25, 2.0)   # first retransmission after 0.25 s, doubling to 2 s
@@ -197,9 +198,12 @@ class Destination:
         if not self.pending:
             return None
         order = sorted(self.pending, key=lambda f: self._key(f, self.pending[f]))
+        # A PICTURE record is at most ~140 bytes (keyframe, impact, a few
+        # sources), so this many always fit the payload the link allows.
+        per = max(1, min(self.per_frame, (max_payload - 16) // MAX_RECORD_BYTES))
         while order:
-            chosen = order[:self.per_frame]
-            order = order[self.per_frame:]
+            chosen = order[:per]
+            order = order[per:]
             items = [(fid, self.pending.pop(fid)) for fid in chosen]
             payloads, rx_ns = self._encode(items)
             if payloads:

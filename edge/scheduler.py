@@ -29,7 +29,8 @@ counted as ``dropped_queue``.
 
     >>> s = LinkScheduler("jp", budget=1000, burst=200, wire_size=udp_size)
     >>> s.push(Item(WARNING, node=1, mtype=0x20, payload=bytes(36), flags=5))
-    >>> it = s.pop(now_ns=0); (it.klass, s.tokens(0))
+    >>> it = s.pop(now_ns=0); s.charge(it, now_ns=0); (it.klass, s.tokens(0))
+    64
     (0, 136.0)
 """
 from __future__ import annotations

@@ -132,3 +132,43 @@ class BoardStandIn:
     def source_nodes(self) -> set:
         """Every source node named by the PICTURE records received."""
         return {nd for _rt, rec in self.pictures for nd, _rid in rec.sources}
+
+
+class Received:
+    """What a link hands the relay: one raw frame, when it was fully received."""
+
+    def __init__(self, data: bytes, t_ns: int, peer=None) -> None:
+        self.data, self.t_ns, self.peer = data, t_ns, peer
+
+
+class UdpTestLink:
+    """A minimal real-UDP link for in-process relay tests (one frame per
+    datagram, PROTOCOL 3.2): ``await open()``, ``recv()``, ``send()``, ``close()``."""
+
+    def __init__(self, bind, peer) -> None:
+        self.bind, self.peer = bind, peer
+        self.sent: List[Tuple[int, bytes]] = []
+
+    async def open(self) -> "UdpTestLink":
+        import asyncio
+        import time
+        loop = asyncio.get_running_loop()
+        self.q: "asyncio.Queue" = asyncio.Queue()
+        link = self
+
+        class P(asyncio.DatagramProtocol):
+            def datagram_received(self, data, addr):
+                link.q.put_nowait(Received(data, time.monotonic_ns(), addr))
+        self.transport, _ = await loop.create_datagram_endpoint(P, local_addr=self.bind)
+        return self
+
+    async def recv(self) -> Received:
+        return await self.q.get()
+
+    async def send(self, raw: bytes) -> None:
+        import time
+        self.sent.append((time.monotonic_ns(), raw))
+        self.transport.sendto(raw, self.peer)
+
+    async def close(self) -> None:
+        self.transport.close()
