@@ -53,6 +53,9 @@ class Relay:
             kf = _keys.load(cfg.relay.key_file)
             keys = {e.key_id: e.key for e in kf.entries}
         self._link_objs = links
+        if recorder is None and cfg.recorder.path:
+            from trilink_edge.recorder import Recorder
+            recorder = Recorder(cfg.recorder.path, cfg.recorder.rotate_bytes, cfg.recorder.max_files)
         self.recorder = recorder
         self.sessions = Sessions(cfg.relay.node, [NodeInfo(n.node, n.name, n.key_id, n.link) for n in cfg.nodes],
                                  keys, cfg.relay.state_file, emit=self._emit_control, on_link=self._on_link)
@@ -109,10 +112,10 @@ class Relay:
     def _on_link(self, node: int, up: bool) -> None:
         log.info("node %d link %s", node, "up" if up else "down")
 
-    def _record(self, link: str, direction: str, t_ns: int, raw: bytes) -> None:
+    def _tap(self, link: str, direction: str, raw: bytes, t_ns: int) -> None:
         if self.recorder is not None:
             try:
-                self.recorder.record(link, direction, t_ns, raw)
+                self.recorder.record(link, direction, raw, t_ns)
             except Exception:  # the capture must never stop the relay
                 log.exception("recorder failed")
 
@@ -121,24 +124,35 @@ class Relay:
     async def _open_links(self) -> None:
         if self._link_objs is not None:
             self.links = dict(self._link_objs)
+            for link in self.links.values():
+                link.tap = self._tap
             return
-        from trilink_edge import links as _links   # the links module (another part of the daemon)
+        from trilink_edge.links import make_link
         for name, lk in self.config.links.items():
-            self.links[name] = await _links.open_link(lk)
+            link = make_link(lk)
+            link.tap = self._tap
+            await link.open()
+            self.links[name] = link
 
     async def _receiver(self, name: str) -> None:
         link = self.links[name]
         c = self.counters[name]
         while True:
-            rec = await link.recv()
+            try:
+                rec = await link.recv()
+            except Exception as e:   # LinkClosed at shutdown
+                if type(e).__name__ == "LinkClosed":
+                    return
+                raise
             raw, t_ns = bytes(rec.data), rec.t_ns
             c["frames_in"] += 1
             c["bytes_in"] += len(raw)
-            self._record(name, "in", t_ns, raw)
             f = self.sessions.accept(name, raw, t_ns)
             if f is None:
                 c["rejected"] += 1
                 continue
+            if hasattr(link, "learn_peer"):
+                link.learn_peer(rec.peer)
             mt = f.mtype
             if mt == binding.MSG_TRACK_REPORT:
                 if self.pipeline.ingest(f.src, f, t_ns):
@@ -189,7 +203,6 @@ class Relay:
             except Exception as e:  # a vanished port: the link reopens itself; the frame is lost
                 self.counters[name]["send_errors"] += 1
                 log.debug("link %s send failed: %s", name, e)
-            self._record(name, "out", t_ns, raw)
             if item.on_sent is not None:
                 item.on_sent(item, t_ns)
             item = None
