@@ -187,11 +187,13 @@ class Link:
         link without a configured peer sends to the latest such address;
         other links ignore it."""
 
-    def counters(self) -> Dict[str, int]:
-        """``stats`` as a dict plus ``queue_depth`` and ``up`` (0/1)."""
-        d = self.stats.as_dict()
-        d["queue_depth"] = self.queue_depth
+    def counters(self) -> Dict[str, Any]:
+        """``stats`` as a dict plus ``rx_queue_depth`` (received frames not yet
+        taken by ``recv``), ``up`` (0/1) and ``kind``."""
+        d: Dict[str, Any] = self.stats.as_dict()
+        d["rx_queue_depth"] = self.queue_depth
         d["up"] = int(self.up)
+        d["kind"] = self.kind
         return d
 
     async def __aenter__(self) -> "Link":
