@@ -9,8 +9,9 @@ Format (docs/RELAY.md "Capture format"):
 * One Enhanced Packet Block per frame; its ``epb_flags`` give the direction
   (inbound = received by the relay, outbound = sent by it).
 * Each frame is wrapped in Ethernet/IPv4/UDP so Wireshark dissects it and
-  filters work: the relay is 10.0.0.1 port 47000; link number ``i`` (its
-  interface id, in order of first use) is 10.0.1.(i+1) port 47100+i.
+  filters work: the relay is 10.0.0.1 port 47300; link number ``i`` (its
+  interface id, in order of first use) is 10.0.1.(i+1) port 47301+i
+  (ports Wireshark assigns to nothing; ``tools/trilink.lua`` dissects them).
   Received frames go from the link's address to the relay's, sent frames
   the other way. The UDP payload is the raw trilink frame (PROTOCOL.md
   section 1; no COBS).
@@ -44,8 +45,8 @@ __all__ = ["Recorder", "CaptureRecord", "iter_capture", "capture_files", "Captur
            "RELAY_IP", "RELAY_PORT", "LINK_PORT_BASE"]
 
 RELAY_IP = (10, 0, 0, 1)
-RELAY_PORT = 47000
-LINK_PORT_BASE = 47100
+RELAY_PORT = 47300
+LINK_PORT_BASE = 47301
 # Ethernet: dst 02:00:00:00:00:01, src 02:00:00:00:00:00 (locally administered), type IPv4.
 _ETH_HDR = bytes.fromhex("020000000001" "020000000000" "0800")
 _SHB, _IDB, _EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
