@@ -338,7 +338,7 @@ class WarningDesk:
 
     def tick(self, now_ns: int) -> None:
         """Retransmit what is due; forget finished warnings."""
-        now_s = relay_now_us() / 1e6
+        now_s = now_ns / 1e9
         for wid in list(self.by_id):
             w = self.by_id[wid]
             done = w.acked or w.superseded or now_s > w.impact_t_s + WARN_KEEP_S

@@ -1,0 +1,131 @@
+"""Pipeline: reports in local ENU are fused in ECEF; each destination gets
+only releasable sources in its own ENU frame; a missile landing in Japan
+raises a WARNING to JP only, retransmitted until acknowledged."""
+import json
+import os
+
+import numpy as np
+
+from edge_boards import JP_ORIGIN, KR_ORIGIN, AU_ORIGIN, TEST_KEYS, BoardStandIn, from_enu, to_enu
+from trilink_board import codec, messages, wire
+from trilink_edge.pipeline import Frame6, NodeGeo, Pipeline, STATUS_ACTIVE, STATUS_OBSOLETE
+from trilink_edge.scheduler import LinkScheduler, WARNING, udp_size
+from trilink_native import binding
+from trilink_native.reference import motion as refm
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def jp_territory():
+    with open(os.path.join(HERE, "..", "boards", "nations", "jp.json")) as f:
+        return [t["polygon"] for t in json.load(f)["territory"]]
+
+
+class Flight:
+    """A missile from Sunan landing in Honshu ~537 s after burnout."""
+
+    def __init__(self):
+        self.x0 = refm.irbm_burnout(speed=3000.0, gamma_deg=40.0, az_deg=100.0)
+
+    def ecef(self, t):
+        return binding.predict_one(self.x0, np.eye(6), t)[1]
+
+
+def setup(release):
+    geo = {1: NodeGeo(1, "jp", JP_ORIGIN, jp_territory()), 2: NodeGeo(2, "kr", KR_ORIGIN, []),
+           3: NodeGeo(3, "au", AU_ORIGIN, [])}
+    warnings, controls = [], []
+    p = Pipeline(geo, release, push_warning=warnings.append,
+                 push_control=lambda n, m, pl: controls.append((n, m, pl)), warning_retry_s=(0.25, 1.0))
+    return p, warnings, controls
+
+
+def report(p, node, origin, x_ecef, t_us, rid, tid=5):
+    P = [0.0] * 36
+    for i in range(6):
+        P[7 * i] = 2500.0 if i < 3 else 25.0
+    u = codec.Update(tid, t_us, [float(v) for v in to_enu(x_ecef, origin)], P, report_id=rid)
+    prec = codec.Precision()
+    payload = codec.encode(codec.REPORT, prec, [(codec.KEY, codec.quantise(u, prec), 0)])
+    raw = binding.pack_frame(TEST_KEYS[node], node, node, 0, binding.MSG_TRACK_REPORT, 0, 1, payload,
+                             binding.FLAG_RELAY_TIME)
+    return p.ingest(node, binding.parse_frame(raw), t_us * 1000)
+
+
+def test_frame6_round_trip_matches_reference():
+    f = Frame6(KR_ORIGIN)
+    x = Flight().ecef(100.0)
+    P = np.diag([1.0, 4.0, 9.0, 0.1, 0.2, 0.3])
+    xl, Pl = f.from_ecef(x[None], P[None])
+    np.testing.assert_allclose(xl[0], to_enu(x, KR_ORIGIN), atol=1e-6)
+    xe, Pe = f.to_ecef(xl, Pl)
+    np.testing.assert_allclose(xe[0], x, atol=1e-6)
+    np.testing.assert_allclose(Pe[0], P, atol=1e-9)
+    assert np.isclose(np.trace(Pl[0][:3, :3]), 14.0)
+
+
+def test_release_policy_and_destination_frames():
+    p, _w, _c = setup({1: {2}, 2: {1, 3}, 3: {2}})   # jp -> au not allowed
+    fl = Flight()
+    t0 = 1_000_000_000
+    for k in range(4):
+        t_us = t0 + k * 500_000
+        x = fl.ecef(100.0 + 0.5 * k)
+        report(p, 1, JP_ORIGIN, x, t_us, 100 + k)
+        report(p, 2, KR_ORIGIN, x, t_us, 200 + k)
+        p.round(t_us * 1000)
+    pend = {n: d.pending for n, d in p.destinations.items()}
+    assert set(pend[2]) and set(pend[1])
+    (fid, pk), = pend[2].items()
+    assert {nd for nd, _ in pk.sources} == {1, 2}
+    # KR's copy is in KR's ENU frame and is the missile
+    np.testing.assert_allclose(from_enu(pk.x, KR_ORIGIN)[:3], fl.ecef(101.5)[:3], atol=300.0)
+    # AU: KR data only, never JP's
+    (fid_au, pa), = pend[3].items()
+    assert {nd for nd, _ in pa.sources} == {2} and not pa.nations & 2
+    item = p.destinations[3].take(500, 0)
+    b = codec.decode(item.payload, {})
+    assert all(nd == 2 for _r, _s, rec in b.items for nd, _ in rec.sources)
+
+
+def test_warning_to_threatened_nation_until_acked():
+    p, warnings, _c = setup({1: {2}, 2: {1}, 3: set()})
+    fl = Flight()
+    t_us = 2_000_000_000
+    x = fl.ecef(300.0)
+    report(p, 1, JP_ORIGIN, x, t_us, 1)
+    report(p, 2, KR_ORIGIN, x, t_us, 2)
+    now = t_us * 1000
+    p.round(now)
+    res = p.impact_job(now)()
+    p.apply_impacts(res, now)
+    assert [w.node for w in warnings] == [1]                    # JP only: the impact is in Honshu
+    msg = messages.decode(wire.WARNING, warnings[0].payload)
+    assert msg["status"] == STATUS_ACTIVE and msg["nation"] == 1
+    assert abs(msg["impact_us"] / 1e6 - (t_us / 1e6 + 237.0)) < 20
+    assert warnings[0].flags & binding.FLAG_ACK_REQ and warnings[0].flags & binding.FLAG_URGENT
+    warnings[0].on_sent(warnings[0], now)
+    p.desk.tick(now + 100_000_000)
+    assert len(warnings) == 1
+    p.desk.tick(now + 300_000_000)
+    assert len(warnings) == 2 and warnings[1].flags & binding.FLAG_RETRANSMIT
+    assert warnings[1].payload == warnings[0].payload             # same warning_id: the board dedupes
+    warnings[1].on_sent(warnings[1], now + 300_000_000)
+    p.warning_ack(1, messages.encode(wire.WARNING_ACK, {"warning_id": msg["warning_id"]}))
+    p.desk.tick(now + 5_000_000_000)
+    assert len(warnings) == 2 and p.stats.warnings_acked == 1
+    # the track is dropped: the warning is cancelled (obsolete), reliably
+    for n in (1, 2):
+        p.picture.drop(n, 5)
+    p.dirty = True
+    p.round(now + 6_000_000_000)
+    assert messages.decode(wire.WARNING, warnings[-1].payload)["status"] == STATUS_OBSOLETE
+
+
+def test_bad_payload_counted_not_raised():
+    p, _w, controls = setup({})
+    raw = binding.pack_frame(TEST_KEYS[1], 1, 1, 0, binding.MSG_TRACK_REPORT, 0, 1, b"\x01\x00\xff")
+    assert p.ingest(1, binding.parse_frame(raw), 0) == 0 and p.stats.decode_errors == 1
+    p.keyframe_request(1, b"\x05")                              # malformed KEYFRAME_REQ
+    p.warning_ack(1, b"\x00")
+    assert p.stats.decode_errors == 3
