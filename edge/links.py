@@ -57,8 +57,9 @@ _GONE = {errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF, errno.ENOENT, errno.
 
 
 def serial_wire_size(n: int) -> int:
-    """Bytes a frame of ``n`` bytes takes on a serial line: COBS (1 per 254
-    started) plus the delimiter."""
+    """Most bytes a frame of ``n`` bytes takes on a serial line: COBS (at
+    most 1 per 254 started) plus the delimiter. The exact count depends on
+    where the frame's zero bytes are; ``bytes_out`` counts what was written."""
     return n + (n // 254) + 1 + 1
 
 
@@ -179,7 +180,7 @@ class Link:
         return True
 
     def wire_size(self, frame_len: int) -> int:
-        """Bytes a frame of ``frame_len`` bytes costs on this link."""
+        """Most bytes a frame of ``frame_len`` bytes costs on this link (for budgets)."""
         return frame_len
 
     def learn_peer(self, peer: Any) -> None:
@@ -488,6 +489,10 @@ class SerialLink(Link):
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, link: "UdpLink") -> None:
         self.link = link
+        self.closed = asyncio.Event()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.closed.set()
 
     def datagram_received(self, data: bytes, addr: Tuple[str, int]) -> None:
         self.link._on_datagram(data, addr, time.monotonic_ns())
@@ -519,6 +524,7 @@ class UdpLink(Link):
         self.configured_peer = peer
         self.peer = peer
         self._transport: Optional[asyncio.DatagramTransport] = None
+        self._protocol: Optional[_UdpProtocol] = None
 
     @classmethod
     def from_config(cls, cfg: Any) -> "UdpLink":
@@ -547,15 +553,25 @@ class UdpLink(Link):
 
     async def _open(self) -> None:
         assert self._loop is not None
-        transport, _ = await self._loop.create_datagram_endpoint(
+        transport, protocol = await self._loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self), local_addr=self.bind)
         self._transport = transport  # type: ignore[assignment]
+        self._protocol = protocol
+        # Bound to port 0: keep the port the OS chose, so a reopen (close,
+        # open) comes back on the address the peer already sends to.
+        if self.bind[1] == 0:
+            self.bind = (self.bind[0], self.local_addr[1])  # type: ignore[index]
         log.info("link %s: udp bound to %s:%d", self.name, *self.local_addr)  # type: ignore[misc]
 
     async def _close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+            # The socket is released on a later loop turn: wait, so that an
+            # open() right after close() can bind the same port again.
+            if self._protocol is not None:
+                await self._protocol.closed.wait()
         self._transport = None
+        self._protocol = None
 
     def _on_datagram(self, data: bytes, addr: Tuple[str, int], t_ns: int) -> None:
         self.stats.bytes_in += len(data)
