@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 COMMANDS: Dict[str, "tuple[str, str]"] = {
     "bench": ("trilink.bench", "run the whole chain and measure end-to-end latency (the main job)"),
     "keygen": ("trilink.keygen", "write a key file for the relay and the boards (mode 0600)"),
+    "replay": ("trilink.replay", "read a relay capture (pcapng) and feed its received frames through the pipeline"),
     "nullmodem": ("trilink.nullmodem", "emulate serial links: pty pairs paced at a baud rate, with impairments"),
     "udpproxy": ("trilink.udpproxy", "forward UDP between two endpoints with loss, duplication, reordering, delay"),
 }
