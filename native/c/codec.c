@@ -85,6 +85,8 @@ struct tl_codec_table {
     uint32_t mask, gen;
     entry *slots;
     codes *scratch;       /* TL_CODEC_MAX_RECORDS staged copies */
+    int32_t nstaged;      /* entries staged in the current call ... */
+    uint32_t staged[TL_CODEC_MAX_RECORDS];   /* ... by track id */
 };
 
 tl_codec_table *tl_codec_table_new(int32_t capacity)
@@ -192,10 +194,9 @@ int32_t tl_codec_table_forget(tl_codec_table *t, int64_t tid)
     entry *e;
     if (!t)
         return TL_CODEC_EARG;
-    if (tid < 0) {
-        uint32_t i;
-        for (i = 0; i <= t->mask; i++)
-            t->slots[i].valid = 0;
+    if (tid < 0) {   /* everything, pending sources included */
+        memset(t->slots, 0, (size_t)(t->mask + 1) * sizeof(entry));
+        t->count = 0;
         return 0;
     }
     if (tid > 0xFFFFFFFFLL)
@@ -204,6 +205,8 @@ int32_t tl_codec_table_forget(tl_codec_table *t, int64_t tid)
     if (!e || !e->valid)
         return 0;
     e->valid = 0;
+    if (!e->n_pend)
+        tab_remove(t, e);
     return 1;
 }
 
@@ -697,27 +700,50 @@ static const codes *base_of(tl_codec_table *t, uint32_t tid)
     return e->valid ? &e->c : NULL;
 }
 
+/* Mark e staged in this call (at scratch index `stage`, -1 = dropped). */
+static void stage(tl_codec_table *t, entry *e, int32_t idx)
+{
+    if (e->gen != t->gen)
+        t->staged[t->nstaged++] = e->tid;   /* at most one per record: fits */
+    e->gen = t->gen;
+    e->stage = idx;
+}
+
 static void commit(tl_codec_table *t)
 {
-    uint32_t i;
-    for (i = 0; i <= t->mask; i++) {
-        entry *e = &t->slots[i];
-        if (e->used && e->gen == t->gen) {
-            e->gen = 0;
-            if (e->stage < 0) {
-                e->valid = 0;
-            } else {
-                e->c = t->scratch[e->stage];
-                e->valid = 1;
-            }
+    int32_t k;
+    for (k = 0; k < t->nstaged; k++) {
+        entry *e = tab_find(t, t->staged[k]);
+        if (!e)
+            continue;
+        e->gen = 0;
+        if (e->stage < 0) {
+            e->valid = 0;
+            if (!e->n_pend)
+                tab_remove(t, e);   /* a dropped track leaves no trace */
+        } else {
+            e->c = t->scratch[e->stage];
+            e->valid = 1;
         }
     }
-    t->gen = 0;
+    t->nstaged = 0;
+}
+
+static void unstage(tl_codec_table *t)
+{
+    int32_t k;
+    for (k = 0; k < t->nstaged; k++) {
+        entry *e = tab_find(t, t->staged[k]);
+        if (e)
+            e->gen = 0;
+    }
+    t->nstaged = 0;
 }
 
 static void next_gen(tl_codec_table *t)
 {
     uint32_t i;
+    t->nstaged = 0;
     t->gen++;
     if (t->gen == 0) {  /* wrapped: clear stale marks */
         for (i = 0; i <= t->mask; i++)
@@ -805,8 +831,7 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
                 st = TL_CODEC_EFULL;
                 goto fail;
             }
-            e->gen = held->gen;
-            e->stage = rt == TL_REC_DROP ? -1 : i;
+            stage(held, e, rt == TL_REC_DROP ? -1 : i);
             if (rt != TL_REC_DROP)
                 held->scratch[i] = n;
         }
@@ -824,13 +849,8 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
         commit(held);
     return hn + nbytes;
 fail:
-    if (held) {
-        /* forget the staging; entries inserted for new tracks stay invalid */
-        uint32_t k;
-        for (k = 0; k <= held->mask; k++)
-            if (held->slots[k].used && held->slots[k].gen == held->gen)
-                held->slots[k].gen = 0;
-    }
+    if (held)   /* forget the staging; entries inserted for new tracks stay invalid */
+        unstage(held);
     return st;
 }
 
@@ -964,10 +984,8 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
         if (rtype == TL_REC_DROP) {
             if (held) {
                 e = tab_find(held, c.tid);
-                if (e) {
-                    e->gen = held->gen;
-                    e->stage = -1;
-                }
+                if (e)
+                    stage(held, e, -1);
             }
             o->rtype[i] = TL_REC_DROP;
             if (o->send)
@@ -1134,8 +1152,7 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
                     st = TL_CODEC_EFULL;
                     goto fail;
                 }
-                e->gen = held->gen;
-                e->stage = i;
+                stage(held, e, i);
                 held->scratch[i] = c;
             }
         }
@@ -1173,12 +1190,8 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
     }
     return (int32_t)count;
 fail:
-    if (held) {
-        uint32_t k;
-        for (k = 0; k <= held->mask; k++)
-            if (held->slots[k].used && held->slots[k].gen == held->gen)
-                held->slots[k].gen = 0;
-    }
+    if (held)
+        unstage(held);
     o->n = 0;
     return st;
 }
