@@ -73,13 +73,13 @@ def check(cfg: _config.Config) -> List[str]:
         raise _config.ConfigError(f"{cfg.source}: relay.key_file: {cfg.relay.key_file}: {e}") from None
     by_id = {e.key_id: e for e in kf.entries}
     for n in cfg.nodes:
-        e = by_id.get(n.key_id)
-        if e is None:
+        entry = by_id.get(n.key_id)
+        if entry is None:
             raise _config.ConfigError(f"{cfg.source}: nodes.{n.name}.key_id: key {n.key_id} is not in "
                                       f"{cfg.relay.key_file}")
-        if e.node != n.node:
+        if entry.node != n.node:
             raise _config.ConfigError(f"{cfg.source}: nodes.{n.name}.key_id: key {n.key_id} is bound to node "
-                                      f"{e.node} in {cfg.relay.key_file}, not {n.node}")
+                                      f"{entry.node} in {cfg.relay.key_file}, not {n.node}")
     lines = [f"{cfg.source}: OK: relay node {cfg.relay.node}, {len(cfg.nodes)} nodes, {len(cfg.links)} links"]
     for name, lk in cfg.links.items():
         where = f"{lk.device} at {lk.baud} baud" if lk.kind == "serial" else \

@@ -374,15 +374,14 @@ def _inline_territory(v: _V, key: str, d: Mapping[str, Any]) -> Tuple[Territory,
 
 def _nodes(v: _V, data: Mapping[str, Any]) -> List[Tuple[str, Mapping[str, Any], str]]:
     raw = data.get("nodes", {})
+    out: List[Tuple[str, Mapping[str, Any], str]] = []
     if isinstance(raw, dict):           # [nodes.NAME]
-        out = []
         for name, d in raw.items():
             if not isinstance(d, dict):
                 raise v.fail(f"nodes.{name}", "expected a table")
             out.append((name, d, f"nodes.{name}"))
         return out
     if isinstance(raw, list):           # [[nodes]] with name = "..."
-        out = []
         for i, d in enumerate(raw):
             if not isinstance(d, dict):
                 raise v.fail(f"nodes[{i}]", "expected a table")
