@@ -28,14 +28,24 @@ def _argv():
         return []
 
 
+def _drop(name):
+    # Code used once is dead weight on a 192 KB heap: let the collector have it.
+    import trilink_board
+    sys.modules.pop("trilink_board." + name, None)
+    if hasattr(trilink_board, name):
+        delattr(trilink_board, name)
+
+
 def _start():
     from trilink_board import cmdline
-    node = cmdline.prepare(_argv())
-    # The command line's code is dead weight on a 192 KB heap from here on.
-    import trilink_board
-    sys.modules.pop("trilink_board.cmdline", None)
-    if hasattr(trilink_board, "cmdline"):
-        delattr(trilink_board, "cmdline")
+    plan = cmdline.prepare(_argv())
+    _drop("cmdline")
+    if isinstance(plan, int):
+        return plan
+    gc.collect()
+    from trilink_board import boot
+    node = boot.start(plan)
+    _drop("boot")
     return node
 
 

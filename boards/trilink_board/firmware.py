@@ -143,8 +143,9 @@ class Node:
         self.active = {}            # warning ids not yet obsolete
         self.led = _led()
         self.deframer = None if link.datagram else wire.Deframer()
-        self.rxbuf = bytearray(wire.MAX_FRAME if link.datagram else _RXBUF)
+        self.rxbuf = bytearray(wire.MAX_FRAME + 1 if link.datagram else _RXBUF)
         self.seq = 0
+        self.write_local = 0
         self.lead = True            # lead the first serial frame with 0x00 (flush the relay's partial chunk)
         self.counts = {"frames_in": 0, "frames_out": 0, "bytes_in": 0, "bytes_out": 0, "crc_error": 0,
                        "malformed": 0, "oversize": 0, "auth_fail": 0, "replay": 0, "wrong_link": 0,
@@ -163,6 +164,7 @@ class Node:
         self.req_id = 0
         self.pending = {}           # req_id -> (t1, wire time of the request)
         self.sim = sim
+        self.scenario_t = 0.0
         # Scans before the window are simulated (the tracker needs them) but not reported.
         while self.sim.step(self.start):
             pass
@@ -178,6 +180,7 @@ class Node:
         self.seq = (self.seq + 1) & 0xFFFF
         data = raw if self.link.datagram else wire.serial_encode(raw, self.lead)
         self.lead = False
+        self.write_local = self.clock.local_us()
         try:
             self.link.write(data)
         except OSError as e:
@@ -204,7 +207,7 @@ class Node:
         t1 = self.clock.local_us()
         n = self.send(wire.TIME_SYNC_REQ, struct.pack(_SYNC_REQ, self.req_id, t1))
         # Wire time of the request, plus the time spent packing it after t1.
-        up = self.clock.local_us() - t1
+        up = self.write_local - t1
         if self.link.baud:
             up += n * 10000000 // self.link.baud
         if len(self.pending) > 8:
@@ -611,7 +614,8 @@ class Node:
                 "sync": {"synced": self.sync.synced, "offset_us": self.sync.offset_us,
                          "base_local_us": self.sync.base_local,
                          "delay_us": self.sync.delay_us, "drift_ppm": self.sync.drift_ppm},
-                "max_lag_us": self.max_lag_us, "scenario_t": self.sim.t,
+                "max_lag_us": self.max_lag_us,
+                "scenario_t": self.sim.t if self.sim is not None else self.scenario_t,
                 "peak_live_heap": self.peak_live, "peak_alloc_heap": self.peak_alloc,
                 "picture_tracks": len(self.picture), "active_warnings": len(self.active)}
 
@@ -635,5 +639,9 @@ def run_node(node, out=print):
     finally:
         if node.link is not None:
             node.link.close()
+    # The simulation is done: give its heap to the summary's formatting.
+    node.scenario_t = node.sim.t
+    node.sim = None
+    gc.collect()
     out(node.name + ": summary " + json.dumps(node.summary()))
     return code

@@ -23,17 +23,10 @@ termios; unix port and CPython; give ``@BAUD`` for a real serial port or a
 pty paced at a baud rate, as `trilink nullmodem` does), ``udp:[BIND_HOST:]BIND_PORT:PEER_HOST:PEER_PORT``
 and ``uart:ID[@BAUD]`` (``machine.UART``: RP2040 UART0 is GP0 TX / GP1 RX).
 Every failure to open raises ``LinkError`` with one line naming the link.
+Each adaptor lives in its own module (tty_link, udp_link, uart_link),
+imported only when a spec names it: a board's heap holds one.
 """
-import select
 
-try:
-    import socket
-except ImportError:  # a port without networking (a plain Pico)
-    socket = None
-
-_VMIN = 6    # c_cc indices on Linux (MicroPython's termios does not name them)
-_VTIME = 5
-_POLLIN = select.POLLIN
 
 
 class LinkError(OSError):
@@ -60,173 +53,7 @@ class Link:
         pass
 
 
-class TtyLink(Link):
-    """A tty (a real serial port or a pty) at ``path``, raw 8N1, ``baud`` bits/s
-    (0: leave the line speed alone, e.g. a bare pty; ``baud`` is then 0 and
-    the time sync makes no serialisation correction).
-
-    Reads return what is there: termios VMIN = VTIME = 0 makes read(2)
-    return at once, which MicroPython's blocking ``readinto`` needs to stop
-    at the bytes available instead of waiting to fill the buffer.
-    """
-
-    def __init__(self, path, baud=0):
-        import termios
-        self.name = "tty:" + path
-        self.path = path
-        self.baud = baud
-        try:
-            self._f = _open_tty(path)
-        except OSError as e:
-            raise LinkError("%s: cannot open (%s)" % (self.name, _why(e)))
-        fd = self._f.fileno()
-        try:
-            if hasattr(termios, "setraw"):  # MicroPython
-                termios.setraw(fd)
-            else:  # CPython keeps it in tty
-                import tty
-                tty.setraw(fd)
-            attr = termios.tcgetattr(fd)
-            cc = attr[6]
-            cc[_VMIN] = 0
-            cc[_VTIME] = 0
-            speed = getattr(termios, "B%d" % baud, None) if baud else None
-            if baud and speed is None:
-                raise LinkError("%s: baud %d is not a termios speed" % (self.name, baud))
-            if speed is not None:
-                attr[4] = speed
-                attr[5] = speed
-            termios.tcsetattr(fd, termios.TCSANOW, attr)
-        except LinkError:
-            self._f.close()
-            raise
-        except (OSError, getattr(termios, "error", OSError)) as e:
-            self._f.close()
-            raise LinkError("%s: not a terminal (%s)" % (self.name, _why(e)))
-        self._poll = select.poll()
-        self._poll.register(self._f, _POLLIN)
-
-    def poll(self, timeout_ms):
-        return bool(self._poll.poll(timeout_ms))
-
-    def readinto(self, buf):
-        try:
-            n = self._f.readinto(buf)
-        except OSError as e:  # EIO: the other end of a pty went away
-            raise LinkError("%s: read failed (%s)" % (self.name, _why(e)))
-        return n or 0
-
-    def write(self, data):
-        mv = memoryview(data)
-        done = 0
-        while done < len(mv):
-            try:
-                n = self._f.write(mv[done:])
-            except OSError as e:
-                raise LinkError("%s: write failed (%s)" % (self.name, _why(e)))
-            done += n or 0
-
-    def close(self):
-        try:
-            self._f.close()
-        except OSError:
-            pass
-
-
-class UdpLink(Link):
-    """A UDP socket bound to ``bind_host:bind_port`` that sends to the relay at ``peer``."""
-
-    datagram = True
-
-    def __init__(self, bind_host, bind_port, peer_host, peer_port):
-        self.name = "udp:%s:%d:%s:%d" % (bind_host, bind_port, peer_host, peer_port)
-        if socket is None:
-            raise LinkError(self.name + ": this port has no sockets")
-        try:
-            self._peer = socket.getaddrinfo(peer_host, peer_port)[0][-1]
-            local = socket.getaddrinfo(bind_host, bind_port)[0][-1]
-            self._s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            self._s.bind(local)
-            self._s.setblocking(False)
-        except OSError as e:
-            raise LinkError("%s: cannot open (%s)" % (self.name, _why(e)))
-        # CPython has recv_into (no allocation); MicroPython's readinto would
-        # run two queued datagrams together, so there one recv per datagram.
-        self._recv_into = getattr(self._s, "recv_into", None)
-        self._poll = select.poll()
-        self._poll.register(self._s, _POLLIN)
-
-    def poll(self, timeout_ms):
-        return bool(self._poll.poll(timeout_ms))
-
-    def readinto(self, buf):
-        try:
-            if self._recv_into is not None:
-                return self._recv_into(buf)
-            data = self._s.recv(len(buf))
-        except OSError:  # EAGAIN, or an ICMP error from an earlier send
-            return 0
-        n = len(data)
-        buf[:n] = data
-        return n
-
-    def write(self, data):
-        try:
-            self._s.sendto(data, self._peer)
-        except OSError:
-            pass  # UDP is lossy by contract: the relay not listening is a lost datagram
-
-    def close(self):
-        self._s.close()
-
-
-class UartLink(Link):
-    """``machine.UART(uart_id, baud)`` on a microcontroller (8N1, no flow control)."""
-
-    def __init__(self, uart_id, baud=115200):
-        self.name = "uart:%d" % uart_id
-        self.baud = baud
-        try:
-            import machine
-            self._u = machine.UART(uart_id, baudrate=baud, bits=8, parity=None, stop=1)
-        except (ImportError, AttributeError):
-            raise LinkError(self.name + ": this port has no machine.UART")
-        except (ValueError, OSError) as e:
-            raise LinkError("%s: cannot open (%s)" % (self.name, _why(e)))
-        import time
-        self._time = time
-
-    def poll(self, timeout_ms):
-        t = self._time
-        start = t.ticks_ms()
-        while not self._u.any():
-            if t.ticks_diff(t.ticks_ms(), start) >= timeout_ms:
-                return False
-            t.sleep_ms(1)
-        return True
-
-    def readinto(self, buf):
-        if not self._u.any():
-            return 0
-        return self._u.readinto(buf) or 0
-
-    def write(self, data):
-        self._u.write(data)
-
-
-def _open_tty(path):
-    # CPython: O_NOCTTY so a serial port never becomes our controlling
-    # terminal. MicroPython's os has no open(); its open() is enough there.
-    try:
-        import os
-        flags = os.O_RDWR | os.O_NOCTTY
-    except (ImportError, AttributeError):
-        return open(path, "r+b", buffering=0)
-    import io
-    return io.FileIO(os.open(path, flags), "r+b")
-
-
-def _why(e):
+def why(e):
     a = getattr(e, "args", ())
     if len(a) >= 2:
         return str(a[1])
@@ -254,6 +81,7 @@ def open_link(spec):
     kind, _, rest = spec.partition(":")
     if kind == "tty" and rest:
         path, _, baud = rest.partition("@")
+        from trilink_board.tty_link import TtyLink
         return TtyLink(path, _int(baud, "baud", spec) if baud else 0)
     if kind == "udp" and rest:
         parts = rest.split(":")
@@ -261,10 +89,12 @@ def open_link(spec):
             parts.insert(0, "0.0.0.0")
         if len(parts) != 4:
             raise LinkError("link %s: want udp:[BIND_HOST:]BIND_PORT:PEER_HOST:PEER_PORT" % spec)
+        from trilink_board.udp_link import UdpLink
         return UdpLink(parts[0], _int(parts[1], "bind port", spec), parts[2],
                        _int(parts[3], "peer port", spec))
     if kind == "uart" and rest:
         uid, _, baud = rest.partition("@")
+        from trilink_board.uart_link import UartLink
         return UartLink(_int(uid, "UART id", spec), _int(baud, "baud", spec) if baud else 115200)
     raise LinkError("link %s: want tty:PATH[@BAUD], udp:[BIND_HOST:]BIND_PORT:PEER_HOST:PEER_PORT "
                     "or uart:ID[@BAUD]" % spec)
