@@ -562,6 +562,11 @@ _TB_FIELDS = (  # name, dtype, per-record shape, C field
 )
 
 
+_TB_NAMES = frozenset(name for name, _, _ in _TB_FIELDS)
+_TB_CTYPE = {_c_np.uint8: "uint8_t *", _c_np.uint32: "uint32_t *", _c_np.uint64: "uint64_t *",
+             _c_np.float64: "double *"}
+
+
 class TrackBatch:
     """Parallel arrays of n track updates (codec.h tl_track_batch): tid[n],
     t_us[n], x[n,6] (local ENU m, m/s), P[n,6,6], flags[n], nations[n],
@@ -593,14 +598,26 @@ class TrackBatch:
         """A new batch of the records at ``idx`` (slice, index array or mask)."""
         return TrackBatch(**{name: getattr(self, name)[idx] for name, _, _ in _TB_FIELDS})
 
+    def __setattr__(self, name: str, value) -> None:
+        object.__setattr__(self, name, value)
+        if name in _TB_NAMES:   # an array replaced: the C view must be rebuilt
+            object.__setattr__(self, "_cb", None)
+
     def _c(self):
-        """The tl_track_batch pointing at these arrays (valid while self lives)."""
+        """The tl_track_batch pointing at these arrays (valid while self lives;
+        cached until an array attribute is replaced)."""
+        cb = self._cb
+        if cb is not None:
+            return cb
         cb = ffi.new("tl_track_batch *")
         cb.n = self.n
-        ctype = {_c_np.uint8: "uint8_t *", _c_np.uint32: "uint32_t *", _c_np.uint64: "uint64_t *",
-                 _c_np.float64: "double *"}
         for name, dt, _ in _TB_FIELDS:
-            setattr(cb, name, ffi.cast(ctype[dt], getattr(self, name).ctypes.data))
+            a = getattr(self, name)
+            if a.shape[0] != self.n or not a.flags.c_contiguous or a.dtype != dt:
+                raise ValueError("TrackBatch.%s must stay a C-contiguous %s array of %d records"
+                                 % (name, _c_np.dtype(dt).name, self.n))
+            setattr(cb, name, ffi.cast(_TB_CTYPE[dt], a.ctypes.data))
+        object.__setattr__(self, "_cb", cb)
         return cb
 
 
@@ -625,6 +642,9 @@ class CodecTable:
         lib.tl_codec_table_forget(self._t, -1 if tid is None else int(tid))
 
 
+_C_OUT = ffi.new("uint8_t[]", CODEC_MAX_RECORDS)
+
+
 def codec_encode(kind: int, batch: TrackBatch, pos_mm: int = 1000, vel_mm: int = 50,
                  base_us: _c_Opt[int] = None, held: _c_Opt[CodecTable] = None) -> bytes:
     """One payload of the records of ``batch`` with record types batch.rtype
@@ -637,12 +657,11 @@ def codec_encode(kind: int, batch: TrackBatch, pos_mm: int = 1000, vel_mm: int =
     """
     if base_us is None:
         base_us = int(batch.t_us[0]) if batch.n else 0
-    out = ffi.new("uint8_t[]", CODEC_MAX_RECORDS)
-    cb = batch._c()
-    st = lib.tl_codec_encode(kind, pos_mm, vel_mm, base_us, cb, held._t if held is not None else ffi.NULL, out,
-                             CODEC_MAX_RECORDS)
+    out = _C_OUT   # reused: the result is copied out before returning
+    st = lib.tl_codec_encode(kind, pos_mm, vel_mm, base_us, batch._c(),
+                             held._t if held is not None else ffi.NULL, out, CODEC_MAX_RECORDS)
     _codec_check(st, "encode")
-    return bytes(ffi.buffer(out, st))
+    return ffi.buffer(out, st)[:]
 
 
 def codec_decode(payload: bytes, held: _c_Opt[CodecTable] = None) -> _c_Tuple[_c_Dict[str, int], TrackBatch]:
@@ -650,16 +669,15 @@ def codec_decode(payload: bytes, held: _c_Opt[CodecTable] = None) -> _c_Tuple[_c
     base_us, base_rid, count. ``held`` (updated on success) resolves deltas;
     without it deltas come back with status REC_NO_BASE."""
     data = bytes(payload)
+    buf = ffi.from_buffer(data)
+    n = _codec_check(lib.tl_codec_peek_count(buf, len(data)), "decode")
     hdr = ffi.new("tl_codec_header *")
-    # the count sits in the header: decode into a full-size batch, then trim
-    b = TrackBatch.empty(CODEC_MAX_RECORDS)
-    cb = b._c()
-    st = lib.tl_codec_decode(ffi.from_buffer(data), len(data), held._t if held is not None else ffi.NULL, cb,
-                             CODEC_MAX_RECORDS, hdr)
+    b = TrackBatch.empty(n)
+    st = lib.tl_codec_decode(buf, len(data), held._t if held is not None else ffi.NULL, b._c(), n, hdr)
     _codec_check(st, "decode")
     header = {"kind": hdr.kind, "pos_mm": hdr.pos_mm, "vel_mm": hdr.vel_mm, "base_us": int(hdr.base_us),
               "base_rid": int(hdr.base_rid), "count": hdr.count}
-    return header, b.take(slice(0, st))
+    return header, b
 
 
 class DeadReckoner:

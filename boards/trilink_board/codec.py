@@ -277,15 +277,17 @@ def quantise_cov(P):
             raise CodecError("range", "variance must be in [2^-100, 2^100]")
         sig.append(sig_code(v))
         s.append(math.sqrt(v))
+    inv = [1.0 / v for v in s]    # reciprocals once: fewer divisions, same in C
     L = [0.0] * 36
+    invd = [0.0] * 6
     cor = []
     for i in range(6):
         rem = 1.0
         for j in range(i):
-            acc = P[6 * i + j] / (s[i] * s[j])
+            acc = P[6 * i + j] * inv[i] * inv[j]
             for k in range(j):
                 acc -= L[6 * i + k] * L[6 * j + k]
-            lij = acc / L[7 * j]
+            lij = acc * invd[j]
             if rem < _REM_MIN:
                 rem = _REM_MIN
             cor.append(cor_code(lij / math.sqrt(rem)))
@@ -294,6 +296,7 @@ def quantise_cov(P):
         if rem < _REM_MIN:
             rem = _REM_MIN
         L[7 * i] = math.sqrt(rem)
+        invd[i] = 1.0 / L[7 * i]
     return sig, cor
 
 

@@ -233,7 +233,7 @@ static int32_t sig_code(double var)
     double m = frexp(var, &e);
     int32_t k = 4 * e - 4;
     for (i = 0; i < 4; i++)
-        if (m >= SIG_T[i] / S53)
+        if (m >= SIG_T[i] * 0x1p-53)
             k++;
     if (k < SIG_MIN)
         return SIG_MIN;
@@ -245,7 +245,7 @@ static int32_t sig_code(double var)
 static double sig_var(int32_t k)
 {
     int32_t u = k - SIG_MIN;
-    return ldexp(SIG_Q[u % 4] / 4503599627370496.0, u / 4 + SIG_MIN / 4);
+    return ldexp(SIG_Q[u % 4] * 0x1p-52, u / 4 + SIG_MIN / 4);
 }
 
 static int32_t cor_code(double p)
@@ -254,7 +254,7 @@ static int32_t cor_code(double p)
     int32_t lo = 0, hi = COR_MAX;
     while (lo < hi) {
         int32_t mid = (lo + hi) / 2;
-        if (a >= COR_T[mid] / S53)
+        if (a >= COR_T[mid] * 0x1p-53)
             lo = mid + 1;
         else
             hi = mid;
@@ -262,11 +262,11 @@ static int32_t cor_code(double p)
     return p < 0 ? -lo : lo;
 }
 
-static double cor_value(int32_t c) { return c < 0 ? -(COR_V[-c] / S53) : COR_V[c] / S53; }
+static double cor_value(int32_t c) { return c < 0 ? -(COR_V[-c] * 0x1p-53) : COR_V[c] * 0x1p-53; }
 
 static int quantise_cov(const double *P, int32_t sig[6], int32_t cor[15])
 {
-    double s[6], L[36];
+    double s[6], L[36], inv[6], invd[6];
     int i, j, k, n = 0;
     double vmin = ldexp(1.0, -100), vmax = ldexp(1.0, 100), rem_min = ldexp(1.0, -52);
     for (i = 0; i < 36; i++)
@@ -281,13 +281,15 @@ static int quantise_cov(const double *P, int32_t sig[6], int32_t cor[15])
     }
     memset(L, 0, sizeof(L));
     /* open loop: the exact factor's partial correlations, each quantised */
+    for (i = 0; i < 6; i++)
+        inv[i] = 1.0 / s[i];   /* reciprocals once: fewer divisions, same in Python */
     for (i = 0; i < 6; i++) {
         double rem = 1.0;
         for (j = 0; j < i; j++) {
-            double acc = P[6 * i + j] / (s[i] * s[j]), lij;
+            double acc = P[6 * i + j] * inv[i] * inv[j], lij;
             for (k = 0; k < j; k++)
                 acc -= L[6 * i + k] * L[6 * j + k];
-            lij = acc / L[7 * j];
+            lij = acc * invd[j];
             if (rem < rem_min)
                 rem = rem_min;
             cor[n++] = cor_code(lij / sqrt(rem));
@@ -297,6 +299,7 @@ static int quantise_cov(const double *P, int32_t sig[6], int32_t cor[15])
         if (rem < rem_min)
             rem = rem_min;
         L[7 * i] = sqrt(rem);
+        invd[i] = 1.0 / L[7 * i];
     }
     return 0;
 }
@@ -384,9 +387,13 @@ static int quantise(const tl_track_batch *b, int32_t i, int32_t kind, const prec
 }
 
 /* ---- bits ---- */
+/* Bit writer: MSB first; whole bytes go to buf, the last partial byte waits
+ * in acc (so rolling back is restoring the struct). */
 typedef struct bw {
     uint8_t *buf;
-    int64_t cap_bits, bit;
+    int64_t cap_bits, bit, nbyte;
+    uint64_t acc;   /* < 8 pending bits */
+    int nacc;
     int over;
 } bw;
 
@@ -396,27 +403,38 @@ static void put(bw *w, uint64_t v, int n)
         w->over = 1;
         return;
     }
+    w->bit += n;
     while (n > 0) {
-        int64_t byte = w->bit >> 3;
-        int free_bits = 8 - (int)(w->bit & 7);
-        int k = n < free_bits ? n : free_bits;
-        uint8_t chunk = (uint8_t)((v >> (n - k)) & ((1u << k) - 1u));
-        if ((w->bit & 7) == 0)
-            w->buf[byte] = 0;
-        w->buf[byte] |= (uint8_t)(chunk << (free_bits - k));
-        w->bit += k;
+        int k = n > 32 ? 32 : n;
         n -= k;
+        w->acc = (w->acc << k) | ((v >> n) & (((uint64_t)1 << k) - 1u));
+        w->nacc += k;
+        while (w->nacc >= 8) {
+            w->nacc -= 8;
+            w->buf[w->nbyte++] = (uint8_t)(w->acc >> w->nacc);
+        }
+        w->acc &= ((uint64_t)1 << w->nacc) - 1u;
     }
+}
+
+/* Flush the partial byte (zero padding); returns the byte count. */
+static int bw_finish(bw *w)
+{
+    if (w->nacc)
+        w->buf[w->nbyte] = (uint8_t)(w->acc << (8 - w->nacc));
+    return (int)((w->bit + 7) >> 3);
 }
 
 static int bitlen(uint64_t v)
 {
     int n = 0;
-    while (v) {
-        v >>= 1;
-        n++;
-    }
-    return n;
+    if (v >> 32) { v >>= 32; n += 32; }
+    if (v >> 16) { v >>= 16; n += 16; }
+    if (v >> 8) { v >>= 8; n += 8; }
+    if (v >> 4) { v >>= 4; n += 4; }
+    if (v >> 2) { v >>= 2; n += 2; }
+    if (v >> 1) { v >>= 1; n += 1; }
+    return n + (int)v;
 }
 
 static uint64_t zz(int64_t v) { return v >= 0 ? (uint64_t)v * 2u : (uint64_t)(-(v + 1)) * 2u + 1u; }
@@ -587,10 +605,17 @@ static int put_record(bw *w, int32_t kind, const prec *pr, int rtype, int send, 
     if (rtype == TL_REC_KEY) {
         put_group(w, r->pq, 3);
         put_group(w, r->vq, 3);
+        uint64_t acc = 0;
+        /* the same bits as one put per code, in three calls */
         for (k = 0; k < 6; k++)
-            put(w, (uint64_t)(r->sig[k] - SIG_MIN), 8);
-        for (k = 0; k < 15; k++)
-            put(w, (uint64_t)(r->cor[k] + COR_MAX), 7);
+            acc = (acc << 8) | (uint64_t)(r->sig[k] - SIG_MIN);
+        put(w, acc, 48);
+        for (acc = 0, k = 0; k < 8; k++)
+            acc = (acc << 7) | (uint64_t)(r->cor[k] + COR_MAX);
+        put(w, acc, 56);
+        for (acc = 0; k < 15; k++)
+            acc = (acc << 7) | (uint64_t)(r->cor[k] + COR_MAX);
+        put(w, acc, 49);
         put(w, r->flags, 8);
         put_ue(w, r->nations);
     } else {
@@ -782,10 +807,9 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
     if (kind == TL_CODEC_REPORT && b->n > 0 && b->report_id)
         base_rid = b->report_id[0];
     prev_rid = base_rid;
+    memset(&w, 0, sizeof(w));
     w.buf = bits;
     w.cap_bits = (int64_t)TL_CODEC_MAX_PAYLOAD * 8;
-    w.bit = 0;
-    w.over = 0;
     if (held)
         next_gen(held);
     for (i = 0; i < b->n; i++) {
@@ -836,7 +860,7 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
                 held->scratch[i] = n;
         }
     }
-    nbytes = (int)((w.bit + 7) >> 3);
+    nbytes = bw_finish(&w);
     hn = header(head, kind, &pr, base_us, base_rid, b->n);
     if (hn + nbytes > cap || hn + nbytes > TL_CODEC_MAX_PAYLOAD) {
         st = TL_CODEC_ENOSPACE;
@@ -1196,6 +1220,38 @@ fail:
     return st;
 }
 
+int32_t tl_codec_peek_count(const uint8_t *in, int32_t len)
+{
+    int32_t pos = 2, st, k;
+    uint64_t v, step[2];
+    if (!in || len < 0)
+        return TL_CODEC_EARG;
+    if (len < 2)
+        return TL_CODEC_ETRUNC;
+    if (in[0] != TL_CODEC_VERSION)
+        return TL_CODEC_EVERSION;
+    if (in[1] != TL_CODEC_REPORT && in[1] != TL_CODEC_PICTURE)
+        return TL_CODEC_EMALFORMED;
+    /* the checks of tl_codec_decode, in its order */
+    for (k = 0; k < 2; k++) {
+        if ((st = get_varint(in, len, &pos, &step[k])) != 0)
+            return st;
+    }
+    if (step[0] < 1 || step[0] > MAX_STEP || step[1] < 1 || step[1] > MAX_STEP)
+        return TL_CODEC_EMALFORMED;
+    if ((st = get_varint(in, len, &pos, &v)) != 0)
+        return st;
+    if (in[1] == TL_CODEC_REPORT) {
+        if ((st = get_varint(in, len, &pos, &v)) != 0)
+            return st;
+        if (v > 0xFFFFFFFFu)
+            return TL_CODEC_EMALFORMED;
+    }
+    if ((st = get_varint(in, len, &pos, &v)) != 0)
+        return st;
+    return v > TL_CODEC_MAX_RECORDS ? TL_CODEC_EMALFORMED : (int32_t)v;
+}
+
 /* ---- dead reckoning ---- */
 struct tl_dr {
     tl_dr_config cfg;
@@ -1374,17 +1430,16 @@ int32_t tl_dr_encode(tl_dr *d, uint64_t base_us, tl_track_batch *in, int32_t *co
     kind = d->cfg.kind;
     limit = cap < TL_CODEC_MAX_PAYLOAD ? cap : TL_CODEC_MAX_PAYLOAD;
     *consumed = 0;
+    memset(&w, 0, sizeof(w));
     w.buf = bits;
     w.cap_bits = (int64_t)TL_CODEC_MAX_PAYLOAD * 8;
-    w.bit = 0;
-    w.over = 0;
     for (i = 0; i < in->n && count < TL_CODEC_MAX_RECORDS; i++) {
         int op = in->rtype[i], rt, send = 0, reason = -1, ns = 0;
         entry *e = tab_find(d->t, in->tid[i]);
         const codes *h = (e && e->valid) ? &e->c : NULL;
         uint8_t node[TL_CODEC_MAX_SOURCES];
         uint32_t rid[TL_CODEC_MAX_SOURCES];
-        int64_t save_bit = w.bit;
+        bw saved = w;
         uint32_t s_id = prev_id, s_rid = prev_rid;
         uint64_t s_t = prev_t;
         if (op == TL_DR_DROP) {
@@ -1444,10 +1499,7 @@ int32_t tl_dr_encode(tl_dr *d, uint64_t base_us, tl_track_batch *in, int32_t *co
             return st;
         nbytes = (int)((w.bit + 7) >> 3);
         if (w.over || header(head, kind, &d->pr, base_us, base_rid, count + 1) + nbytes > limit) {
-            w.bit = save_bit;   /* roll back this record; the caller sends the rest next */
-            w.over = 0;
-            if (save_bit & 7)   /* the padding after save_bit must read as zeros */
-                bits[save_bit >> 3] &= (uint8_t)(0xFFu << (8 - (int)(save_bit & 7)));
+            w = saved;   /* roll back this record; the caller sends the rest next */
             prev_id = s_id;
             prev_t = s_t;
             prev_rid = s_rid;
@@ -1479,7 +1531,7 @@ int32_t tl_dr_encode(tl_dr *d, uint64_t base_us, tl_track_batch *in, int32_t *co
         count++;
         *consumed = i + 1;
     }
-    nbytes = (int)((w.bit + 7) >> 3);
+    nbytes = bw_finish(&w);
     hn = header(head, kind, &d->pr, base_us, base_rid, count);
     if (hn + nbytes > limit)
         return TL_CODEC_ENOSPACE;

@@ -109,6 +109,10 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
 int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl_track_batch *out,
                         int32_t cap_records, tl_codec_header *hdr);
 
+/* The record count of a payload's header (to size the output arrays), or
+ * the error tl_codec_decode would return for the header. */
+int32_t tl_codec_peek_count(const uint8_t *in, int32_t len);
+
 /* Dead reckoning per destination (PROTOCOL.md section 5.6). */
 typedef struct tl_dr_config {
     int32_t kind;           /* TL_CODEC_REPORT or TL_CODEC_PICTURE */
