@@ -49,7 +49,7 @@ def parse_args(argv):
         1.0
     """
     o = {"scenario": "default", "seed": None, "start": 0.0, "duration": None, "speed": 1.0,
-         "epoch": None, "state": None, "stats": 10.0, "quiet": False, "help": False}
+         "epoch": None, "state": None, "stats": 10.0, "quiet": False, "help": False}  # type: dict
     i = 0
     while i < len(argv):
         a = argv[i]

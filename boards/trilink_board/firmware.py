@@ -55,7 +55,7 @@ try:
     from micropython import const
 except ImportError:  # CPython
 
-    def const(x):
+    def const(x):  # type: ignore[misc]  # micropython.const's stand-in
         return x
 
 
@@ -237,7 +237,7 @@ class Node:
         """(t_us, flags) of scenario instant ``ts``: relay timebase with RELAY_TIME once known."""
         if self.epoch_us is not None:
             return self.epoch_us + int((ts - self.start) * 1e6 / self.speed), wire.RELAY_TIME
-        b = self.base0 + int((ts - self.start) * 1e6 / self.speed)
+        b = (self.base0 or 0) + int((ts - self.start) * 1e6 / self.speed)
         if self.sync.synced:
             return self.sync.to_relay(b), wire.RELAY_TIME
         return b, 0
@@ -332,8 +332,10 @@ class Node:
             except wire.WireError as e:
                 self.counts[e.reason] += 1
                 return
-        else:
+        elif self.deframer is not None:
             frames = self.deframer.feed(self.rxbuf, n)
+        else:
+            return
         for f in frames:
             self._frame(f, now)
 
@@ -428,12 +430,10 @@ class Node:
         batch = codec.decode(f.payload, self.picture)
         self.counts["pictures"] += 1
         rx_relay = self.sync.to_relay(rx_local) if self.sync.synced else 0
-        missing = None
+        missing = []  # type: list
         for rtype, status, rec in batch.items:
             if status == codec.NO_BASE:
                 self.counts["no_base"] += 1
-                if missing is None:
-                    missing = []
                 if len(missing) < 255:
                     missing.append(rec.tid)
             elif status == codec.OK and rtype != codec.DROP:

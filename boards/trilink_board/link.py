@@ -54,7 +54,7 @@ class Link:
 
 
 def why(e):
-    a = getattr(e, "args", ())
+    a = getattr(e, "args", ())  # type: tuple
     if len(a) >= 2:
         return str(a[1])
     if a and isinstance(a[0], int):

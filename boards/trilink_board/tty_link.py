@@ -23,7 +23,7 @@ class TtyLink(Link):
     """
 
     def __init__(self, path, baud=0):
-        import termios
+        import termios  # type: ignore[import-not-found]  # unix port and CPython; rp2 has none
         self.name = "tty:" + path
         self.path = path
         self.baud = baud
@@ -36,7 +36,7 @@ class TtyLink(Link):
             if hasattr(termios, "setraw"):  # MicroPython
                 termios.setraw(fd)
             else:  # CPython keeps it in tty
-                import tty
+                import tty  # type: ignore[import-not-found]  # CPython
                 tty.setraw(fd)
             attr = termios.tcgetattr(fd)
             cc = attr[6]
@@ -90,7 +90,7 @@ def _open_tty(path):
     # terminal. MicroPython's os has no open(); its open() is enough there.
     try:
         import os
-        flags = os.O_RDWR | os.O_NOCTTY
+        flags = os.O_RDWR | os.O_NOCTTY  # type: ignore[attr-defined]  # CPython's os
     except (ImportError, AttributeError):
         return open(path, "r+b", buffering=0)
     import io

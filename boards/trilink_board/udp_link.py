@@ -40,7 +40,8 @@ class UdpLink(Link):
         try:
             if self._recv_into is not None:
                 return self._recv_into(buf)
-            head = self._s.recv(16, socket.MSG_PEEK)
+            # The unix port's recv takes flags; the rp2 stubs describe a Pico W's, which does not.
+            head = self._s.recv(16, socket.MSG_PEEK)  # type: ignore[call-arg]
             size = len(buf)
             if len(head) == 16:
                 size = min(size, 28 + (head[14] | head[15] << 8))
