@@ -421,3 +421,35 @@ def test_board_runs_from_source_under_micropython(tmp_path: Path, expected: Dict
     assert run.code == 0, run.stderr
     assert len(run.relay.records) >= 40
     assert all(expected[rec.report_id].pq == rec.pq for _, _, rec in run.relay.records)
+
+
+@pytest.mark.micropython
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_bad_config_is_one_line_and_nonzero(tmp_path: Path, runtime: str) -> None:
+    """Unknown nation, malformed key file, unreachable link, bad state file, bad usage."""
+    keys = write_keys(tmp_path / "keys.json")
+    bad_keys = tmp_path / "bad.json"
+    bad_keys.write_text('{"format": "trilink-keys/1", "relay": 0, "keys": [{"key_id": 2, "node": 2}]}')
+    bad_state = tmp_path / "bad.state"
+    bad_state.write_text("not json")
+    udp = "udp:127.0.0.1:0:127.0.0.1:9"
+    cases = [
+        (["--nation", "xx", "--link", udp, "--keys", str(keys)], 1, "nations/xx.json: unknown nation"),
+        (["--nation", "kr", "--link", udp, "--keys", str(bad_keys)], 1, str(bad_keys) + ": keys[0]: key must be 64 hex digits"),
+        (["--nation", "kr", "--link", udp, "--keys", str(tmp_path / "none.json")], 1, "none.json"),
+        (["--nation", "kr", "--link", "tty:" + str(tmp_path / "ttyX"), "--keys", str(keys),
+          "--state", str(tmp_path / "s")], 1, "ttyX: cannot open"),
+        (["--nation", "kr", "--link", "serial:x", "--keys", str(keys), "--state", str(tmp_path / "s")],
+         1, "link serial:x: want"),
+        (["--nation", "kr", "--link", udp, "--keys", str(keys), "--state", str(bad_state)], 1,
+         str(bad_state) + ": invalid JSON"),
+        (["--nation", "kr", "--link", udp, "--keys", str(keys), "--speed", "fast"], 2, "--speed"),
+        (["--nation", "kr", "--keys", str(keys)], 2, "--link is required"),
+    ]
+    for args, code, text in cases:
+        cmd, env = board_command(runtime, args, heapsize="512K")
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, cwd=str(tmp_path))
+        first = p.stderr.splitlines()[0] if p.stderr else ""
+        assert p.returncode == code, (args, p.stdout, p.stderr)
+        assert first.startswith("error: ") and text in first, (args, p.stderr)
+        assert "Traceback" not in p.stderr + p.stdout
