@@ -387,12 +387,12 @@ static int quantise(const tl_track_batch *b, int32_t i, int32_t kind, const prec
 }
 
 /* ---- bits ---- */
-/* Bit writer: MSB first; whole bytes go to buf, the last partial byte waits
- * in acc (so rolling back is restoring the struct). */
+/* Bit writer: MSB first; whole 32-bit words go to buf, the rest (< 32
+ * bits) waits in acc, so rolling back is restoring the struct. */
 typedef struct bw {
     uint8_t *buf;
     int64_t cap_bits, bit, nbyte;
-    uint64_t acc;   /* < 8 pending bits */
+    uint64_t acc;
     int nacc;
     int over;
 } bw;
@@ -405,23 +405,34 @@ static void put(bw *w, uint64_t v, int n)
     }
     w->bit += n;
     while (n > 0) {
-        int k = n > 32 ? 32 : n;
+        int k = n > 24 ? 24 : n;   /* nacc < 32 before: acc stays below 2^56 */
         n -= k;
         w->acc = (w->acc << k) | ((v >> n) & (((uint64_t)1 << k) - 1u));
         w->nacc += k;
-        while (w->nacc >= 8) {
-            w->nacc -= 8;
-            w->buf[w->nbyte++] = (uint8_t)(w->acc >> w->nacc);
+        if (w->nacc >= 32) {
+            uint64_t x;
+            w->nacc -= 32;
+            x = w->acc >> w->nacc;
+            w->buf[w->nbyte] = (uint8_t)(x >> 24);
+            w->buf[w->nbyte + 1] = (uint8_t)(x >> 16);
+            w->buf[w->nbyte + 2] = (uint8_t)(x >> 8);
+            w->buf[w->nbyte + 3] = (uint8_t)x;
+            w->nbyte += 4;
+            w->acc &= ((uint64_t)1 << w->nacc) - 1u;
         }
-        w->acc &= ((uint64_t)1 << w->nacc) - 1u;
     }
 }
 
-/* Flush the partial byte (zero padding); returns the byte count. */
+/* Flush the pending bits (zero padding to a byte); returns the byte count. */
 static int bw_finish(bw *w)
 {
-    if (w->nacc)
-        w->buf[w->nbyte] = (uint8_t)(w->acc << (8 - w->nacc));
+    int64_t nb = w->nbyte;
+    int left = w->nacc;
+    while (left > 0) {
+        int sh = left - 8;
+        w->buf[nb++] = (uint8_t)(sh >= 0 ? w->acc >> sh : w->acc << -sh);
+        left -= 8;
+    }
     return (int)((w->bit + 7) >> 3);
 }
 
