@@ -1,0 +1,132 @@
+# report.py: the bench report as a terminal table and as PNG plots (latency CDF per path with its floor; timeline)
+"""Presentation of a ``trilink bench`` report document (bench.py makes it;
+its JSON form is the document itself, ``json.dump(report)``).
+
+    >>> print(format_report(report))           # the table the bench prints
+    >>> plot(report, samples, "bench.png")      # needs matplotlib (pip install '.[plot]')
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+
+def _f(v: Optional[float], fmt: str = "{:.1f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def _table(head: Sequence[str], rows: List[Sequence[str]]) -> List[str]:
+    w = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
+    line = lambda r: "  ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(r))  # noqa: E731
+    return [line(head), "  ".join("-" * x for x in w)] + [line(r) for r in rows]
+
+
+def format_report(r: Dict[str, Any]) -> str:
+    """The readable report: paths, relay, warnings, accuracy, counters, verdict."""
+    link = f"serial {r['baud']} baud 8N1" if r["link"] == "serial" else "UDP loopback"
+    out = [f"trilink bench: scenario '{r['scenario']}' window t={r['window_s'][0]:g}..{r['window_s'][1]:g} s, "
+           f"{' + '.join(r['nations'])} over {link}" + (f", impaired {r['impair']}" if r.get("impair") else ""),
+           f"boards: {r['runtime_version']}   run {_f(r.get('run_s'))} s", "",
+           "end-to-end latency per path (ms): measurement at the source -> fused update received at the destination"]
+    rows = []
+    for path, p in r["paths"].items():
+        rows.append([path, str(p["count"]), _f(p["p50_ms"]), _f(p["p90_ms"]), _f(p["p99_ms"]), _f(p["max_ms"]),
+                     _f(p["floor_p50_ms"]), _f(p["p50_ratio"], "{:.2f}x"), _f(p["p99_ratio"], "{:.2f}x"),
+                     f"{_f(p['uplink_p50_ms'])}/{_f(p['relay_p50_ms'])}/{_f(p['downlink_p50_ms'])}",
+                     str(p["lost"])])
+    out += _table(["path", "n", "p50", "p90", "p99", "max", "floor", "p50/fl", "p99/fl", "up/relay/down p50",
+                   "lost"], rows)
+    rm = r["relay_ms"]
+    out += ["", f"relay (report received -> picture written): p50 {_f(rm['p50'], '{:.2f}')} ms, "
+                f"p99 {_f(rm['p99'], '{:.2f}')} ms, share of e2e p50 {_f(rm['share_p50'], '{:.1%}' if rm['share_p50'] is not None else '{}')}"]
+    tw = r["time_to_first_warning_s"]
+    ws = r.get("warnings", {})
+    out.append("time to first warning from launch: " + ", ".join(
+        f"{n} {_f(v, '{:.1f} s')} ({ws.get(n, {}).get('warnings', 0)} warnings, {ws.get(n, {}).get('acked', 0)} acked)"
+        for n, v in tw.items()))
+    acc = r["accuracy"]
+    imp = ", ".join(f"{m} {v['error_km']:.1f} km at T-{v['t_before_impact_s']:.0f} s"
+                    for m, v in (acc.get("impact_error_km") or {}).items()) or "-"
+    out.append(f"accuracy: fused position RMSE {_f(acc.get('rmse_m'), '{:.0f} m')}"
+               f" ({', '.join(f'{k} {v:.0f} m' for k, v in (acc.get('rmse_m_by_nation') or {}).items())}); "
+               f"impact point error {imp}")
+    bpu = r["bytes_per_update"]
+    util = ", ".join(f"{k} up {v.get('up', 0):.1%} down {v.get('down', 0):.1%}" if "up" in v
+                     else f"{k} up {v['up_bytes']} B down {v['down_bytes']} B"
+                     for k, v in r["link_utilisation"].items())
+    out.append(f"bytes per update: uplink {_f(bpu['uplink'])}, downlink {_f(bpu['downlink'])}; link use: {util}")
+    ts = r.get("time_sync") or {}
+    if ts:
+        out.append("time sync (estimate - truth): " + ", ".join(
+            f"{n} {_f(v.get('error_us'), '{:+.0f} us')} (drift {_f(v.get('drift_ppm'), '{:+.1f}')} ppm, "
+            f"true {_f(v.get('true_drift_ppm'), '{:+.1f}')})" for n, v in ts.items()))
+    c = r["counters"]
+    lines = []
+    for n, lk in c["relay"]["links"].items():
+        em = (c.get("emulator", {}).get(n) or {}).get("match")
+        extra = ""
+        if em:
+            extra = (f"; emulator: {em['uplink_damaged_frames']} up / {em['downlink_damaged_frames']} down frames "
+                     f"damaged, {em['bits_flipped']['up']}+{em['bits_flipped']['down']} bits flipped, intact up "
+                     f"{em['uplink_intact_frames']} = relay in {em['relay_frames_in']}: "
+                     f"{'ok' if em['uplink_ok'] else 'MISMATCH'}; board rx errors {em['board_rx_errors']}")
+        lines.append(f"  {n}: in {lk.get('frames_in')} out {lk.get('frames_out')} crc {lk.get('crc_error')} "
+                     f"malformed {lk.get('malformed')} stale {lk.get('dropped_stale')}{extra}")
+    out += ["counters (relay links):"] + lines
+    loss = r.get("loss", {}).get("uplink_records") or {}
+    if loss:
+        out.append("uplink records sent/received: " + ", ".join(
+            f"{n} {v['sent']}/{v['received']}" for n, v in loss.items() if v))
+    ec = r.get("emulator_check")
+    if ec:
+        a, b = ec["relay_rx_minus_emulator"], ec["delivered_minus_emulator"]
+        out.append(f"check against the emulator's record: relay rx - wire {_f(a['median_ms'], '{:.3f}')} ms median "
+                   f"(max {_f(a['max_abs_ms'], '{:.3f}')}); delivered - wire {_f(b['median_ms'], '{:.3f}')} ms "
+                   f"median (max {_f(b['max_abs_ms'], '{:.3f}')})")
+    v = r.get("verdict")
+    if v:
+        out.append("")
+        for ch in v["checks"]:
+            out.append(f"  [{'ok' if ch['ok'] else 'FAIL'}] {ch['check']}: {ch['value']}")
+        out.append("verdict: " + ("PASS" if v["pass"] else "FAIL"))
+    return "\n".join(out)
+
+
+def plot(report: Dict[str, Any], samples: List[Any], path: str) -> None:
+    """Two panels: the latency CDF of each path with its floor's CDF dashed, and a timeline
+    of the run (each delivered report's latency against time, split by path). ImportError
+    without matplotlib."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    t0 = min((s.t_meas_us for s in samples), default=0)
+    for i, p in enumerate(report["paths"]):
+        s = [x for x in samples if x.path == p]
+        if not s:
+            continue
+        col = f"C{i}"
+        e = sorted(x.e2e_us / 1000 for x in s)
+        f = sorted(x.floor_us / 1000 for x in s)
+        ys = [(k + 1) / len(e) for k in range(len(e))]
+        a.step(e, ys, where="post", color=col, label=f"{p} end to end")
+        if any(f):
+            a.step(f, ys, where="post", color=col, linestyle="--", label=f"{p} wire floor")
+        b.plot([(x.t_meas_us - t0) / 1e6 for x in s], [x.e2e_us / 1000 for x in s], ".", color=col, ms=3,
+               label=f"{p} end to end")
+        b.plot([(x.t_meas_us - t0) / 1e6 for x in s], [x.relay_us / 1000 for x in s], "x", color=col, ms=3,
+               alpha=0.5, label=f"{p} relay part")
+    a.set_xlabel("latency (ms)")
+    a.set_ylabel("fraction of reports")
+    a.set_title("latency CDF per path, wire floor dashed")
+    a.grid(alpha=0.3)
+    a.legend(fontsize=8)
+    b.set_xlabel("time since first delivered report (s)")
+    b.set_ylabel("latency (ms)")
+    b.set_title("timeline of the run")
+    b.grid(alpha=0.3)
+    b.legend(fontsize=8)
+    fig.suptitle(f"trilink bench: {report['scenario']}, {report['link']}"
+                 + (f" {report['baud']} baud" if report.get("baud") else "") + f", boards on {report['runtime']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
