@@ -90,7 +90,7 @@ def loads(text):
     items = doc.get("keys")
     if not isinstance(items, list) or not items:
         raise KeyFileError("key file has no keys")
-    entries = []
+    entries = []  # type: list
     for i, item in enumerate(items):
         where = "keys[%d]" % i
         key_id = _int(item, "key_id", 1, 255, where)

@@ -23,7 +23,7 @@ from trilink_board import geo
 
 _TWO_PI = 6.283185307179586
 MAX_PLOTS = 96
-_shared = []   # one plot buffer for all radars: scans are consumed one at a time
+_shared = []  # type: list  # one plot buffer for all radars: scans are consumed one at a time
 
 
 def plot_buffer():

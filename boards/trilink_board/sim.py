@@ -71,9 +71,9 @@ class Simulation:
     def step(self, until=None):
         """Run the next radar scan; False (nothing done) once it would pass ``until`` or the duration."""
         end = self.duration if until is None else until
-        best = None
+        best = self.radars[0]  # config.load_nation guarantees at least one radar
         for r in self.radars:
-            if best is None or r.next_scan < best.next_scan:
+            if r.next_scan < best.next_scan:
                 best = r
         t = best.next_scan
         if t > end:

@@ -80,7 +80,7 @@ class Tracker:
         self.radars = radars
         n = params["max_tracks"]
         self.tracks = [Track() for _ in range(n)]
-        self.updated = [None] * n      # confirmed tracks updated by the last process() call
+        self.updated = [None] * n  # type: list  # confirmed tracks updated by the last process() call
         self.next_tid = 1
         self.next_report = 1
         self.dropped = 0
@@ -287,10 +287,10 @@ class Tracker:
         for r in range(6):
             a = pht[r * 3]
             b = pht[r * 3 + 1]
-            c = pht[r * 3 + 2]
-            K[r * 3] = a * si[0] + b * si[3] + c * si[6]
-            K[r * 3 + 1] = a * si[1] + b * si[4] + c * si[7]
-            K[r * 3 + 2] = a * si[2] + b * si[5] + c * si[8]
+            g = pht[r * 3 + 2]
+            K[r * 3] = a * si[0] + b * si[3] + g * si[6]
+            K[r * 3 + 1] = a * si[1] + b * si[4] + g * si[7]
+            K[r * 3 + 2] = a * si[2] + b * si[5] + g * si[8]
         for r in range(6):
             x[r] += K[r * 3] * nu0 + K[r * 3 + 1] * nu1 + K[r * 3 + 2] * nu2
         # P -= K (P H^T)^T, then symmetrise (float32 storage drifts otherwise).

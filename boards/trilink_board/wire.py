@@ -27,7 +27,7 @@ try:
     from micropython import const
 except ImportError:  # CPython
 
-    def const(x):
+    def const(x):  # type: ignore[misc]  # micropython.const's stand-in
         return x
 
 
@@ -281,7 +281,8 @@ class Deframer:
         (it has no ``find``)."""
         if not isinstance(data, _BUFFERS):
             data = bytes(data)
-        out = _NONE
+        # The shared empty tuple until a frame completes: bytes that finish no frame allocate nothing.
+        out = _NONE  # type: list  # type: ignore[assignment]
         if n is None or n > len(data):
             n = len(data)
         buf = self._buf
