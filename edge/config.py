@@ -67,6 +67,7 @@ class RelaySection:
     state_file: Optional[str] = None
     stats_addr: Optional[Tuple[str, int]] = DEFAULT_STATS_ADDR   # None: endpoint off
     stats_interval_s: float = 10.0                               # periodic log line; 0 = off
+    stats_frames_s: float = 10.0                                 # STATS frame to every board; 0 = off
     log_level: str = "INFO"
 
 
@@ -140,12 +141,10 @@ class ReleasePolicy:
 class DeadReckoningConfig:
     """``[deadreckoning]``: send a track update when the receiver's
     extrapolation is off by more than ``position_m``, or ``heartbeat_s`` after
-    the last one; the receiver drops a track after ``timeout_s``."""
+    the last one (the dead-reckoning sender of the C codec, ``tl_dr``)."""
 
     position_m: float = 50.0
-    velocity_mps: float = 0.0      # 0 = position threshold only
     heartbeat_s: float = 5.0
-    timeout_s: float = 12.0
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,7 @@ class SchedulerConfig:
     max_age_s: float = 2.0         # track updates older than this are dropped (dropped_stale)
     max_control: int = 64          # bounded control queue per link
     max_warnings: int = 256        # bounded warning queue per link (oldest obsolete first)
-    burst: int = 600               # default token bucket depth, bytes
+    burst: Optional[int] = None    # default token bucket depth, bytes; None = per kind (relay.default_burst)
     warning_retry_s: float = 0.5   # first retransmission of an unacknowledged warning
     warning_retry_max_s: float = 4.0
 
@@ -323,7 +322,7 @@ class _V:
 
 
 _REQUIRED = object()
-_RELAY_KEYS = ("node", "key_file", "state_file", "stats", "stats_interval_s", "log_level")
+_RELAY_KEYS = ("node", "key_file", "state_file", "stats", "stats_interval_s", "stats_frames_s", "log_level")
 _NODE_KEYS = ("name", "id", "nation", "key_id", "nation_file", "origin", "territory")
 _LINK_KEYS = ("kind", "device", "baud", "low_latency", "bind", "peer", "boards", "budget", "burst")
 
@@ -408,6 +407,7 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
     relay = RelaySection(
         node=relay_node, key_file=v.path(r, "relay", "key_file"), state_file=v.path(r, "relay", "state_file"),
         stats_addr=stats, stats_interval_s=v.num(r, "relay", "stats_interval_s", 10.0, 0.0, 86400.0),
+        stats_frames_s=v.num(r, "relay", "stats_frames_s", 10.0, 0.0, 86400.0),
         log_level=v.str_(r, "relay", "log_level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")))
 
     # Links first: a node's link is the one whose `boards` names it.
@@ -495,14 +495,12 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
                 raise v.fail(f"release.{src}", f"unknown nation {dn!r} (configured: {', '.join(nations)})")
         allow[src] = frozenset(lst)
 
-    dr = v.table(data, "deadreckoning", "deadreckoning", ("position_m", "velocity_mps", "heartbeat_s", "timeout_s"))
+    # (velocity_mps and timeout_s were removed: the C sender has no velocity
+    # threshold, and the receiver's timeout is the board's own setting.)
+    dr = v.table(data, "deadreckoning", "deadreckoning", ("position_m", "heartbeat_s"))
     deadreckoning = DeadReckoningConfig(
         position_m=v.num(dr, "deadreckoning", "position_m", 50.0, 0.0, 1e7),
-        velocity_mps=v.num(dr, "deadreckoning", "velocity_mps", 0.0, 0.0, 1e5),
-        heartbeat_s=v.num(dr, "deadreckoning", "heartbeat_s", 5.0, 0.01, 3600.0),
-        timeout_s=v.num(dr, "deadreckoning", "timeout_s", 12.0, 0.01, 3600.0))
-    if deadreckoning.timeout_s <= deadreckoning.heartbeat_s:
-        raise v.fail("deadreckoning.timeout_s", "must be above heartbeat_s")
+        heartbeat_s=v.num(dr, "deadreckoning", "heartbeat_s", 5.0, 0.01, 3600.0))
 
     fu = v.table(data, "fusion", "fusion", ("gate", "ci_mode", "stay_bonus", "switch_frames", "timeout_s",
                                              "warn_horizon_s"))
@@ -519,7 +517,7 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
         max_age_s=v.num(sc, "scheduler", "max_age_s", 2.0, 0.001, 3600.0),
         max_control=v.int_(sc, "scheduler", "max_control", 64, 1, 1 << 20),
         max_warnings=v.int_(sc, "scheduler", "max_warnings", 256, 1, 1 << 20),
-        burst=v.int_(sc, "scheduler", "burst", 600, 64, 1 << 24),
+        burst=v.int_(sc, "scheduler", "burst", None, 64, 1 << 24),
         warning_retry_s=v.num(sc, "scheduler", "warning_retry_s", 0.5, 0.001, 60.0),
         warning_retry_max_s=v.num(sc, "scheduler", "warning_retry_max_s", 4.0, 0.001, 3600.0))
     if scheduler.warning_retry_max_s < scheduler.warning_retry_s:

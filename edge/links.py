@@ -179,6 +179,29 @@ class Link:
             self.tap(self.name, "tx", frame, t_ns)
         return True
 
+    def send_nowait(self, frame: bytes) -> bool:
+        """``send`` without awaiting: the frame is written now (or buffered
+        by the link and written when the OS takes it), from the caller's
+        loop turn. The relay's scheduler uses it, and checks ``writable``
+        first so that its buffer stays bounded."""
+        t_ns = time.monotonic_ns()
+        if self._closed or not self.up:
+            self.stats.tx_dropped += 1
+            return False
+        n = self._write_wire(frame)
+        if n is None:
+            return False
+        self.stats.frames_out += 1
+        self.stats.bytes_out += n
+        if self.tap is not None:
+            self.tap(self.name, "tx", frame, t_ns)
+        return True
+
+    @property
+    def writable(self) -> bool:
+        """False while the link's own transmit buffer is full (back-pressure)."""
+        return True
+
     def wire_size(self, frame_len: int) -> int:
         """Most bytes a frame of ``frame_len`` bytes costs on this link (for budgets)."""
         return frame_len
@@ -213,6 +236,10 @@ class Link:
 
     async def _send_wire(self, frame: bytes) -> Optional[int]:
         """Write one frame; return the bytes written, or None if dropped."""
+        return self._write_wire(frame)
+
+    def _write_wire(self, frame: bytes) -> Optional[int]:
+        """Write (or buffer) one frame now; the bytes, or None if dropped."""
         raise NotImplementedError
 
     def _deliver(self, frame: bytes, t_ns: int, peer: Any) -> None:
@@ -431,7 +458,20 @@ class SerialLink(Link):
         for f in frames:
             self._deliver(f, t_ns, self.device)
 
+    @property
+    def writable(self) -> bool:
+        return len(self._wbuf) <= self._wmax
+
     async def _send_wire(self, frame: bytes) -> Optional[int]:
+        n = self._write_wire(frame)
+        # Back-pressure: the scheduler keeps within the budget, so this only
+        # waits when the OS buffer and ours are both full (line slower than budget).
+        if n is not None and len(self._wbuf) > self._wmax and self._drained is not None:
+            self._drained.clear()
+            await self._drained.wait()
+        return n
+
+    def _write_wire(self, frame: bytes) -> Optional[int]:
         wire = binding.serial_encode(frame)
         fd = self._fd
         if fd is None:
@@ -452,11 +492,6 @@ class SerialLink(Link):
                 self._loop.add_writer(fd, self._on_writable)
         else:
             self._wbuf += wire
-        # Back-pressure: the scheduler keeps within the budget, so this only
-        # waits when the OS buffer and ours are both full (line slower than budget).
-        if len(self._wbuf) > self._wmax and self._drained is not None:
-            self._drained.clear()
-            await self._drained.wait()
         return len(wire)
 
     def _on_writable(self) -> None:
@@ -585,7 +620,7 @@ class UdpLink(Link):
             return
         self._deliver(bytes(data), t_ns, addr)
 
-    async def _send_wire(self, frame: bytes) -> Optional[int]:
+    def _write_wire(self, frame: bytes) -> Optional[int]:
         if self._transport is None or self.peer is None:
             self.stats.tx_dropped += 1
             return None

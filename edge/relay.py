@@ -5,41 +5,74 @@
     await relay.run()        # until stop(); SIGTERM handling is the CLI's
     await relay.stop()       # within 1 s, capture flushed, state file written
 
-Tasks (one asyncio loop):
-* per link, a receiver: ``link.recv()`` -> ``Sessions.accept`` (verify,
-  control answers) -> ``Pipeline.ingest`` for TRACK_REPORT; it marks the
-  picture dirty and wakes the fusion task;
-* the fusion task: one ``Pipeline.round`` per wake (frames that arrived
-  together are fused together), then wakes every link's sender;
-* per link, a sender: ``LinkScheduler.pop`` when the token bucket can
-  carry a frame; the frame is packed (seq, counter) just before
-  ``link.send``; the latency of track frames (report frame fully received
-  to first byte of the resulting frame written) is kept in
-  ``latency_ns``;
-* a ticker (every 50 ms): heartbeats, link-down detection, state-file
-  saves, warning retransmissions, and the impact prediction in a worker
-  thread (the C call releases the GIL) every ``impact_period_s``.
+The latency path runs in event-loop callbacks, with no task switch between
+a frame's arrival and the resulting frame's first byte:
 
-``links`` (name -> link object with ``async recv()``, ``async send(raw)``
-and ``async close()``) may be injected, e.g. by tests; by default they are
-opened with ``trilink_edge.links``.
+* a link hands each received frame to ``handler`` (the link's reader
+  callback): ``Sessions.accept`` (verify, control answers), then
+  ``Pipeline.ingest`` for TRACK_REPORT, which schedules one fusion round
+  with ``call_soon`` (frames that arrive in the same loop turn are fused
+  together);
+* the round (``Pipeline.round``) offers updates to destinations and
+  *pumps* the links of those destinations at once: ``LinkScheduler.pop``
+  while the token bucket holds the next frame, packed (seq, counter) and
+  written with ``link.send_nowait``; when the bucket is short, a timer
+  (``call_later``) resumes the pump exactly when it will hold the frame.
+  The latency of track frames (report frame fully received to the write
+  of the resulting frame) is kept in ``latency_ns``.
+
+Off the latency path, a ticker (every ``TICK_S``): heartbeats, link-down
+detection, state-file saves, warning retransmissions, STATS frames to every
+board (``[relay] stats_frames_s``), a housekeeping round once a second (so
+that timed-out tracks are dropped when nobody reports), and the impact
+prediction (``impact_period_s``) in a worker thread: the C call releases
+the GIL and its inputs are the snapshots the rounds already made.
+
+Links without a ``handler`` attribute (e.g. test stand-ins) are read by a
+task with ``await link.recv()``; links without ``send_nowait`` are written
+with ``await link.send()``. ``links`` (name -> link object) may be
+injected, e.g. by tests; by default they are opened with
+``trilink_edge.links``.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
-from typing import Any, Callable, Deque, Dict, List, Optional
+from typing import Any, Deque, Dict, List, Optional, Set
 
 from trilink_native import binding
 from trilink_board import keys as _keys
+from trilink_board import messages as _msgs
 from trilink_edge.pipeline import NodeGeo, Pipeline
-from trilink_edge.scheduler import CONTROL, Item, LinkScheduler, WindowMeter, serial_size, udp_size
+from trilink_edge.scheduler import CONTROL, DEFAULT_BURST, TRACK, Item, LinkScheduler, WindowMeter, serial_size, udp_size
 from trilink_edge.session import NodeInfo, Sessions, relay_now_ns
 
 log = logging.getLogger("trilink_edge.relay")
-TICK_S = 0.05
-STOP_BUDGET_S = 0.8    # stop() gives tasks this long before cancelling them
+TICK_S = 0.1               # warnings retransmit >= 0.25 s apart and heartbeats go every 1 s
+HOUSEKEEPING_NS = 1_000_000_000
+STOP_BUDGET_S = 0.8        # stop() gives tasks this long before cancelling them
+RETRY_WRITE_S = 0.005      # a link whose own buffer is full is tried again after this
+DELIVERY_LOG = 100_000     # DELIVERY frames kept in memory (Relay.deliveries)
+
+# PROTOCOL 4.7 counter ids of the STATS frames the relay sends.
+STATS_IDS = (("frames_in", 1), ("frames_out", 2), ("bytes_in", 3), ("bytes_out", 4), ("crc_error", 5),
+             ("malformed", 6), ("oversize", 7), ("auth_fail", 8), ("replay", 9), ("wrong_link", 10),
+             ("unknown_type", 11), ("dropped_stale", 12), ("queue_depth", 13), ("not_for_me", 14))
+
+
+def default_burst(kind: str, budget: int) -> int:
+    """A link's token bucket depth when the config sets none: 600 bytes on
+    serial (the largest PICTURE frame a serial link gets plus a warning:
+    the line itself cannot absorb more), a tenth of the budget on UDP (a
+    network path absorbs bursts; a small bucket would only pace the frames
+    of one round behind each other).
+
+        >>> default_burst("serial", 10368), default_burst("udp", 125000)
+        (600, 12500)
+    """
+    return DEFAULT_BURST if kind == "serial" else max(DEFAULT_BURST, budget // 10)
 
 
 class Relay:
@@ -60,25 +93,27 @@ class Relay:
         self.sessions = Sessions(cfg.relay.node, [NodeInfo(n.node, n.name, n.key_id, n.link) for n in cfg.nodes],
                                  keys, cfg.relay.state_file, emit=self._emit_control, on_link=self._on_link)
         self.node_link = {n.node: n.link for n in cfg.nodes}
+        self.node_name = {n.node: n.name for n in cfg.nodes}
         nation = {n.node: n.nation for n in cfg.nodes}
         release = {d: {s for s in nation if cfg.release.may(nation[s], nation[d])} for d in nation}
         geo = {n.node: NodeGeo(n.node, n.name, (n.origin.lat, n.origin.lon, n.origin.alt_m),
                                [list(t.polygon) for t in n.territory]) for n in cfg.nodes}
         fu, dr, sc = cfg.fusion, cfg.deadreckoning, cfg.scheduler
+        dr_config = {"threshold_m": dr.position_m, "heartbeat_us": int(dr.heartbeat_s * 1e6)}
         self.pipeline = Pipeline(
             geo, release,
             picture={"gate": fu.gate, "ci_mode": fu.ci_mode, "stay_bonus": fu.stay_bonus,
                      "switch_frames": fu.switch_frames, "timeout": fu.timeout_s},
             max_age_s=sc.max_age_s, impact_period_s=impact_period_s,
-            dr_config={"threshold_m": dr.position_m, "heartbeat_us": int(dr.heartbeat_s * 1e6)},
+            dr_config=dr_config,
             warn_horizon_s=fu.warn_horizon_s, warning_retry_s=(sc.warning_retry_s, sc.warning_retry_max_s),
             push_warning=self._push, push_control=self._push_control)
         self.schedulers: Dict[str, LinkScheduler] = {}
         self.meters: Dict[str, WindowMeter] = {}
         for name, lk in cfg.links.items():
             ws = serial_size if lk.kind == "serial" else udp_size
-            burst = max(lk.burst or sc.burst, ws(binding.OVERHEAD + 160))
-            s = LinkScheduler(name, lk.budget, burst, ws, sc.max_control)
+            burst = max(lk.burst or sc.burst or default_burst(lk.kind, lk.budget), ws(binding.OVERHEAD + 160))
+            s = LinkScheduler(name, lk.budget, burst, ws, sc.max_control, max_warnings=sc.max_warnings)
             for n in cfg.nodes_on(name):
                 s.add_source(self.pipeline.destinations[n.node])
             self.schedulers[name] = s
@@ -87,10 +122,26 @@ class Relay:
         self.latency_ns: Deque[int] = collections.deque(maxlen=200_000)
         self.counters: Dict[str, Dict[str, int]] = {
             name: {"frames_in": 0, "bytes_in": 0, "rejected": 0, "send_errors": 0} for name in cfg.links}
-        self._wake: Dict[str, asyncio.Event] = {}
-        self._dirty: Optional[asyncio.Event] = None
+        # DELIVERY frames (PROTOCOL 4.8) as received: dicts of node, t_ns
+        # (relay clock at receipt), rx_local_us, rx_relay_us, track_id, reports.
+        self.deliveries: Deque[Dict[str, Any]] = collections.deque(maxlen=DELIVERY_LOG)
+        self.delivery_count: Dict[int, int] = {n: 0 for n in self.node_link}
+        self.board_stats: Dict[int, Dict[str, int]] = {}   # the latest STATS frame of each board
+        self.stats_frames_ns = int(cfg.relay.stats_frames_s * 1e9)
+        self._last_stats_ns = 0
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._round_pending = False
+        self._pumping: Set[str] = set()
+        self._pump_soon: Set[str] = set()
+        self._held: Dict[str, Optional[Item]] = {name: None for name in cfg.links}
+        self._timers: Dict[str, Any] = {}
+        self._sends: Set[asyncio.Future] = set()
+        self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._impact: Optional[asyncio.Future] = None
+        self._last_housekeeping_ns = 0
         self._tasks: List[asyncio.Task] = []
         self._stopped: Optional[asyncio.Event] = None
+        self._done: Optional[asyncio.Event] = None
         self._running = False
 
     # ---- glue ----
@@ -98,9 +149,14 @@ class Relay:
     def _push(self, item: Item) -> None:
         name = self.node_link[item.node]
         self.schedulers[name].push(item)
-        ev = self._wake.get(name)
-        if ev is not None:
-            ev.set()
+        self._kick(name)
+
+    def _kick(self, name: str) -> None:
+        """Pump ``name`` on the next loop turn (once, however many pushes)."""
+        if self._loop is None or not self._running or name in self._pump_soon:
+            return
+        self._pump_soon.add(name)
+        self._loop.call_soon(self._pump, name)
 
     def _emit_control(self, node: int, mtype: int, payload: Any, flags: int) -> None:
         size = len(payload()) if callable(payload) else len(payload)
@@ -119,24 +175,54 @@ class Relay:
             except Exception:  # the capture must never stop the relay
                 log.exception("recorder failed")
 
-    # ---- tasks ----
+    # ---- receiving ----
 
-    async def _open_links(self) -> None:
-        if self._link_objs is not None:
-            self.links = dict(self._link_objs)
-            for link in self.links.values():
-                link.tap = self._tap
+    def _on_frame(self, name: str, rec: Any) -> None:
+        """One raw frame received on link ``name`` (from the link's reader callback)."""
+        raw, t_ns = rec.data, rec.t_ns
+        c = self.counters[name]
+        c["frames_in"] += 1
+        c["bytes_in"] += len(raw)
+        f = self.sessions.accept(name, raw, t_ns)
+        if f is None:
+            c["rejected"] += 1
             return
-        from trilink_edge.links import make_link
-        for name, lk in self.config.links.items():
-            link = make_link(lk)
-            link.tap = self._tap
-            await link.open()
-            self.links[name] = link
+        link = self.links.get(name)
+        if link is not None and hasattr(link, "learn_peer"):
+            link.learn_peer(rec.peer)
+        mt = f.mtype
+        if mt == binding.MSG_TRACK_REPORT:
+            if self.pipeline.ingest(f.src, f, t_ns) and not self._round_pending and self._loop is not None:
+                self._round_pending = True
+                self._loop.call_soon(self._round)
+        elif mt == binding.MSG_KEYFRAME_REQ:
+            self.pipeline.keyframe_request(f.src, f.payload)
+        elif mt == binding.MSG_WARNING_ACK:
+            self.pipeline.warning_ack(f.src, f.payload)
+        elif mt == binding.MSG_DELIVERY:
+            self._on_delivery(f.src, f.payload, t_ns)
+        elif mt == binding.MSG_STATS:
+            try:
+                msg = _msgs.decode(binding.MSG_STATS, bytes(f.payload))
+            except ValueError:
+                self.sessions._count(f.src, "malformed")
+                return
+            self.board_stats[f.src] = {str(cid): v for cid, v in msg["counters"]}
+
+    def _on_delivery(self, node: int, payload: bytes, t_ns: int) -> None:
+        try:
+            msg = _msgs.decode(binding.MSG_DELIVERY, bytes(payload))
+        except ValueError:
+            self.sessions._count(node, "malformed")
+            return
+        msg["node"] = node
+        msg["t_ns"] = t_ns
+        self.deliveries.append(msg)
+        self.delivery_count[node] = self.delivery_count.get(node, 0) + 1
 
     async def _receiver(self, name: str) -> None:
+        # For links that only offer ``await recv()``.
         link = self.links[name]
-        c = self.counters[name]
         while True:
             try:
                 rec = await link.recv()
@@ -144,95 +230,172 @@ class Relay:
                 if type(e).__name__ == "LinkClosed":
                     return
                 raise
-            raw, t_ns = bytes(rec.data), rec.t_ns
-            c["frames_in"] += 1
-            c["bytes_in"] += len(raw)
-            f = self.sessions.accept(name, raw, t_ns)
-            if f is None:
-                c["rejected"] += 1
-                continue
-            if hasattr(link, "learn_peer"):
-                link.learn_peer(rec.peer)
-            mt = f.mtype
-            if mt == binding.MSG_TRACK_REPORT:
-                if self.pipeline.ingest(f.src, f, t_ns):
-                    self._dirty.set()
-            elif mt == binding.MSG_KEYFRAME_REQ:
-                self.pipeline.keyframe_request(f.src, f.payload)
-            elif mt == binding.MSG_WARNING_ACK:
-                self.pipeline.warning_ack(f.src, f.payload)
+            self._on_frame(name, rec)
 
-    async def _fusion(self) -> None:
-        while True:
-            await self._dirty.wait()
-            self._dirty.clear()
-            if self.pipeline.round(relay_now_ns()):
-                for ev in self._wake.values():
-                    ev.set()
+    # ---- fusion and sending ----
 
-    async def _sender(self, name: str) -> None:
-        link = self.links[name]
+    def _round(self) -> None:
+        self._round_pending = False
+        if not self._running:
+            return
+        if self.pipeline.round(relay_now_ns()):
+            for name in {self.node_link[n] for n in self.pipeline.offered_to}:
+                self._pump(name)
+
+    def _pump(self, name: str) -> None:
+        """Write what link ``name`` may send now; arm a timer for the rest."""
+        self._pump_soon.discard(name)
+        if name in self._pumping or not self._running:
+            return
+        link = self.links.get(name)
+        if link is None:
+            return
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
         sched = self.schedulers[name]
-        meter = self.meters[name]
-        wake = self._wake[name]
-        item: Optional[Item] = None
-        while True:
-            now = relay_now_ns()
-            if item is None:
-                item = sched.pop(now)
+        self._pumping.add(name)
+        try:
+            while True:
+                now = relay_now_ns()
+                item = self._held[name]
                 if item is None:
-                    wake.clear()
-                    try:
-                        await asyncio.wait_for(wake.wait(), 0.1)
-                    except asyncio.TimeoutError:
-                        pass
-                    continue
-            wait = sched.wait_ns(item, now)
-            if wait > 0:
-                await asyncio.sleep(wait / 1e9)
-                continue
-            payload = item.build()
-            raw = self.sessions.pack(item.node, item.mtype, payload, item.flags)
-            t_ns = relay_now_ns()
-            n = sched.charge(item, t_ns)
-            meter.add(t_ns, n)
-            if item.klass == 2 and item.created_ns:
-                self.latency_ns.append(t_ns - item.created_ns)
-            try:
-                await link.send(raw)
-            except Exception as e:  # a vanished port: the link reopens itself; the frame is lost
+                    item = sched.pop(now)
+                    if item is None:
+                        return
+                    self._held[name] = item
+                if not getattr(link, "writable", True):
+                    self._timers[name] = self._loop.call_later(RETRY_WRITE_S, self._pump, name)
+                    return
+                wait = sched.wait_ns(item, now)
+                if wait > 0:
+                    self._timers[name] = self._loop.call_later(wait / 1e9, self._pump, name)
+                    return
+                self._held[name] = None
+                self._write(name, link, sched, item)
+        finally:
+            self._pumping.discard(name)
+
+    def _write(self, name: str, link: Any, sched: LinkScheduler, item: Item) -> None:
+        payload = item.build()
+        raw = self.sessions.pack(item.node, item.mtype, payload, item.flags)
+        t_ns = relay_now_ns()
+        n = sched.charge(item, t_ns)
+        self.meters[name].add(t_ns, n)
+        send_nowait = getattr(link, "send_nowait", None)
+        try:
+            if send_nowait is not None:
+                send_nowait(raw)
+            else:
+                fut = asyncio.ensure_future(link.send(raw))
+                self._sends.add(fut)
+                fut.add_done_callback(self._send_done(name))
+        except Exception as e:  # a vanished port: the link reopens itself; the frame is lost
+            self.counters[name]["send_errors"] += 1
+            log.debug("link %s send failed: %s", name, e)
+        if item.klass == TRACK and item.created_ns:
+            self.latency_ns.append(relay_now_ns() - item.created_ns)
+        if item.on_sent is not None:
+            item.on_sent(item, t_ns)
+
+    def _send_done(self, name: str) -> Any:
+        def done(fut: asyncio.Future) -> None:
+            self._sends.discard(fut)
+            if not fut.cancelled() and fut.exception() is not None:
                 self.counters[name]["send_errors"] += 1
-                log.debug("link %s send failed: %s", name, e)
-            if item.on_sent is not None:
-                item.on_sent(item, t_ns)
-            item = None
-            await asyncio.sleep(0)
+        return done
+
+    # ---- periodic ----
 
     async def _ticker(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             now = relay_now_ns()
             self.sessions.tick(now)
             self.pipeline.desk.tick(now)
-            if self.pipeline.impact_due(now) and self.pipeline.picture.stats()["tracks"]:
-                job = self.pipeline.impact_job(now)
-                res = await loop.run_in_executor(None, job)
-                self.pipeline.apply_impacts(res, relay_now_ns())
+            if self.stats_frames_ns > 0 and now - self._last_stats_ns >= self.stats_frames_ns:
+                self._last_stats_ns = now
+                self._send_stats()
+            if now - self._last_housekeeping_ns >= HOUSEKEEPING_NS:
+                # Timeouts are applied by association rounds; without reports
+                # no round runs, so one is forced now and then.
+                self._last_housekeeping_ns = now
+                if self.pipeline.picture.stats()["tracks"] or any(
+                        d.sent for d in self.pipeline.destinations.values()):
+                    self.pipeline.dirty = True
+                    self._round()
+            if self._impact is None and self.pipeline.impact_due(now):
+                self._start_impacts(now)
             await asyncio.sleep(TICK_S)
+
+    def _start_impacts(self, now: int) -> None:
+        job = self.pipeline.impact_job(now)
+        assert self._loop is not None
+        fut = self._loop.run_in_executor(self._executor, job)
+        self._impact = fut
+
+        def done(f: asyncio.Future) -> None:
+            self._impact = None
+            if f.cancelled() or not self._running:
+                return
+            if f.exception() is not None:
+                log.error("impact prediction failed: %r", f.exception())
+                return
+            self.pipeline.apply_impacts(f.result(), relay_now_ns())
+        fut.add_done_callback(done)
+
+    def node_counters(self, node: int) -> Dict[str, int]:
+        """The PROTOCOL 4.7 counters of one board as the relay sees it."""
+        s = self.sessions.sessions[node]
+        name = self.node_link[node]
+        link = self.links.get(name)
+        ls = link.stats.as_dict() if link is not None and hasattr(link, "stats") else {}
+        d = {"frames_in": s.rx_frames, "frames_out": s.tx_frames,
+             "bytes_in": ls.get("bytes_in", 0), "bytes_out": ls.get("bytes_out", 0),
+             "dropped_stale": self.pipeline.destinations[node].dropped_stale,
+             "queue_depth": self.schedulers[name].depth()}
+        for k in ("crc_error", "malformed", "oversize"):
+            d[k] = s.errors.get(k, 0) + ls.get(k, 0)
+        for k in ("auth_fail", "replay", "wrong_link", "unknown_type", "not_for_me"):
+            d[k] = s.errors.get(k, 0)
+        return d
+
+    def _send_stats(self) -> None:
+        for node in self.sessions.sessions:
+            c = self.node_counters(node)
+            payload = _msgs.encode(binding.MSG_STATS, {
+                "counters": [(cid, min(c[k], 0xFFFFFFFF)) for k, cid in STATS_IDS]})
+            self._push_control(node, binding.MSG_STATS, payload)
 
     # ---- public ----
 
+    async def _open_links(self) -> None:
+        if self._link_objs is not None:
+            self.links = dict(self._link_objs)
+        else:
+            from trilink_edge.links import make_link
+            for name, lk in self.config.links.items():
+                link = make_link(lk)
+                link.tap = self._tap
+                await link.open()
+                self.links[name] = link
+        for name, link in self.links.items():
+            link.tap = self._tap
+            if hasattr(link, "handler"):
+                link.handler = lambda rec, name=name: self._on_frame(name, rec)
+
     async def run(self) -> None:
         """Open the links and relay until ``stop()``."""
+        self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        self._dirty = asyncio.Event()
-        self._wake = {name: asyncio.Event() for name in self.config.links}
+        self._done = asyncio.Event()
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="trilink-impact")
         await self._open_links()
         self._running = True
         self.sessions.start()
-        specs: List[Callable] = [self._fusion(), self._ticker()]
-        for name in self.links:
-            specs += [self._receiver(name), self._sender(name)]
+        specs = [self._ticker()]
+        for name, link in self.links.items():
+            if not hasattr(link, "handler"):
+                specs.append(self._receiver(name))
         self._tasks = [asyncio.ensure_future(s) for s in specs]
         try:
             await self._stopped.wait()
@@ -240,39 +403,70 @@ class Relay:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
+        self._running = False
         for t in self._tasks:
             t.cancel()
+        for h in self._timers.values():
+            h.cancel()
+        self._timers.clear()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=STOP_BUDGET_S)
         for t in self._tasks:
             if t.done() and not t.cancelled() and t.exception() is not None:
                 log.error("task failed: %r", t.exception())
         self._tasks = []
+        if self._sends:
+            await asyncio.wait(list(self._sends), timeout=0.1)
         self.sessions.save()
         for link in self.links.values():
+            if hasattr(link, "handler"):
+                link.handler = None
             try:
                 await asyncio.wait_for(link.close(), 0.2)
             except Exception:
                 pass
         if self.recorder is not None and hasattr(self.recorder, "close"):
             self.recorder.close()
-        self._running = False
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+        if self._done is not None:
+            self._done.set()
 
     async def stop(self) -> None:
         """Stop within 1 s: tasks cancelled, state saved, links closed, capture flushed."""
         if self._stopped is not None:
             self._stopped.set()
-        while self._running:
-            await asyncio.sleep(0.01)
+        if self._done is not None:
+            await self._done.wait()
 
     def stats(self) -> Dict[str, Any]:
-        """Counters per link and per node, pipeline and scheduler counters."""
-        out: Dict[str, Any] = {"links": {}, "nodes": self.sessions.counters(),
+        """Counters per link and per node, pipeline and scheduler counters,
+        deliveries (count per node and the latest few)."""
+        sess = self.sessions.counters()
+        nodes: Dict[str, Any] = {}
+        for node, name in self.node_name.items():
+            d = dict(sess[name])
+            d.update(self.node_counters(node))
+            d["deliveries"] = self.delivery_count.get(node, 0)
+            if node in self.board_stats:
+                d["board_stats"] = self.board_stats[node]
+            nodes[name] = d
+        out: Dict[str, Any] = {"links": {}, "nodes": nodes,
                                "pipeline": dict(vars(self.pipeline.stats)),
-                               "picture": self.pipeline.picture.stats()}
+                               "picture": self.pipeline.picture.stats(),
+                               "deliveries": {"count": len(self.deliveries),
+                                              "recent": list(self.deliveries)[-16:]}}
+        lat = sorted(self.latency_ns)
+        if lat:
+            out["relay_latency_us"] = {"count": len(lat), "p50": lat[len(lat) // 2] // 1000,
+                                       "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] // 1000}
         for name, s in self.schedulers.items():
             d = dict(self.counters[name])
             d.update(vars(s.counters))
+            on_link = [n for n, lk in self.node_link.items() if lk == name]
+            for k in ("auth_fail", "replay", "wrong_link", "unknown_type", "not_for_me"):
+                d[k] = sum(self.sessions.sessions[n].errors.get(k, 0) for n in on_link)
+            d["dropped_stale"] = sum(self.pipeline.destinations[n].dropped_stale for n in on_link)
             d["queue_depth"] = s.depth()
             d["max_window_bytes"] = self.meters[name].max
             d["budget"] = s.budget

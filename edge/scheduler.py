@@ -15,7 +15,10 @@ payload) and a warning; at 115200 baud (11,520 bytes/s) the sustained rate
 is then 10,920 bytes/s, 95% of the line.
 
 Priority, highest first:
-  1. warnings (``WARNING``): never dropped, FIFO;
+  1. warnings (``WARNING``): FIFO, bounded (``max_warnings``); a warning
+     acknowledged or superseded while queued is skipped, and a full queue
+     makes room by deferring a retransmission (its owner, the warning
+     desk, sends it again), never by losing a first transmission;
   2. control (HELLO, HEARTBEAT, TIME_SYNC_RESP, KEYFRAME_REQ), FIFO;
   3. track traffic, pulled from ``TrackSource`` objects (one per
      destination on the link): the source whose most urgent pending track
@@ -46,6 +49,7 @@ CONTROL = 1
 TRACK = 2
 DEFAULT_BURST = 600
 DEFAULT_MAX_CONTROL = 64
+DEFAULT_MAX_WARNINGS = 256
 DEFAULT_MAX_AGE_S = 2.0
 
 
@@ -75,6 +79,11 @@ class Item:
     created_ns: int = 0
     tag: object = None          # e.g. the warning id, for the caller
     on_sent: Optional[Callable[["Item", int], None]] = None
+    # Warnings: ``stale()`` True = no longer worth sending (acknowledged or
+    # superseded while queued); ``on_dropped(item)`` is told when the
+    # scheduler drops the item unsent (its owner sends it again later).
+    stale: Optional[Callable[[], bool]] = None
+    on_dropped: Optional[Callable[["Item"], None]] = None
 
     def __post_init__(self) -> None:
         if self.size < 0:
@@ -107,6 +116,8 @@ class SchedulerCounters:
     dropped_stale: int = 0
     dropped_queue: int = 0
     warnings_out: int = 0
+    warnings_skipped: int = 0   # stale warnings not sent (acknowledged or superseded while queued)
+    warnings_deferred: int = 0  # retransmissions dropped by a full warning queue (sent again later)
     max_window_bytes: int = 0
 
 
@@ -115,7 +126,7 @@ class LinkScheduler:
 
     def __init__(self, name: str, budget: float, burst: int = DEFAULT_BURST,
                  wire_size: Callable[[int], int] = serial_size, max_control: int = DEFAULT_MAX_CONTROL,
-                 max_payload: int = binding.MAX_PAYLOAD) -> None:
+                 max_payload: int = binding.MAX_PAYLOAD, max_warnings: int = DEFAULT_MAX_WARNINGS) -> None:
         if budget <= burst:
             raise ValueError(f"link {name}: budget {budget} bytes/s must exceed the burst {burst}")
         self.name = name
@@ -124,6 +135,7 @@ class LinkScheduler:
         self.rate = self.budget - self.burst
         self.wire_size = wire_size
         self.max_control = max_control
+        self.max_warnings = max_warnings
         # The largest payload that fits the bucket at all.
         fit = max_payload
         while fit > 0 and wire_size(binding.OVERHEAD + fit) > self.burst:
@@ -177,6 +189,8 @@ class LinkScheduler:
     def push(self, item: Item) -> None:
         """Queue a warning or control frame (tracks come from sources)."""
         if item.klass == WARNING:
+            if len(self.warnings) >= self.max_warnings:
+                self._make_room()
             self.warnings.append(item)
         elif item.klass == CONTROL:
             if len(self.control) >= self.max_control:
@@ -185,6 +199,31 @@ class LinkScheduler:
             self.control.append(item)
         else:
             raise ValueError("track frames come from a TrackSource")
+
+    def _make_room(self) -> None:
+        # A full warning queue first loses warnings that no longer matter
+        # (acknowledged or superseded), then the oldest retransmission,
+        # whose owner queues it again later (``on_dropped``); a first
+        # transmission is never dropped, so no warning is lost.
+        keep = [w for w in self.warnings if w.stale is None or not w.stale()]
+        for w in self.warnings:
+            if w.stale is not None and w.stale():
+                self._drop_warning(w)
+                self.counters.warnings_skipped += 1
+        self.warnings = collections.deque(keep)
+        if len(self.warnings) < self.max_warnings:
+            return
+        for w in self.warnings:
+            if w.flags & binding.FLAG_RETRANSMIT:
+                self.warnings.remove(w)
+                self._drop_warning(w)
+                self.counters.warnings_deferred += 1
+                return
+
+    @staticmethod
+    def _drop_warning(w: Item) -> None:
+        if w.on_dropped is not None:
+            w.on_dropped(w)
 
     def add_source(self, src: TrackSource) -> None:
         self.sources.append(src)
@@ -196,8 +235,13 @@ class LinkScheduler:
         """The highest-priority frame to send next, or None. Track frames are
         encoded here (the sender's dead-reckoning state commits to them), so
         call ``pop`` only when about to send, and send what it returns."""
-        if self.warnings:
-            return self.warnings.popleft()
+        while self.warnings:
+            w = self.warnings.popleft()
+            if w.stale is not None and w.stale():
+                self._drop_warning(w)
+                self.counters.warnings_skipped += 1
+                continue
+            return w
         if self.control:
             return self.control.popleft()
         best = None

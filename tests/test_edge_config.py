@@ -50,7 +50,7 @@ def test_defaults() -> None:
     assert cfg.relay.node == 0 and cfg.relay.stats_addr == ("127.0.0.1", 8765)
     assert cfg.links["jp"].baud == 115200 and cfg.links["jp"].budget == 10368
     assert cfg.links["kr"].budget == c.UDP_DEFAULT_BUDGET and cfg.links["kr"].peer is None
-    assert cfg.deadreckoning == c.DeadReckoningConfig(50.0, 0.0, 5.0, 12.0)
+    assert cfg.deadreckoning == c.DeadReckoningConfig(50.0, 5.0)
     assert cfg.fusion.gate == 22.46 and cfg.fusion.ci_mode == "trace"
     assert cfg.scheduler.max_age_s == 2.0 and cfg.recorder.path is None
     assert cfg.release.may("jp", "jp") and not cfg.release.may("jp", "kr")   # nothing released by default
@@ -79,7 +79,7 @@ def test_nodes_as_array_of_tables() -> None:
     (('[nodes.jp]', '[fusion]\nci_mode = "best"\n[nodes.jp]'), "relay.toml: fusion.ci_mode: 'best' is not one of"),
     (('[nodes.jp]', '[release]\njp = ["xx"]\n[nodes.jp]'), "relay.toml: release.jp: unknown nation 'xx'"),
     (('[nodes.jp]', '[release]\njp = "kr"\n[nodes.jp]'), "relay.toml: release.jp: expected a list of names"),
-    (('[nodes.jp]', '[deadreckoning]\nheartbeat_s = 20.0\n[nodes.jp]'), "deadreckoning.timeout_s: must be above"),
+    (('[nodes.jp]', '[deadreckoning]\nvelocity_mps = 2.0\n[nodes.jp]'), "deadreckoning.velocity_mps: unknown key"),
     (('[nodes.jp]', '[recorder]\nmax_files = 0\n[nodes.jp]'), "relay.toml: recorder.max_files: 0 out of range"),
     (('[nodes.jp]', '[bogus]\n[nodes.jp]'), "relay.toml: bogus: unknown section"),
     (('origin = { lat = 38.0, lon = 138.0 }', 'nation_file = "/nonexistent/jp.json"'), "relay.toml: nodes.jp.nation_file:"),

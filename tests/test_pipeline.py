@@ -77,7 +77,9 @@ def test_release_policy_and_destination_frames():
     pend = {n: d.pending for n, d in p.destinations.items()}
     assert set(pend[2]) and set(pend[1])
     (fid, pk), = pend[2].items()
-    assert {nd for nd, _ in pk.sources} == {1, 2}
+    # KR is offered JP's reports (its own bring it nothing new)
+    assert {nd for nd, _ in pk.sources} == {1}
+    assert pk.nations == (1 << 1) | (1 << 2)                   # the fused state holds both nations' data
     # KR's copy is in KR's ENU frame and is the missile
     np.testing.assert_allclose(from_enu(pk.x, KR_ORIGIN)[:3], fl.ecef(101.5)[:3], atol=300.0)
     # AU: KR data only, never JP's
