@@ -41,6 +41,8 @@ DURATION = 60.0
 SPEED = 15.0
 RELAY_EPOCH = 9
 MIN_EPOCH_BUMP = 5     # the relay's HELLO asks for the board's epoch + 5
+RID_SHIFT = 20         # report_id = (counter epoch mod 1024) << 20 | n (PROTOCOL.md 5.5)
+RID_N = (1 << RID_SHIFT) - 1
 
 
 def now_us() -> int:
@@ -119,8 +121,9 @@ class TestRelay:
 
     __test__ = False
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, min_epoch_bump: int = MIN_EPOCH_BUMP) -> None:
         self.ep = endpoint
+        self.min_epoch_bump = min_epoch_bump
         self.ring = wire.Keyring(0, (1, 2))
         for kid, (node, key) in KEYS.items():
             self.ring.add(kid, node, key)
@@ -160,7 +163,7 @@ class TestRelay:
             self.board_epoch = m["epoch"]
             self.send(wire.HELLO, messages.encode(wire.HELLO, {
                 "role": 1, "proto": 1, "max_payload": 1024, "epoch": RELAY_EPOCH,
-                "min_epoch": m["epoch"] + MIN_EPOCH_BUMP, "name": "relay"}))
+                "min_epoch": m["epoch"] + self.min_epoch_bump, "name": "relay"}))
         elif f.mtype == wire.TIME_SYNC_REQ:
             m = messages.decode(wire.TIME_SYNC_REQ, f.payload)
             self.sync_answers += 1
@@ -243,9 +246,10 @@ class Run:
 
 
 def run_board(tmp_path: Path, runtime: str, kind: str, extra: Optional[List[str]] = None,
-              timeout: float = 60.0, heapsize: str = HEAPSIZE, source: bool = False) -> Run:
+              timeout: float = 60.0, heapsize: str = HEAPSIZE, source: bool = False,
+              min_epoch_bump: int = MIN_EPOCH_BUMP) -> Run:
     ep = Endpoint(kind)
-    relay = TestRelay(ep)
+    relay = TestRelay(ep, min_epoch_bump)
     keys = write_keys(tmp_path / "keys.json")
     state = tmp_path / ("board-%s-%s.state" % (runtime, kind))
     args = ["--nation", NATION, "--link", ep.spec, "--keys", str(keys), "--state", str(state),
@@ -273,7 +277,8 @@ def run_board(tmp_path: Path, runtime: str, kind: str, extra: Optional[List[str]
 
 
 def expected_reports() -> Dict[int, codec.Rec]:
-    """report_id -> codes of every track update the simulation makes in the window (CPython, in process)."""
+    """n -> codes of every track update the simulation makes in the window (CPython, in process),
+    n being the update's number since boot: the board's report_id is its epoch's block | n."""
     scen = config.load_scenario("default")
     nat = config.load_nation(NATION)
     sim = Simulation(scen, nat)
@@ -343,13 +348,17 @@ def test_board_session(tmp_path_factory: pytest.TempPathFactory, runtime: str, k
     assert all(st == codec.OK for _, st, _ in r.records)
     assert all(fl & wire.RELAY_TIME for fl in r.report_flags[1:])
     for _, _, rec in r.records:
-        want = expected[rec.report_id]
+        want = expected[rec.report_id & RID_N]
         assert (rec.tid, rec.pq, rec.vq) == (want.tid, want.pq, want.vq)
         if rec.sent & codec.SEND_COV:
             assert (rec.sig, rec.cor) == (want.sig, want.cor)
     ids = [rec.report_id for _, _, rec in r.records]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
-    assert set(ids) == {rid for rid in expected if rid >= ids[0]}, "a track update was not reported"
+    # Report ids are numbered in the counter epoch's block: the boot's, then the relay's min_epoch.
+    assert {i >> RID_SHIFT for i in ids} <= {r.board_epoch, jumped}
+    assert ids[-1] >> RID_SHIFT == jumped
+    ns = [i & RID_N for i in ids]
+    assert set(ns) == {n for n in expected if n >= ns[0]}, "a track update was not reported"
     # The KEYFRAME_REQ (every track) made the next record of each track a keyframe.
     at = r.keyframe_req_at
     assert at is not None
@@ -420,7 +429,28 @@ def test_board_runs_from_source_under_micropython(tmp_path: Path, expected: Dict
     run = run_board(tmp_path, "micropython", "udp", heapsize="512K", source=True)
     assert run.code == 0, run.stderr
     assert len(run.relay.records) >= 40
-    assert all(expected[rec.report_id].pq == rec.pq for _, _, rec in run.relay.records)
+    assert all(expected[rec.report_id & RID_N].pq == rec.pq for _, _, rec in run.relay.records)
+
+
+@pytest.mark.micropython
+@pytest.mark.parametrize("runtime", ["cpython", "micropython"])
+def test_restarted_board_sends_higher_report_ids(tmp_path: Path, runtime: str) -> None:
+    """Report ids restart their count at each boot but not their value: they are numbered in the
+    block of the counter epoch the state file gives the boot, so (node, report_id) stays unique
+    across a reboot. The relay here asks for no epoch jump: only the boot moves the epoch."""
+    short = ["--duration", "15"]
+    runs = [run_board(tmp_path, runtime, "udp", short, min_epoch_bump=0) for _ in range(2)]
+    for run in runs:
+        assert run.code == 0, run.stderr
+        assert len(run.relay.records) >= 5, run.stdout
+        ids = [rec.report_id for _, _, rec in run.relay.records]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        assert {i >> RID_SHIFT for i in ids} == {run.relay.board_epoch}
+    first, second = ([rec.report_id for _, _, rec in run.relay.records] for run in runs)
+    assert runs[1].relay.board_epoch == runs[0].relay.board_epoch + 1
+    assert min(second) > max(first)
+    # The same simulation: the second boot numbers the same updates with the same n.
+    assert [i & RID_N for i in second] == [i & RID_N for i in first]
 
 
 @pytest.mark.micropython

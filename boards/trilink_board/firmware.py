@@ -24,7 +24,9 @@ What it does, all from one loop that polls the link:
 * every radar scan that updated confirmed tracks becomes one TRACK_REPORT
   (split if over 1024 bytes): a keyframe for a track the relay does not
   hold (new, asked for by KEYFRAME_REQ, or after the timebase changed), a
-  delta otherwise, each record carrying its track update's ``report_id``.
+  delta otherwise, each record carrying its track update's ``report_id``
+  (numbered in the counter epoch's block, ``(epoch mod 1024) << 20 | n``,
+  so ids keep rising across reboots: PROTOCOL.md 5.5).
   Record times are the scan's instant on the relay timebase (frame flag
   RELAY_TIME) once synced, on the board clock before;
 * PICTURE: decoded against the picture held; every fused update decoded
@@ -73,6 +75,11 @@ _MAX_PICTURE = const(128)
 _COV_SIG = const(2)              # covariance codes that moved this far travel in a delta
 _COV_COR = const(4)
 _RXBUF = const(256)              # serial reads; a UDP datagram needs MAX_FRAME
+# report_id = (counter epoch mod 1024) << 20 | n (PROTOCOL.md 5.5): ids keep rising across
+# reboots and stay below 2^30, a small int on every MicroPython port (no allocation per report).
+_RID_SHIFT = const(20)
+_RID_N = const(0xFFFFF)
+_RID_EPOCHS = const(0x3FF)
 
 # PROTOCOL.md 4.7 counter ids of what the board counts
 _STATS_IDS = ((1, "frames_in"), (2, "frames_out"), (3, "bytes_in"), (4, "bytes_out"), (5, "crc_error"),
@@ -165,11 +172,27 @@ class Node:
         self.pending = {}           # req_id -> (t1, wire time of the request)
         self.sim = sim
         self.scenario_t = 0.0
+        self._seed_reports(1)
         # Scans before the window are simulated (the tracker needs them) but not reported.
         while self.sim.step(self.start):
-            pass
+            self._report_ids_left()
         self.base0 = None           # scenario clock origin (relay or local us)
         self.done = False
+
+    def _seed_reports(self, n):
+        """Number the tracker's next report ``n`` in the current counter epoch's block."""
+        base = (self.ctr.epoch & _RID_EPOCHS) << _RID_SHIFT
+        trk = self.sim.tracker
+        trk.next_report = base | n
+        # A scan numbers at most one report per track: stop a whole scan short of the next block.
+        self.rid_last = base + _RID_N - len(trk.tracks)
+
+    def _report_ids_left(self):
+        # About 10^6 reports in one boot: take the next counter epoch (one more state-file
+        # write) rather than run into the block the next boot will use.
+        if self.sim.tracker.next_report > self.rid_last:
+            self.ctr.jump(self.ctr.epoch + 1)
+            self._seed_reports(1)
 
     # ---- sending ----
 
@@ -257,6 +280,7 @@ class Node:
             self.done = True
         sim = self.sim
         while sim.step(t):
+            self._report_ids_left()
             self.counts["scans"] += 1
             lag = now - self._local_of_scen(sim.t)
             if lag > self.max_lag_us:
@@ -403,6 +427,8 @@ class Node:
         self.hello_answered = True
         if self.ctr.jump(min_epoch):
             self.out("%s: counter epoch raised to %d by the relay" % (self.name, self.ctr.epoch))
+            # Report ids move to the new epoch's block too, keeping their sequence number.
+            self._seed_reports(self.sim.tracker.next_report & _RID_N)
         if self.relay_epoch is not None and epoch != self.relay_epoch:
             # A restarted relay: its clock, its copies of our tracks and our picture are gone.
             self.out("%s: relay restarted (epoch %d -> %d)" % (self.name, self.relay_epoch, epoch))
