@@ -483,3 +483,36 @@ def test_bad_config_is_one_line_and_nonzero(tmp_path: Path, runtime: str) -> Non
         assert p.returncode == code, (args, p.stdout, p.stderr)
         assert first.startswith("error: ") and text in first, (args, p.stderr)
         assert "Traceback" not in p.stderr + p.stdout
+
+
+def test_report_ids_near_the_block_end_take_the_next_epoch(tmp_path: Path) -> None:
+    """A boot that numbers about 2^20 reports moves to the next counter epoch (stored) before
+    any id could reach the block the next boot will use; ids keep rising through the move."""
+    from trilink_board.epoch import EpochCounter
+    from trilink_board.firmware import Node
+    from trilink_board.keys import KeyEntry
+    from trilink_board.link import open_link
+    nat = config.load_nation(NATION)
+    sim = Simulation(config.load_scenario("default"), nat)
+    state = tmp_path / "kr.state"
+    link = open_link("udp:127.0.0.1:0:127.0.0.1:9")
+    try:
+        node = Node(nat, sim, KeyEntry(NODE, NODE, NATION, KEYS[NODE][1]), 0, link, EpochCounter(str(state)),
+                    start=START)
+        e = node.ctr.epoch
+        trk = sim.tracker
+        assert e == 1 and trk.next_report >> RID_SHIFT == e
+        # Leave room for fewer reports than the next scans make.
+        node._seed_reports(RID_N - len(trk.tracks) - 3)
+        ids: List[int] = []
+        while sim.step(START + DURATION):
+            ids += [tr.report_id for tr in trk.updated[:sim.n_updated]]
+            node._report_ids_left()
+    finally:
+        link.close()
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    old = [i for i in ids if i >> RID_SHIFT == e]
+    new = [i for i in ids if i >> RID_SHIFT == e + 1]
+    assert old and new and len(old) + len(new) == len(ids)
+    assert max(old) < (e + 1) << RID_SHIFT and new[0] == ((e + 1) << RID_SHIFT | 1)
+    assert node.ctr.epoch == e + 1 and json.loads(state.read_text())["epoch"] == e + 1
