@@ -54,6 +54,7 @@ WARN_MOVE_S = 10.0             # ... or an impact time moved this far
 WARN_BACKOFF_S = (0.25, 2.0)   # first retransmission after 0.25 s, doubling to 2 s
 WARN_KEEP_S = 60.0             # stop retransmitting this long after the predicted impact
 MAX_NODES = 64                 # source node ids the picture keeps (0..63)
+MEMBER_SLOTS = np.arange(binding.PIC_MAX_MEMBERS)
 _IMPACT_FIELDS = ("t", "lat", "lon", "ecef", "cov_en", "semi_major", "semi_minor", "orient", "sigma_t",
                   "territory", "status")
 # Picture counters whose change means the association changed (a round must fuse every destination).
@@ -533,68 +534,83 @@ class Pipeline:
             out = fused.get(d.mask)
             if out is None:
                 out = fused[d.mask] = self.picture.fuse(t, mask=d.mask)
-            before = d.snapshot[1]["fused_id"] if d.snapshot is not None else None
+            before = d.snapshot[1] if d.snapshot is not None else None
             d.snapshot = (t, out)
-            k = self._offer(d, out, t_us, now_ns)
-            if before is not None and len(before) and self.desk.current:
+            k = self._offer(d, out, t_us, now_ns, before)
+            if before is not None and len(before["fused_id"]) and self.desk.current:
                 # Tracks gone from its picture: their warnings are cancelled (reliably).
-                for fid in set(before.tolist()).difference(out["fused_id"].tolist()):
+                for fid in set(before["fused_id"].tolist()).difference(out["fused_id"].tolist()):
                     self._cancel(d.node, fid, now_ns)
             if k:
                 offered += k
                 self.offered_to.add(d.node)
         return offered
 
-    def _offer(self, d: Destination, out: dict, t_us: int, now_ns: int) -> int:
+    def _offer(self, d: Destination, out: dict, t_us: int, now_ns: int, before: Optional[dict] = None) -> int:
         """Offer ``d`` the fused tracks of ``out`` that carry a source report
-        it has not been sent; drop the tracks it holds that are gone."""
-        # Plain Python over lists: with a handful of fused tracks (the usual
-        # case) this costs a few microseconds where a vectorised version
-        # costs ~80 us of numpy call overhead, and it is still ~2 us per
-        # track at debris load.
+        it has not been sent; drop the tracks it holds that are gone.
+        ``before`` is the fuse output of d's previous round: when it has the
+        same fused ids (the usual case), only the rows whose members or
+        report ids differ are looked at, found with a few whole-array
+        comparisons; otherwise every row is."""
+        fids = out["fused_id"]
+        full = before is None or not np.array_equal(before["fused_id"], fids)
+        if full:
+            rows_in = np.arange(len(fids))
+        else:
+            nmem = out["nmem"]
+            valid = MEMBER_SLOTS < nmem[:, None]
+            diff = (valid & ((out["report"] != before["report"]) | (out["node"] != before["node"]))).any(axis=1)
+            rows_in = np.flatnonzero(diff | (nmem != before["nmem"]))
+            if not len(rows_in):
+                return 0
+        # Plain Python over the rows' lists: a few microseconds per row,
+        # where vectorising the per-source bookkeeping costs ~80 us of numpy
+        # call overhead even for one row.
         me = d.node
-        fl = out["fused_id"].tolist()
-        nm = out["nmem"].tolist()
-        nodes = out["node"].tolist()
-        reps = out["report"].tolist()
-        tracks = out["track"].tolist()
-        old_sent = d.sent
-        sent: Dict[int, Dict[int, int]] = {}
+        fl = fids[rows_in].tolist()
+        nm = out["nmem"][rows_in].tolist()
+        nodes = out["node"][rows_in].tolist()
+        reps = out["report"][rows_in].tolist()
+        tracks = out["track"][rows_in].tolist()
+        sent = d.sent
+        seen: Set[int] = set()
         rows: List[int] = []
-        srcs_of: List[List[Tuple[int, int]]] = []
-        rx_of: List[int] = []
-        nations_of: List[int] = []
+        offers: List[Tuple[int, List[Tuple[int, int]], int, int]] = []
         report_rx = self.report_rx
-        for k, fid in enumerate(fl):
-            m = nm[k]
-            nd_k = nodes[k][:m]
-            if all(nd == me for nd in nd_k):
-                continue   # only the destination's own data: nothing new for it
-            prev = old_sent.get(fid)
-            cur = dict(zip(nd_k, reps[k][:m]))
+        for i, fid in enumerate(fl):
+            m = nm[i]
+            nd_i = nodes[i][:m]
+            if all(nd == me for nd in nd_i):
+                continue   # only the destination's own data: nothing for it (dropped below if it had it)
+            seen.add(fid)
+            prev = sent.get(fid)
+            cur = dict(zip(nd_i, reps[i][:m]))
             sent[fid] = cur
             # New = a report of another releasable source not yet offered on
             # this fused track (the destination's own reports bring it nothing new).
             new = [(nd, rid) for nd, rid in cur.items() if nd != me and (prev is None or prev.get(nd) != rid)]
             if not new:
                 continue
-            rows.append(k)
-            srcs_of.append(new)
-            tr = tracks[k]
-            rx_of.append(min(report_rx.get((nd, tr[j]), now_ns) for j, nd in enumerate(nd_k)
-                             if nd != me and (nd, cur[nd]) in new))
+            tr = tracks[i]
+            rx = min(report_rx.get((nd, tr[j]), now_ns) for j, nd in enumerate(nd_i)
+                     if nd != me and (nd, cur[nd]) in new)
             nations = 0
-            for nd in nd_k:
+            for nd in nd_i:
                 if nd < 32:
                     nations |= 1 << nd
-            nations_of.append(nations)
-        d.sent = sent
+            rows.append(int(rows_in[i]))
+            offers.append((fid, new, nations, rx))
         if rows:
             xl, Pl = d.frame.from_ecef(out["x"][rows], out["P"][rows])
-            for i, k in enumerate(rows):
-                d.offer(fl[k], Pending(xl[i], Pl[i], t_us, srcs_of[i], nations_of[i], now_ns, rx_of[i]))
-        gone = [fid for fid in old_sent if fid not in sent]
+            for i, (fid, new, nations, rx) in enumerate(offers):
+                d.offer(fid, Pending(xl[i], Pl[i], t_us, new, nations, now_ns, rx))
+        if full:
+            gone = [fid for fid in sent if fid not in seen]
+        else:
+            gone = [fid for fid in fl if fid not in seen and fid in sent]
         for fid in gone:
+            del sent[fid]
             d.impact.pop(fid, None)
             d.offer(fid, Pending(np.zeros(6), EYE6, t_us, [], 0, now_ns, now_ns, drop=True))
         return len(rows) + len(gone)

@@ -13,7 +13,11 @@ Loads: ``nominal`` = 1 track per board at 2 Hz (2 frames/s per board);
 ``debris`` = 61 tracks per board (the ``debris`` scenario's 60 fragments
 and the body) at 2 Hz, 8 tracks per frame (16 frames/s per board).
 
-    python tools/bench_relay.py --seconds 10
+    python tools/bench_relay.py --seconds 8 --baseline 7a257ce
+
+``--baseline REV`` also runs the socket loads with ``edge/`` as of a git
+revision and prints the ratios side by side; the ``path`` lines time the
+latency path alone in this thread (results: docs/BENCH_RELAY.md).
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ from trilink_edge import config as edge_config  # noqa: E402
 from trilink_edge.relay import Relay  # noqa: E402
 
 NATIONS = os.path.join(HERE, "..", "boards", "nations")
+IDLE_S = 1.0
 
 
 def free_ports(n):
@@ -88,6 +93,8 @@ def boards_proc(ports, tracks, seconds, ready):
 
 
 def config(ports, tmp):
+    import tempfile
+    tmp = tempfile.mkdtemp(dir=tmp)   # a fresh state file per run: the boards restart their counters
     doc = {
         "relay": {"node": 0, "state_file": os.path.join(tmp, "state.json"), "stats": "off"},
         "nodes": {"jp": {"id": 1, "nation_file": os.path.join(NATIONS, "jp.json")},
@@ -101,6 +108,7 @@ def config(ports, tmp):
 
 
 def run_load(name, tracks, seconds, tmp):
+    """One load over real UDP: latency percentiles (us) and CPU. Returns a dict."""
     ports = free_ports(6)
     cfg = config(ports, tmp)
     ready = mp.Event()
@@ -111,38 +119,165 @@ def run_load(name, tracks, seconds, tmp):
         relay = Relay(cfg, keys=TEST_KEYS)
         task = asyncio.ensure_future(relay.run())
         await asyncio.sleep(0.3)
-        cpu0 = time.process_time()
+        # The relay's fixed work (ticker, heartbeats) with no traffic, per second.
+        cpu0, t0 = time.process_time(), time.monotonic()
+        await asyncio.sleep(IDLE_S)
+        idle = (time.process_time() - cpu0) / (time.monotonic() - t0)
+        cpu0, t0 = time.process_time(), time.monotonic()
         ready.set()
         await asyncio.sleep(seconds + 0.5)
-        cpu = time.process_time() - cpu0
+        cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
         st = relay.stats()
         await relay.stop()
         await task
-        return relay, st, cpu
+        return relay, st, cpu, wall, idle
 
-    relay, st, cpu = asyncio.run(main())
+    relay, st, cpu, wall, idle = asyncio.run(main())
     child.join()
     lat = sorted(relay.latency_ns)
     frames = sum(d["frames_in"] for d in st["links"].values())
 
     def pct(p):
         return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] / 1e3 if lat else float("nan")
-    print(f"{name:8s} tracks/board {tracks:3d}  frames in {frames:6d}  pictures out {len(lat):6d}  "
-          f"latency us p50 {pct(50):8.0f}  p90 {pct(90):8.0f}  p99 {pct(99):8.0f}  max {lat[-1] / 1e3 if lat else 0:8.0f}"
-          f"  CPU per 1,000 frames {1000 * cpu / max(frames, 1):7.3f} s")
-    return lat, cpu, frames
+    r = {"name": name, "tracks": tracks, "frames": frames, "pictures": len(lat), "p50": pct(50), "p90": pct(90),
+         "p99": pct(99), "max": lat[-1] / 1e3 if lat else float("nan"),
+         "cpu_per_1000": 1000 * cpu / max(frames, 1),
+         "marginal_per_1000": 1000 * max(cpu - idle * wall, 0.0) / max(frames, 1), "idle_pct": 100 * idle}
+    print(f"{name:8s} tracks/board {tracks:3d}  frames in {frames:5d}  pictures out {len(lat):5d}  "
+          f"latency us p50 {r['p50']:7.0f}  p90 {r['p90']:7.0f}  p99 {r['p99']:7.0f}  max {r['max']:7.0f}  "
+          f"CPU per 1,000 frames {r['cpu_per_1000']:6.3f} s (idle {r['idle_pct']:.1f}% of a core, "
+          f"marginal {r['marginal_per_1000']:6.3f} s)", flush=True)
+    return r
+
+
+class _FakeLink:
+    """A link that only counts (the path measurement leaves the network out)."""
+
+    writable = True
+
+    def __init__(self, name):
+        self.name, self.handler, self.tap, self.sent = name, None, None, 0
+
+    def send_nowait(self, raw):
+        self.sent += 1
+        return True
+
+    async def close(self):
+        pass
+
+
+def run_path(name, tracks, rounds, tmp):
+    """The latency path alone, in this thread: each report frame through
+    Relay._on_frame (verify, decode, ingest) and Relay._round (fuse, offer,
+    pump: encode, pack, write to a counting link), one round per frame (no
+    batching: the worst case). CPU = this thread's CPU time (time.thread_time),
+    which other processes on the machine inflate less than wall time."""
+    cfg = config(free_ports(6), tmp)
+    links = {"jp": _FakeLink("jp"), "kr": _FakeLink("kr")}
+    missile, prec = Missile(), codec.Precision()
+    sbs = {n: BoardStandIn(n, NAMES[n], n, TEST_KEYS[n], o) for n, o in ((1, JP_ORIGIN), (2, KR_ORIGIN))}
+
+    class Rec:
+        def __init__(self, data, t_ns):
+            self.data, self.t_ns, self.peer = data, t_ns, None
+
+    def frames(k):
+        now_us = time.monotonic_ns() // 1000
+        out = []
+        for n, sb in sbs.items():
+            recs = []
+            for j in range(tracks):
+                x = to_enu(missile.ecef(300.0 + 0.5 * k), sb.origin)
+                x[0] += 2000.0 * j
+                P = [0.0] * 36
+                for i in range(6):
+                    P[7 * i] = 2500.0 if i < 3 else 25.0
+                sb.report_id += 1
+                recs.append(codec.quantise(codec.Update(10 + j, now_us, [float(v) for v in x], P,
+                                                        report_id=sb.report_id), prec))
+            for i in range(0, len(recs), 8):
+                payload = codec.encode(codec.REPORT, prec, [(codec.KEY, r, 0) for r in recs[i:i + 8]])
+                out.append((sb.name, sb._pack(wire.TRACK_REPORT, payload, wire.RELAY_TIME)))
+        return out
+
+    async def main():
+        relay = Relay(cfg, links=links, keys=TEST_KEYS)
+        task = asyncio.ensure_future(relay.run())
+        await asyncio.sleep(0.05)
+        batches = [frames(k) for k in range(rounds)]
+        per = []
+        for fr in batches:
+            for link, raw in fr:
+                c0 = time.thread_time_ns()
+                relay._on_frame(link, Rec(raw, time.monotonic_ns()))
+                relay._round()
+                per.append(time.thread_time_ns() - c0)
+            await asyncio.sleep(0.01)   # let the ticker run between rounds, as in service
+        await relay.stop()
+        await task
+        return sorted(per)
+
+    per = asyncio.run(main())
+    r = {"name": name, "tracks": tracks, "frames": len(per), "min": per[0] / 1e3, "p50": per[len(per) // 2] / 1e3,
+         "p90": per[int(0.9 * len(per))] / 1e3}
+    print(f"path     {name:8s} tracks/board {tracks:3d}  frames {len(per):5d}  CPU per frame us  min {r['min']:6.0f}"
+          f"  p50 {r['p50']:6.0f}  p90 {r['p90']:6.0f}   (= {r['p50']:.0f} ms per 1,000 frames at p50)", flush=True)
+    return r
+
+
+def baseline(rev, seconds):
+    """The same socket loads with edge/ as of git revision ``rev`` (run in a
+    child interpreter whose PYTHONPATH puts that trilink_edge first)."""
+    import subprocess
+    import tarfile
+    import tempfile
+    root = os.path.join(HERE, "..")
+    with tempfile.TemporaryDirectory() as tmp:
+        arch = subprocess.run(["git", "-C", root, "archive", rev, "edge"], check=True, capture_output=True).stdout
+        tar = os.path.join(tmp, "edge.tar")
+        with open(tar, "wb") as fh:
+            fh.write(arch)
+        with tarfile.open(tar) as tf:
+            tf.extractall(tmp)
+        os.rename(os.path.join(tmp, "edge"), os.path.join(tmp, "trilink_edge"))
+        env = dict(os.environ, PYTHONPATH=tmp + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--seconds", str(seconds), "--sockets-only",
+                              "--json"], env=env, check=True, capture_output=True, text=True).stdout
+    import json
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--baseline", metavar="REV", help="also run edge/ as of this git revision, side by side")
+    ap.add_argument("--sockets-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    import json
     import platform
     import tempfile
-    print(f"# bench_relay  python {platform.python_version()}  {platform.machine()}  load {os.getloadavg()[0]:.1f}")
+    print(f"# bench_relay  python {platform.python_version()}  {platform.machine()}  "
+          f"load {os.getloadavg()[0]:.1f}  cores {os.cpu_count()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        run_load("nominal", 1, args.seconds, tmp)
-        run_load("debris", 61, args.seconds, tmp)
+        res = {"nominal": run_load("nominal", 1, args.seconds, tmp),
+               "debris": run_load("debris", 61, args.seconds, tmp)}
+        if not args.sockets_only:
+            run_path("nominal", 1, 100, tmp)
+            run_path("debris", 61, 40, tmp)
+    if args.json:
+        print(json.dumps(res))
+        return
+    if args.baseline:
+        print(f"# baseline: edge/ at {args.baseline}", flush=True)
+        old = baseline(args.baseline, args.seconds)
+        for name in ("nominal", "debris"):
+            o, n = old[name], res[name]
+            print(f"{name:8s} p50 latency {o['p50']:7.0f} -> {n['p50']:6.0f} us ({o['p50'] / n['p50']:4.1f}x)  "
+                  f"p99 {o['p99']:7.0f} -> {n['p99']:6.0f} us ({o['p99'] / n['p99']:4.1f}x)  "
+                  f"CPU per 1,000 frames {o['cpu_per_1000']:6.3f} -> {n['cpu_per_1000']:6.3f} s "
+                  f"({o['cpu_per_1000'] / n['cpu_per_1000']:4.1f}x), marginal {o['marginal_per_1000']:6.3f} -> "
+                  f"{n['marginal_per_1000']:6.3f} s")
 
 
 if __name__ == "__main__":
