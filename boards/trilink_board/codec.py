@@ -552,7 +552,7 @@ def encode(kind, prec, items, base_us=None, held=None):
     prev_id = 0
     prev_t = base_us
     prev_rid = base_rid
-    staged = {}
+    staged = {}  # type: dict
     for rtype, r, send in items:
         if rtype not in (KEY, DELTA, DROP):
             raise CodecError("range", "record type")
@@ -587,6 +587,7 @@ def encode(kind, prec, items, base_us=None, held=None):
             w.bits(r.flags, 8)
             w.ue(r.nations)
         else:
+            assert h is not None  # a DELTA without a base raised no_base above
             pp, pv = predict(h, r.t_us - h.t_us, prec)
             w.group([r.pq[i] - pp[i] for i in range(3)])
             w.group([r.vq[i] - pv[i] for i in range(3)])
@@ -689,7 +690,7 @@ def decode(payload, held=None):
     rd = _Reader(data, p)
     prev_id = 0
     prev_t = base_us
-    staged = {}
+    staged = {}  # type: dict
     items = []
     for _ in range(count):
         rtype = rd.bits(2)
@@ -733,34 +734,35 @@ def decode(payload, held=None):
         else:
             dp = rd.group(3)
             dv = rd.group(3)
-            usable = h is not None and h.upd == (upd - 1) % 16 and delta_ok(h, t, prec)
+            # The held copy this delta applies to, else None (a name type checkers can narrow).
+            base = h if h is not None and h.upd == (upd - 1) % 16 and delta_ok(h, t, prec) else None
             if h is not None and h.upd == upd and h.t_us == t:
                 status = DUP
-            elif not usable:
+            elif base is None:
                 status = NO_BASE
-            if usable:
-                pp, pv = predict(h, t - h.t_us, prec)
+            if base is not None:
+                pp, pv = predict(base, t - base.t_us, prec)
                 r.pq = [pp[i] + dp[i] for i in range(3)]
                 r.vq = [pv[i] + dv[i] for i in range(3)]
             if rd.bits(1):
                 r.sent |= SEND_COV
                 ds = [rd.se() for _ in range(6)]
                 dc = [rd.se() for _ in range(15)]
-                if usable:
-                    r.sig = [h.sig[i] + ds[i] for i in range(6)]
-                    r.cor = [h.cor[i] + dc[i] for i in range(15)]
-            elif usable:
-                r.sig = list(h.sig)
-                r.cor = list(h.cor)
+                if base is not None:
+                    r.sig = [base.sig[i] + ds[i] for i in range(6)]
+                    r.cor = [base.cor[i] + dc[i] for i in range(15)]
+            elif base is not None:
+                r.sig = list(base.sig)
+                r.cor = list(base.cor)
             if rd.bits(1):
                 r.sent |= SEND_META
                 r.flags = rd.bits(8)
                 r.nations = _nations(rd)
-            elif usable:
-                r.flags = h.flags
-                r.nations = h.nations
-            if usable:
-                r.imp = h.imp
+            elif base is not None:
+                r.flags = base.flags
+                r.nations = base.nations
+            if base is not None:
+                r.imp = base.imp
         if kind == PICTURE:
             if rd.bits(1):
                 n = rd.ue() + 1
