@@ -643,7 +643,9 @@ class Node:
                 "max_lag_us": self.max_lag_us,
                 "scenario_t": self.sim.t if self.sim is not None else self.scenario_t,
                 "peak_live_heap": self.peak_live, "peak_alloc_heap": self.peak_alloc,
-                "picture_tracks": len(self.picture), "active_warnings": len(self.active)}
+                "picture_tracks": len(self.picture), "active_warnings": len(self.active),
+                # serial receive errors (PROTOCOL.md 3.3 cases 1-7) are the deframer's own counts
+                "deframer": self.deframer.counts if self.deframer is not None else None}
 
 
 def _sleep_ms(ms):
