@@ -119,6 +119,7 @@ class SchedulerCounters:
     warnings_skipped: int = 0   # stale warnings not sent (acknowledged or superseded while queued)
     warnings_deferred: int = 0  # retransmissions dropped by a full warning queue (sent again later)
     max_window_bytes: int = 0
+    max_depth: int = 0          # most warning + control frames queued at once
 
 
 class LinkScheduler:
@@ -199,6 +200,9 @@ class LinkScheduler:
             self.control.append(item)
         else:
             raise ValueError("track frames come from a TrackSource")
+        d = len(self.warnings) + len(self.control)
+        if d > self.counters.max_depth:
+            self.counters.max_depth = d
 
     def _make_room(self) -> None:
         # A full warning queue first loses warnings that no longer matter

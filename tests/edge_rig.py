@@ -1,0 +1,122 @@
+# edge_rig.py: keys, relay config and real board processes for the relay's integration tests
+"""Helpers that build what a relay test with real boards needs: a key file,
+a relay config (serial links on null-modem ptys, UDP links on loopback),
+board command lines (CPython ``boards/main.py`` or the MicroPython unix port
+on the mpy-cross-compiled firmware) and frames decoded from the capture.
+
+    >>> keys, kid = write_keys(tmp, {"jp": 1, "kr": 2})
+    >>> cfg = relay_toml(tmp, {"jp": 1, "kr": 2}, kid, {"jp": ("serial", "/dev/pts/5")}, {"jp": ["kr"]})
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+from trilink.keygen import make_keys, write_private
+from trilink_board import codec, wire
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BOARDS = os.path.join(HERE, "..", "boards")
+
+
+def udp_port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def exe(name: str) -> str:
+    """A console script installed beside this interpreter (trilink-edge)."""
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def write_keys(tmp: Path, nodes: Mapping[str, int]) -> Tuple[Dict[int, bytes], Dict[int, int]]:
+    """keys.json in tmp; returns (node -> key, node -> key id)."""
+    doc = make_keys(list(nodes.items()), 0)
+    write_private(str(tmp / "keys.json"), doc, force=True)
+    return ({k["node"]: bytes.fromhex(k["key"]) for k in doc["keys"]},
+            {k["node"]: k["key_id"] for k in doc["keys"]})
+
+
+def relay_toml(tmp: Path, nodes: Mapping[str, int], kid: Mapping[int, int],
+               links: Mapping[str, Tuple[str, ...]], release: Mapping[str, Sequence[str]],
+               extra: str = "", stats_port: int = 0) -> Path:
+    """relay.toml in tmp. ``links[name]`` = ("serial", device) or ("udp", bind_port, peer_port)."""
+    out = [f'[relay]\nkey_file = "{tmp / "keys.json"}"\nstate_file = "{tmp / "state.json"}"\n'
+           f'stats = "{f"127.0.0.1:{stats_port}" if stats_port else "off"}"\n'
+           f'stats_interval_s = 0\nstats_frames_s = 2\n']
+    for n, node in nodes.items():
+        out.append(f'[nodes.{n}]\nid = {node}\nkey_id = {kid[node]}\n'
+                   f'nation_file = "{os.path.join(BOARDS, "nations", n + ".json")}"\n')
+    for n, spec in links.items():
+        if spec[0] == "serial":
+            out.append(f'[links.{n}]\nkind = "serial"\ndevice = "{spec[1]}"\nboards = ["{n}"]\n')
+        else:
+            out.append(f'[links.{n}]\nkind = "udp"\nbind = "127.0.0.1:{spec[1]}"\n'
+                       f'peer = "127.0.0.1:{spec[2]}"\nboards = ["{n}"]\n')
+    out.append("[release]\n" + "".join(f'{s} = [{", ".join(chr(34) + d + chr(34) for d in ds)}]\n'
+                                       for s, ds in release.items()))
+    out.append(f'[recorder]\npath = "{tmp / "cap" / "relay.pcapng"}"\n')
+    out.append(extra)
+    path = tmp / "relay.toml"
+    path.write_text("\n".join(out))
+    return path
+
+
+def board_argv(tmp: Path, nation: str, link: str, start_s: float, duration_s: float, epoch_us: int,
+               runtime: str = "cpython", scenario: str = "default") -> List[str]:
+    """The command line of one board process (``link`` in the board's --link syntax)."""
+    if runtime == "micropython":
+        from trilink.bench_rig import build_flash_tree
+        flash = tmp / "flash" / "main.py"
+        if not flash.exists():
+            build_flash_tree(Path(BOARDS), tmp / "flash")
+        head = ["micropython", "-X", "heapsize=192K", str(flash)]
+    else:
+        head = [sys.executable, os.path.join(BOARDS, "main.py")]
+    return head + ["--nation", os.path.join(BOARDS, "nations", nation + ".json"), "--link", link,
+                   "--scenario", os.path.join(BOARDS, "scenarios", scenario + ".json"),
+                   "--keys", str(tmp / "keys.json"), "--start", f"{start_s:g}", "--duration", f"{duration_s:g}",
+                   "--epoch", str(epoch_us), "--state", str(tmp / (nation + ".state")), "--stats", "2", "--quiet"]
+
+
+def relay_now_us(lead_s: float = 0.0) -> int:
+    """The relay's timebase (the host's monotonic clock, shared by every process), plus lead_s."""
+    return time.monotonic_ns() // 1000 + int(lead_s * 1e6)
+
+
+def decode_tx(recs, link: str, node: int, key: bytes, key_id: int):
+    """(frames, [(capture record, rtype, codec record)]) the relay sent on ``link``,
+    verified with the board's key, PICTURE records decoded in order (deltas
+    against the copies a board would hold)."""
+    ring = wire.Keyring(node, (0,))
+    ring.add(key_id, node, key)
+    held: dict = {}
+    frames, records = [], []
+    for r in recs:
+        if r.link != link or r.direction != "tx":
+            continue
+        f = ring.verify(wire.parse(r.data))
+        frames.append((r, f))
+        if f.mtype == wire.PICTURE:
+            for rtype, _status, rec in codec.decode(bytes(f.payload), held).items:
+                records.append((r, rtype, rec))
+    return frames, records
+
+
+def max_window(events, window_ns: int = 1_000_000_000) -> int:
+    """The most bytes in any window of 1 s over sorted (t_ns, bytes) events."""
+    best, s, j = 0, 0, 0
+    for t, n in events:
+        s += n
+        while events[j][0] <= t - window_ns:
+            s -= events[j][1]
+            j += 1
+        best = max(best, s)
+    return best
