@@ -86,3 +86,53 @@ def test_callable_payload_built_at_send():
     s.push(Item(CONTROL, 1, binding.MSG_TIME_SYNC_RESP, lambda: bytes(26) if not stamp.append(1) else b"", size=26))
     it = s.pop(0)
     assert stamp == [] and it.build() == bytes(26) and stamp == [1]
+
+
+def test_warning_queue_bounded_without_losing_a_warning():
+    """max_warnings bounds the queue: acknowledged/superseded warnings leave it
+    first, then retransmissions are deferred (their owner is told and queues
+    them again); first transmissions are never dropped."""
+    from trilink_edge.pipeline import PictureStats, WarningDesk
+    s = LinkScheduler("x", 2_000, 600, udp_size, max_warnings=8)
+    stats = PictureStats()
+    desk = WarningDesk(s.push, stats, retry_s=(0.25, 0.5))
+    ws = [desk.issue(1, fid, 0, 1, 1e6, 35.0, 139.0, 1000.0, 500.0, 10.0, 0) for fid in range(1, 7)]
+    # Send them all once (charging the bucket), then let them come due for retransmission.
+    t = 0
+    sent_ids = []
+    while len(sent_ids) < 6:
+        it = s.pop(t)
+        if it is None or s.wait_ns(it, t) > 0:
+            t += 10_000_000
+            if it is not None:
+                s.warnings.appendleft(it)
+            continue
+        s.charge(it, t)
+        it.on_sent(it, t)
+        sent_ids.append(it.tag)
+    assert sorted(sent_ids) == [w.warning_id for w in ws]
+    t += 1_000_000_000
+    desk.tick(t)                                   # six retransmissions queued
+    assert len(s.warnings) == 6
+    ws[0].acked = ws[1].acked = True               # two acknowledged while queued
+    new = [desk.issue(1, fid, 0, 1, 1e6, 35.0, 139.0, 1000.0, 500.0, 10.0, t) for fid in range(7, 12)]
+    assert len(s.warnings) <= 8 and s.counters.warnings_skipped == 2 and s.counters.warnings_deferred >= 1
+    queued_firsts = [it.tag for it in s.warnings if not it.flags & binding.FLAG_RETRANSMIT]
+    assert sorted(queued_firsts) == [w.warning_id for w in new]     # no first transmission dropped
+    # Drain with acknowledgements: every warning ends acknowledged, none lost.
+    for _ in range(400):
+        t += 50_000_000
+        desk.tick(t)
+        while True:
+            it = s.pop(t)
+            if it is None:
+                break
+            if s.wait_ns(it, t) > 0:
+                s.warnings.appendleft(it)
+                break
+            s.charge(it, t)
+            it.on_sent(it, t)
+            desk.ack(1, it.tag)
+        if all(w.acked for w in ws + new):
+            break
+    assert all(w.acked for w in ws + new)
