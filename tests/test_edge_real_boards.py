@@ -6,39 +6,21 @@ assertion is on frames decoded from the relay's own capture with the keys
 and the board's reference codec: what each board was actually sent."""
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
-from trilink.keygen import make_keys, write_private
+from edge_rig import board_argv, decode_tx, exe, relay_now_us, relay_toml, udp_port, write_keys
 from trilink_board import codec, wire
 from trilink_edge.recorder import capture_files, iter_capture
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-BOARDS = os.path.join(HERE, "..", "boards")
 NODES = {"jp": 1, "kr": 2, "au": 3}
 START_S = 95.0      # scenario time of the window: the IRBM is seen by JP (from 88 s) and KR (37-317 s)
 WINDOW_S = 7.0
 LEAD_S = 3.0        # spawn -> window start: boot and time sync (MicroPython included)
-
-
-def _udp_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def _exe(name: str) -> str:
-    return os.path.join(os.path.dirname(sys.executable), name)
 
 
 @pytest.fixture(scope="module")
@@ -48,83 +30,43 @@ def run(tmp_path_factory):
     if shutil.which("micropython") is None:
         pytest.fail("the micropython unix port is required (see README)")
     tmp = tmp_path_factory.mktemp("real")
-    doc = make_keys(list(NODES.items()), 0)
-    write_private(str(tmp / "keys.json"), doc, force=True)
-    keys = {k["node"]: bytes.fromhex(k["key"]) for k in doc["keys"]}
-    kid = {k["node"]: k["key_id"] for k in doc["keys"]}
-    ports = {n: (_udp_port(), _udp_port()) for n in ("kr", "au")}   # (relay, board)
-    nm = NullModem(baud=115200)
-    nm.__enter__()
-    try:
-        toml = [f'[relay]\nkey_file = "{tmp / "keys.json"}"\nstate_file = "{tmp / "state.json"}"\n'
-                f'stats = "off"\nstats_interval_s = 0\nstats_frames_s = 2\n']
-        for n, node in NODES.items():
-            toml.append(f'[nodes.{n}]\nid = {node}\nkey_id = {kid[node]}\n'
-                        f'nation_file = "{os.path.join(BOARDS, "nations", n + ".json")}"\n')
-        toml.append(f'[links.jp]\nkind = "serial"\ndevice = "{nm.b_path}"\nboards = ["jp"]\n')
-        for n in ("kr", "au"):
-            toml.append(f'[links.{n}]\nkind = "udp"\nbind = "127.0.0.1:{ports[n][0]}"\n'
-                        f'peer = "127.0.0.1:{ports[n][1]}"\nboards = ["{n}"]\n')
-        toml.append('[release]\njp = ["kr"]\nkr = ["jp", "au"]\nau = ["jp", "kr"]\n')
-        toml.append(f'[recorder]\npath = "{tmp / "cap" / "relay.pcapng"}"\n')
-        cfg = tmp / "relay.toml"
-        cfg.write_text("\n".join(toml))
-        relay = subprocess.Popen([_exe("trilink-edge"), "--config", str(cfg)], stderr=subprocess.PIPE, text=True)
-        links = {"jp": f"tty:{nm.a_path}@115200", "kr": f"udp:127.0.0.1:{ports['kr'][1]}:127.0.0.1:{ports['kr'][0]}",
+    keys, kid = write_keys(tmp, NODES)
+    ports = {n: (udp_port(), udp_port()) for n in ("kr", "au")}   # (relay, board)
+    with NullModem(baud=115200) as nm:
+        cfg = relay_toml(tmp, NODES, kid, {"jp": ("serial", nm.b_path), "kr": ("udp",) + ports["kr"],
+                                           "au": ("udp",) + ports["au"]},
+                         {"jp": ["kr"], "kr": ["jp", "au"], "au": ["jp", "kr"]})
+        relay = subprocess.Popen([exe("trilink-edge"), "--config", str(cfg)], stderr=subprocess.PIPE, text=True)
+        links = {"jp": f"tty:{nm.a_path}@115200",
+                 "kr": f"udp:127.0.0.1:{ports['kr'][1]}:127.0.0.1:{ports['kr'][0]}",
                  "au": f"udp:127.0.0.1:{ports['au'][1]}:127.0.0.1:{ports['au'][0]}"}
-        # MicroPython runs the firmware precompiled with mpy-cross, as a board's
-        # flash holds it (compiling from source needs more than a 192 KB heap).
-        from pathlib import Path
-        from trilink.bench_rig import build_flash_tree
-        flash_main = str(build_flash_tree(Path(BOARDS), tmp / "flash"))
-        runtimes = {"jp": [sys.executable, os.path.join(BOARDS, "main.py")],
-                    "kr": ["micropython", "-X", "heapsize=192K", flash_main],
-                    "au": [sys.executable, os.path.join(BOARDS, "main.py")]}
+        runtimes = {"jp": "cpython", "kr": "micropython", "au": "cpython"}
         boards = {}
-        epoch_us = time.monotonic_ns() // 1000 + int(LEAD_S * 1e6)
-        for n in NODES:
-            argv = runtimes[n] + ["--nation", os.path.join(BOARDS, "nations", n + ".json"), "--link", links[n],
-                                  "--scenario", os.path.join(BOARDS, "scenarios", "default.json"),
-                                  "--keys", str(tmp / "keys.json"), "--start", str(START_S),
-                                  "--duration", str(WINDOW_S), "--epoch", str(epoch_us),
-                                  "--state", str(tmp / (n + ".state")), "--stats", "2", "--quiet"]
-            boards[n] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        outs = {}
-        for n, p in boards.items():
-            try:
-                outs[n] = p.communicate(timeout=LEAD_S + WINDOW_S + 30)
-            finally:
+        epoch_us = relay_now_us(LEAD_S)
+        try:
+            for n in NODES:
+                boards[n] = subprocess.Popen(board_argv(tmp, n, links[n], START_S, WINDOW_S, epoch_us, runtimes[n]),
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            outs = {n: p.communicate(timeout=LEAD_S + WINDOW_S + 30) for n, p in boards.items()}
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            relay.send_signal(signal.SIGTERM)
+            rc = relay.wait(10)
+            stop_s = time.monotonic() - t0
+            err = relay.stderr.read()
+        finally:
+            for p in list(boards.values()) + [relay]:
                 if p.poll() is None:
                     p.kill()
-        time.sleep(0.3)
-        t0 = time.monotonic()
-        relay.send_signal(signal.SIGTERM)
-        rc = relay.wait(10)
-        stop_s = time.monotonic() - t0
-        err = relay.stderr.read()
-    finally:
-        nm.__exit__(None, None, None)
     recs = [r for path in capture_files(str(tmp / "cap" / "relay.pcapng")) for r in iter_capture(path)]
     return {"recs": recs, "keys": keys, "kid": kid, "outs": outs, "codes": {n: p.returncode for n, p in boards.items()},
             "relay_rc": rc, "stop_s": stop_s, "relay_err": err, "path": str(tmp / "cap" / "relay.pcapng")}
 
 
 def _decoded(run, link):
-    """Frames the relay sent on ``link``, verified with that board's key; PICTURE
-    records decoded in order with the board's codec (deltas need the held copies)."""
     node = NODES[link]
-    ring = wire.Keyring(node, (0,))
-    ring.add(run["kid"][node], node, run["keys"][node])
-    held, frames, records = {}, [], []
-    for r in run["recs"]:
-        if r.link != link or r.direction != "tx":
-            continue
-        f = ring.verify(wire.parse(r.data))
-        frames.append(f)
-        if f.mtype == wire.PICTURE:
-            for rtype, _status, rec in codec.decode(bytes(f.payload), held).items:
-                records.append((rtype, rec))
-    return frames, records
+    frames, records = decode_tx(run["recs"], link, node, run["keys"][node], run["kid"][node])
+    return [f for _r, f in frames], [(rt, rec) for _r, rt, rec in records]
 
 
 def test_boards_ran_and_relay_stopped_cleanly(run):
