@@ -459,8 +459,9 @@ class Pipeline:
                 except binding.PictureError:
                     pass
                 self.report_rx.pop((node, tid), None)
-            keep = ok & (b.rtype != binding.REC_DROP)
-            n = int(keep.sum())
+            mask = ok & (b.rtype != binding.REC_DROP)
+            keep = mask
+            n = int(mask.sum())
         if n == 0:
             return 0
         t_us = b.t_us[keep].astype(np.int64)
@@ -555,7 +556,7 @@ class Pipeline:
         comparisons; otherwise every row is."""
         fids = out["fused_id"]
         full = before is None or not np.array_equal(before["fused_id"], fids)
-        if full:
+        if full or before is None:
             rows_in = np.arange(len(fids))
         else:
             nmem = out["nmem"]
@@ -689,7 +690,7 @@ class Pipeline:
                 args = (tt[i], lat[i], lon[i], a[i], b[i], o[i], now_ns)
                 if threatened and not live:
                     self.desk.issue(node, fid, STATUS_ACTIVE, node, *args)
-                elif threatened and live and self._moved(cur, imp, i):
+                elif threatened and cur is not None and live and self._moved(cur, imp, i):
                     self.desk.issue(node, fid, STATUS_UPDATED, node, *args)
                 elif not threatened and live:
                     self.desk.issue(node, fid, STATUS_OBSOLETE, node, *args)

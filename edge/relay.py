@@ -254,6 +254,8 @@ class Relay:
         if timer is not None:
             timer.cancel()
         sched = self.schedulers[name]
+        loop = self._loop
+        assert loop is not None
         self._pumping.add(name)
         try:
             while True:
@@ -265,11 +267,11 @@ class Relay:
                         return
                     self._held[name] = item
                 if not getattr(link, "writable", True):
-                    self._timers[name] = self._loop.call_later(RETRY_WRITE_S, self._pump, name)
+                    self._timers[name] = loop.call_later(RETRY_WRITE_S, self._pump, name)
                     return
                 wait = sched.wait_ns(item, now)
                 if wait > 0:
-                    self._timers[name] = self._loop.call_later(wait / 1e9, self._pump, name)
+                    self._timers[name] = loop.call_later(wait / 1e9, self._pump, name)
                     return
                 self._held[name] = None
                 self._write(name, link, sched, item)

@@ -210,9 +210,10 @@ class Sessions:
             self.by_link[info.link] = self.by_link.get(info.link, ()) + (info.node,)
         self.keyring = binding.Keyring(relay_node, ())
         self._keys: Dict[int, binding.HmacKey] = {}
-        for info in self.sessions.values():
-            self.keyring.add(info.info.key_id, info.node, keys[info.info.key_id])
-            self._keys[info.info.key_id] = binding.HmacKey(keys[info.info.key_id])
+        for sess in self.sessions.values():
+            kid = sess.info.key_id
+            self.keyring.add(kid, sess.node, keys[kid])
+            self._keys[kid] = binding.HmacKey(keys[kid])
         self.state_path = state_path
         self.state = RelayState.load(state_path)
         for kid, mark in self.state.marks.items():
@@ -286,6 +287,10 @@ class Sessions:
         return _msgs.encode(binding.MSG_HEARTBEAT, {
             "time_us": relay_now_us(), "tx_frames": s.tx_frames & 0xFFFFFFFF,
             "rx_frames": s.rx_frames & 0xFFFFFFFF, "rx_errors": s.rx_errors & 0xFFFFFFFF})
+
+    def _heartbeat_builder(self, node: int) -> Callable[[], bytes]:
+        # The payload is built when the frame is written (time_us and counters are current then).
+        return lambda: self.heartbeat_payload(node)
 
     def start(self) -> None:
         """Send HELLO to every board (PROTOCOL 4.1: the relay at start)."""
@@ -375,8 +380,7 @@ class Sessions:
         for s in self.sessions.values():
             if now_ns - s.last_hb_tx_ns >= self.heartbeat_ns:
                 s.last_hb_tx_ns = now_ns
-                node = s.node
-                self.emit(node, binding.MSG_HEARTBEAT, lambda node=node: self.heartbeat_payload(node), 0)
+                self.emit(s.node, binding.MSG_HEARTBEAT, self._heartbeat_builder(s.node), 0)
             if s.up and now_ns - s.last_rx_ns > self.down_ns:
                 s.up = False
                 s.down_events += 1
