@@ -131,6 +131,7 @@ class Relay:
         self._last_stats_ns = 0
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._round_pending = False
+        self.internal_errors = 0
         self._pumping: Set[str] = set()
         self._pump_soon: Set[str] = set()
         self._held: Dict[str, Optional[Item]] = {name: None for name in cfg.links}
@@ -156,7 +157,7 @@ class Relay:
         if self._loop is None or not self._running or name in self._pump_soon:
             return
         self._pump_soon.add(name)
-        self._loop.call_soon(self._pump, name)
+        self._loop.call_soon(self._guarded, self._pump, name)
 
     def _emit_control(self, node: int, mtype: int, payload: Any, flags: int) -> None:
         size = len(payload()) if callable(payload) else len(payload)
@@ -194,7 +195,7 @@ class Relay:
         if mt == binding.MSG_TRACK_REPORT:
             if self.pipeline.ingest(f.src, f, t_ns) and not self._round_pending and self._loop is not None:
                 self._round_pending = True
-                self._loop.call_soon(self._round)
+                self._loop.call_soon(self._guarded, self._round)
         elif mt == binding.MSG_KEYFRAME_REQ:
             self.pipeline.keyframe_request(f.src, f.payload)
         elif mt == binding.MSG_WARNING_ACK:
@@ -208,6 +209,15 @@ class Relay:
                 self.sessions._count(f.src, "malformed")
                 return
             self.board_stats[f.src] = {str(cid): v for cid, v in msg["counters"]}
+
+    def _guarded(self, fn: Any, *args: Any) -> None:
+        # A frame that trips a bug must cost that frame only: the link's
+        # reader callback goes on with the frames after it.
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001
+            self.internal_errors += 1
+            log.exception("relay: %s failed", getattr(fn, "__name__", fn))
 
     def _on_delivery(self, node: int, payload: bytes, t_ns: int) -> None:
         try:
@@ -383,7 +393,7 @@ class Relay:
         for name, link in self.links.items():
             link.tap = self._tap
             if hasattr(link, "handler"):
-                link.handler = lambda rec, name=name: self._on_frame(name, rec)
+                link.handler = lambda rec, name=name: self._guarded(self._on_frame, name, rec)
 
     async def run(self) -> None:
         """Open the links and relay until ``stop()``."""
@@ -455,7 +465,7 @@ class Relay:
             nodes[name] = d
         out: Dict[str, Any] = {"links": {}, "nodes": nodes,
                                "pipeline": dict(vars(self.pipeline.stats)),
-                               "picture": self.pipeline.picture.stats(),
+                               "picture": self.pipeline.picture.stats(), "internal_errors": self.internal_errors,
                                "deliveries": {"count": len(self.deliveries),
                                               "recent": list(self.deliveries)[-16:]}}
         lat = sorted(self.latency_ns)
