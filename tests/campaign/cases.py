@@ -1,0 +1,481 @@
+# cases.py: the reliability campaign's cases (noise, faults, load, adversary, fuzz), short or long
+"""Each case builds a :class:`~campaign.rig.Rig` (real ``trilink-edge``, real
+CPython board processes, real ptys or UDP), injects one kind of trouble,
+and returns a :class:`CaseResult`: what was injected, what was observed,
+and the acceptance checks that failed (``failures``; empty = passed).
+``tests/campaign/test_campaign.py`` runs them short; ``tools/campaign.py
+--long`` runs them long and writes docs/RELIABILITY.md.
+
+    r = noise_serial(Path("/tmp/x"), ber=1e-4, seconds=20)
+    assert not r.failures, r.failures
+
+Acceptance (issue 8): zero crashes, zero forged, replayed or corrupted
+frames accepted, zero warnings lost; recovery after an unplug <= 2 s and
+after a relay restart <= 5 s; relay RSS growth under the 10x load <= 10 MB.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from campaign.rig import NODE_IDS, REPO, Rig
+
+HERE = Path(__file__).resolve().parent
+STRIKE = str(HERE / "scenarios" / "strike.json")
+DEBRIS_STRIKE = str(HERE / "scenarios" / "debris_strike.json")
+STRIKE_START = 75.0          # scenario time: both nations track, warnings to Japan follow within seconds
+UNPLUG_LIMIT_S = 2.0
+RELAY_RESTART_LIMIT_S = 5.0
+RSS_LIMIT_MB = 10.0
+REJECT_KEYS = ("crc_error", "malformed", "oversize", "auth_fail", "replay", "wrong_link")
+
+
+@dataclass
+class CaseResult:
+    """One case's record: the row of docs/RELIABILITY.md and the test's verdict."""
+
+    name: str
+    injected: str
+    seconds: float = 0.0
+    crashes: int = 0
+    bad_accepted: int = 0
+    warnings_lost: int = 0
+    warnings: int = 0
+    rss_growth_mb: Optional[float] = None
+    recovery_s: Optional[float] = None
+    counted: str = ""
+    notes: List[str] = field(default_factory=list)
+    failures: List[str] = field(default_factory=list)
+
+    def check(self, ok: bool, what: str) -> None:
+        if not ok:
+            self.failures.append(what)
+
+    def finish(self) -> "CaseResult":
+        self.check(self.crashes == 0, f"{self.crashes} crash(es)")
+        self.check(self.bad_accepted == 0, f"{self.bad_accepted} bad frame(s) accepted")
+        self.check(self.warnings_lost == 0, f"{self.warnings_lost} warning(s) lost")
+        return self
+
+
+def totals(stats: Dict[str, Any]) -> Dict[str, int]:
+    """Rejection counters summed over the relay's links (PROTOCOL.md 3.3 names)."""
+    return {k: sum(int(d.get(k, 0)) for d in stats["links"].values()) for k in REJECT_KEYS}
+
+
+def _finish_rig(rig: Rig, r: CaseResult) -> Dict[str, Any]:
+    """Wait for the boards, read the relay's final stats, stop it (flushing the
+    capture), and fill crashes and warnings. Returns (summaries, stats)."""
+    try:
+        sums = rig.wait_boards()
+    except Exception as e:   # a board crashed or hung: the case records it
+        r.crashes += 1
+        r.notes.append(str(e).splitlines()[0])
+        sums = {n: (b.summaries() or [{}])[-1] for n, b in rig.boards.items()}
+    for nm in rig.modems.values():
+        nm.wait_idle(3.0)
+    time.sleep(0.3)
+    stats = rig.stats()
+    rc = rig.stop_relay()
+    if rc != 0:
+        r.crashes += 1
+        r.notes.append(f"trilink-edge exited {rc}")
+    r.crashes += rig.crashes() - (1 if rc != 0 else 0)
+    r.warnings_lost, r.warnings = rig.warnings_lost()
+    return {"summaries": sums, "stats": stats}
+
+
+# ----------------------------------------------------------------------------- noise
+
+def noise_serial(tmp: Path, ber: float, seconds: float) -> CaseResult:
+    """Bit errors at ``ber`` on both serial links, both directions. Exact: the
+    relay accepts precisely the frames the emulator delivered intact."""
+    r = CaseResult(f"noise serial BER {ber:g}", f"ber={ber:g} both links, both directions, 115200 baud")
+    t0 = time.monotonic()
+    with Rig(tmp, "serial", impair={n: f"ber={ber},seed={i + 11}" for i, n in enumerate(("jp", "kr"))},
+             scenario=STRIKE, start=STRIKE_START) as rig:
+        rig.start(seconds)
+        out = _finish_rig(rig, r)
+        st = out["stats"]
+        flipped = damaged = intact_total = rejected = 0
+        for n, nm in rig.modems.items():
+            ab = nm.frames("ab")
+            intact = sum(1 for f in ab if not f.damaged and f.t_out_ns is not None)
+            dmg = sum(1 for f in ab if f.damaged)
+            rx = st["nodes"][n]["rx_frames"]
+            r.bad_accepted += max(0, rx - intact)
+            r.check(rx == intact, f"{n}: relay accepted {rx} frames, the emulator delivered {intact} intact")
+            ba_intact = sum(1 for f in nm.frames("ba") if not f.damaged and f.t_out_ns is not None)
+            brx = out["summaries"].get(n, {}).get("counts", {}).get("frames_in", 0)
+            r.bad_accepted += max(0, brx - ba_intact)
+            c = nm.counters()
+            flipped += c.ab.bits_flipped + c.ba.bits_flipped
+            damaged += dmg
+            intact_total += intact
+            rejected += sum(st["links"][n][k] for k in REJECT_KEYS)
+        r.counted = f"{damaged} damaged uplink frames: relay rejections {rejected}; {flipped} bits flipped"
+        r.notes.append(f"relay accepted = intact uplink frames ({intact_total})")
+    r.seconds = time.monotonic() - t0
+    return r.finish()
+
+
+def noise_udp(tmp: Path, impair: str, seconds: float) -> CaseResult:
+    """UDP loss / duplication / reordering through UdpProxy on both links."""
+    r = CaseResult(f"noise UDP {impair}", f"UdpProxy {impair} both links, both directions")
+    t0 = time.monotonic()
+    with Rig(tmp, "udp", impair={n: f"{impair},seed={i + 21}" for i, n in enumerate(("jp", "kr"))},
+             scenario=STRIKE, start=STRIKE_START) as rig:
+        rig.start(seconds)
+        out = _finish_rig(rig, r)
+        st = out["stats"]
+        parts = []
+        for n, px in rig.proxies.items():
+            c = px.counters().ab
+            sent = out["summaries"].get(n, {}).get("counts", {}).get("frames_out", 0)
+            rx = st["nodes"][n]["rx_frames"]
+            r.bad_accepted += max(0, rx - (sent - c.dropped))
+            expect_rx = sent - c.dropped - c.reordered
+            replay = st["links"][n]["replay"]
+            parts.append(f"{n}: sent {sent} dropped {c.dropped} dup {c.duplicated} reordered {c.reordered} "
+                         f"-> accepted {rx} (expected {expect_rx}), replay {replay} (expected "
+                         f"{c.duplicated + c.reordered})")
+            r.check(rx == expect_rx, f"{n}: accepted {rx}, expected {expect_rx}")
+            r.check(replay == c.duplicated + c.reordered, f"{n}: replay {replay} != dup + reordered")
+        r.counted = "; ".join(parts)
+    r.seconds = time.monotonic() - t0
+    return r.finish()
+
+
+# ----------------------------------------------------------------------------- faults
+
+def unplug(tmp: Path, seconds: float, every: float = 4.0, down: float = 1.0) -> CaseResult:
+    """The relay's serial device for JP vanishes for ``down`` s every ``every`` s
+    (a USB adapter pulled and plugged back). Recovery per replug: until the
+    relay writes on the new port and accepts a frame from the board again."""
+    r = CaseResult("fault: serial unplug/replug", f"jp's relay-side pty vanishes {down:g} s every {every:g} s")
+    t0 = time.monotonic()
+    with Rig(tmp, "serial", scenario=STRIKE, start=STRIKE_START) as rig:
+        rig.start(seconds)
+        nm = rig.modems["jp"]
+        replugs = []
+        time.sleep(rig.epoch_us / 1e6 - time.monotonic() + 2.0)
+        end = rig.epoch_us / 1e6 + seconds - every
+        while time.monotonic() < end:
+            nm.vanish(down, sides="b")
+            replugs.append(time.monotonic_ns() + int(down * 1e9))
+            time.sleep(every)
+        out = _finish_rig(rig, r)
+        rx_t = sorted(rec.t_ns for rec in rig.capture_records() if rec.link == "jp" and rec.direction == "rx")
+        tx_t = sorted(f.t_first_in_ns for f in nm.frames("ba"))
+        rec_s = []
+        for t in replugs:
+            a = next((x for x in rx_t if x > t), None)
+            b = next((x for x in tx_t if x > t), None)
+            if a is None or b is None:
+                r.failures.append(f"no traffic after the replug at +{(t / 1e9 - t0):.1f} s")
+                continue
+            rec_s.append((max(a, b) - t) / 1e9)
+        r.recovery_s = max(rec_s) if rec_s else None
+        st = out["stats"]["links"]["jp"]
+        r.counted = f"{len(replugs)} unplugs: relay reopen {st.get('reopen', '?')}, down_events " \
+                    f"{st.get('down_events', '?')}; recovery per replug (s): " + \
+                    ", ".join(f"{x:.2f}" for x in rec_s)
+        r.check(r.recovery_s is not None and r.recovery_s <= UNPLUG_LIMIT_S,
+                f"recovery {r.recovery_s} s > {UNPLUG_LIMIT_S} s")
+        r.check(out["summaries"].get("jp", {}).get("counts", {}).get("pictures", 0) > 0, "jp got no picture")
+    r.seconds = time.monotonic() - t0
+    return r.finish()
+
+
+def kill_board(tmp: Path, seconds: float) -> CaseResult:
+    """JP's board is killed with SIGKILL and restarted (same state file: its
+    counter epoch moves on, the relay accepts it at once)."""
+    r = CaseResult("fault: board SIGKILL + restart", "SIGKILL jp's board mid-run, restart it 1 s later")
+    t0 = time.monotonic()
+    with Rig(tmp, "serial", scenario=STRIKE, start=STRIKE_START) as rig:
+        rig.start(seconds)
+        time.sleep(rig.epoch_us / 1e6 - time.monotonic() + seconds * 0.3)
+        b = rig.boards["jp"]
+        b.kill(signal.SIGKILL)
+        time.sleep(1.0)
+        t_spawn = time.monotonic_ns()
+        b.start()
+        out = _finish_rig(rig, r)
+        # Frames of the killed process may still be on the wire after the
+        # restart: the new process is the one with a higher counter epoch.
+        first, old_epoch = None, -1
+        for rec in rig.capture_records():
+            d = rec.data
+            if rec.link != "jp" or rec.direction != "rx" or len(d) < 28:
+                continue
+            epoch = int.from_bytes(d[8:14], "little") >> 28
+            if rec.t_ns <= t_spawn:
+                old_epoch = max(old_epoch, epoch)
+            elif epoch > old_epoch:
+                first = rec.t_ns
+                break
+        st = out["stats"]
+        r.recovery_s = None if first is None else (first - t_spawn) / 1e9
+        r.check(first is not None, "no frame from the restarted board")
+        r.check(st["nodes"]["jp"]["replay"] == 0, "the restarted board's frames were taken for replays")
+        pics = out["summaries"].get("jp", {}).get("counts", {}).get("pictures", 0)
+        r.check(pics > 0, "the restarted board decoded no picture")
+        r.counted = f"relay replay {st['nodes']['jp']['replay']}; restarted board decoded {pics} pictures; " \
+                    "recovery = process start to first frame at the relay (includes CPython start-up)"
+    r.seconds = time.monotonic() - t0
+    return r.finish()
+
+
+def relay_restart(tmp: Path, seconds: float) -> CaseResult:
+    """The relay stops (SIGTERM) and a new one starts on the same config and
+    state file. Recovery: from the new process's start until both boards
+    have decoded a fused update from it (DELIVERY frames counted at the relay)."""
+    r = CaseResult("fault: relay restart", "SIGTERM trilink-edge mid-run, start a new one at once")
+    t0 = time.monotonic()
+    with Rig(tmp, "serial", scenario=STRIKE, start=STRIKE_START) as rig:
+        rig.start(seconds)
+        time.sleep(rig.epoch_us / 1e6 - time.monotonic() + seconds * 0.3)
+        t_stop = time.monotonic()
+        rc = rig.stop_relay(signal.SIGTERM)
+        stop_s = time.monotonic() - t_stop
+        r.check(rc == 0 and stop_s < 1.0, f"SIGTERM: exit {rc} after {stop_s:.2f} s")
+        t_spawn = time.monotonic()
+        rig.start_relay(wait=False)
+        rec = None
+        while time.monotonic() - t_spawn < 15.0:
+            try:
+                st = rig.stats(0.5)
+                if all(st["nodes"][n]["deliveries"] > 0 for n in rig.names):
+                    rec = time.monotonic() - t_spawn
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        r.recovery_s = rec
+        r.check(rec is not None and rec <= RELAY_RESTART_LIMIT_S, f"recovery {rec} s > {RELAY_RESTART_LIMIT_S} s")
+        out = _finish_rig(rig, r)
+        st = out["stats"]
+        r.check(st["nodes"]["jp"]["replay"] == 0 and st["nodes"]["kr"]["replay"] == 0, "boards' frames refused")
+        r.counted = f"stop took {stop_s:.2f} s; recovery = new process start to both boards decoding a fused update"
+    r.seconds = time.monotonic() - t0
+    return r.finish()
+
+
+def clock_step(tmp: Path, seconds: float, step_s: float = 5.0) -> CaseResult:
+    """JP's board clock jumps ``step_s`` forward mid-run and back again later
+    (SIGUSR1/SIGUSR2 to tests/campaign/stepped_board.py, the real firmware)."""
+    r = CaseResult("fault: board clock stepped", f"jp's clock +{step_s:g} s at 30% of the run, back at 60%")
+    t0 = time.monotonic()
+    prefix = {"jp": [sys.executable, str(HERE / "stepped_board.py")]}
+    with Rig(tmp, "serial", scenario=STRIKE, start=STRIKE_START, board_prefix=prefix) as rig:
+        os.environ["TRILINK_STEP_S"] = str(step_s)
+        rig.start(seconds)
+        start = rig.epoch_us / 1e6
+        time.sleep(start - time.monotonic() + seconds * 0.3)
+        d0 = rig.stats()["nodes"]
+        rig.boards["jp"].proc.send_signal(signal.SIGUSR1)
+        time.sleep(start - time.monotonic() + seconds * 0.6)
+        d1 = rig.stats()["nodes"]
+        rig.boards["jp"].proc.send_signal(signal.SIGUSR2)
+        out = _finish_rig(rig, r)
+        d2 = out["stats"]["nodes"]
+        for n in rig.names:
+            r.check(d1[n]["rx_frames"] > d0[n]["rx_frames"] and d2[n]["rx_frames"] > d1[n]["rx_frames"],
+                    f"{n}: frames stopped after a step")
+        r.check(d2["kr"]["deliveries"] > d1["kr"]["deliveries"], "kr got no fused update after the steps")
+        pl = out["stats"]["pipeline"]
+        r.counted = (f"kr deliveries before/while/after: {d0['kr']['deliveries']}/{d1['kr']['deliveries']}/"
+                     f"{d2['kr']['deliveries']}; relay records_refused {pl.get('records_refused')}, "
+                     f"jp late_scans {out['summaries'].get('jp', {}).get('counts', {}).get('late_scans')}")
+    r.seconds = time.monotonic() - t0
+    return r.finish()
+
+
+# ----------------------------------------------------------------------------- load
+
+def load(tmp: Path, seconds: float, speed: float = 10.0) -> CaseResult:
+    """The debris scenario (61 objects; plus the strike's two SRBMs so that
+    warnings are at stake) at ``speed`` x its rate over UDP, each link's
+    budget that of a 115200-baud line: the relay must drop (stale) track
+    updates, keep its memory and queues bounded and deliver every warning."""
+    r = CaseResult(f"load: debris x{speed:g}", f"debris+strike scenario at {speed:g}x real time, UDP, "
+                   f"budget 10368 B/s per link (115200 baud)")
+    t0 = time.monotonic()
+    with Rig(tmp, "udp", scenario=DEBRIS_STRIKE, start=205.0, speed=speed, budget=10368) as rig:
+        rig.start(seconds * speed)
+        start = rig.epoch_us / 1e6
+        samples = []
+        while time.monotonic() < start + seconds:
+            try:
+                st = rig.stats(1.0)
+                q = max(d["queue_depth"] for d in st["links"].values())
+                samples.append((time.monotonic() - start, rig.relay_rss_kb(), q,
+                                sum(d["dropped_stale"] for d in st["links"].values())))
+            except OSError:
+                pass
+            time.sleep(1.0)
+        out = _finish_rig(rig, r)
+        st = out["stats"]
+        warm = [s for s in samples if s[0] >= min(10.0, seconds * 0.25)]
+        base = warm[0][1] if warm else samples[0][1]
+        peak = max(s[1] for s in warm or samples)
+        r.rss_growth_mb = (peak - base) / 1024.0
+        qmax = max(s[2] for s in samples)
+        dropped = st["links"]["jp"]["dropped_stale"] + st["links"]["kr"]["dropped_stale"]
+        sched = {k: v for k, v in st["links"]["jp"].items() if "drop" in k}
+        r.counted = (f"RSS {base / 1024:.1f} -> peak {peak / 1024:.1f} MB; max queue depth {qmax}; "
+                     f"dropped_stale {dropped}; jp link drops {sched}; reports in {st['pipeline']['reports_in']}")
+        r.check(r.rss_growth_mb <= RSS_LIMIT_MB, f"RSS grew {r.rss_growth_mb:.1f} MB")
+        r.check(dropped > 0, "the budget never forced a drop: the load is not a load")
+        r.check(r.warnings > 0, "no warning was at stake")
+        limits = rig_limits(st)
+        r.check(qmax <= limits, f"queue depth {qmax} above the configured bounds {limits}")
+        r.notes.append(f"RSS samples (s, kB): {[(round(s[0]), s[1]) for s in samples[:: max(1, len(samples) // 8)]]}")
+    r.seconds = time.monotonic() - t0
+    return r.finish()
+
+
+def rig_limits(stats: Dict[str, Any]) -> int:
+    """The most items a link's scheduler may hold: control + warnings + the
+    track sources' pending bound (edge/scheduler.py, edge/pipeline.py defaults)."""
+    return 64 + 256 + 256 * 2
+
+
+# ----------------------------------------------------------------------------- adversary
+
+ROGUE_COUNTS = {"random": 300, "oversize": 50, "truncated": 150, "forged_key": 100, "forged_tag": 100,
+                "claim_other": 100, "claim_unknown": 50, "replay": 150, "replay_cross": 50, "flood": 3000}
+
+
+def _udp_drops(port: int) -> int:
+    """Datagrams the kernel dropped for the socket bound to 127.0.0.1:port (/proc/net/udp)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as fh:
+        for line in fh.readlines()[1:]:
+            f = line.split()
+            if f[1] == want:
+                return int(f[-1])
+    return 0
+
+
+def adversary(tmp: Path, seconds: float, scale: int = 1) -> CaseResult:
+    """A rogue process on JP's UDP link (tests/campaign/rogue.py): junk,
+    oversize and truncated frames, forgeries with KR's (stolen) key, frames
+    claiming KR's and unknown ids, replays of JP's captured frames (also on
+    KR's link) and a flood. Run beside an identical rig without the rogue:
+    the pictures must agree, every injection must be counted."""
+    counts = {k: v * scale for k, v in ROGUE_COUNTS.items()}
+    r = CaseResult("adversary: rogue on a UDP link", ", ".join(f"{k} {v}" for k, v in counts.items()))
+    t0 = time.monotonic()
+    import threading
+    base_out: Dict[str, Any] = {}
+    base_r = CaseResult("baseline", "")
+
+    def baseline() -> None:
+        with Rig(tmp / "baseline", "udp", scenario=STRIKE, start=STRIKE_START) as b:
+            b.start(seconds)
+            base_out.update(_finish_rig(b, base_r))
+            base_out["shown"] = {n: warned_tracks(bd) for n, bd in b.boards.items()}
+    th = threading.Thread(target=baseline)
+    th.start()
+    with Rig(tmp / "attacked", "udp", scenario=STRIKE, start=STRIKE_START) as rig:
+        rig.start(seconds)
+        start = rig.epoch_us / 1e6
+        time.sleep(max(0.0, start - time.monotonic() + seconds * 0.3))
+        frames = [rec.data for rec in rig.capture_records() if rec.link == "jp" and rec.direction == "rx"
+                  and len(rec.data) >= 28 and rec.data[2] == NODE_IDS["jp"]]
+        plan = {"target": f"127.0.0.1:{rig.relay_ports['jp']}", "other": rig.relay_ports["kr"],
+                "victim": NODE_IDS["jp"], "other_node": NODE_IDS["kr"], "stolen_key": rig.keys["kr"].hex(),
+                "stolen_key_id": NODE_IDS["kr"], "replay": [f.hex() for f in frames[-100:]],
+                "counts": counts, "flood_s": 2.0, "seed": 5}
+        (rig.tmp / "rogue.json").write_text(json.dumps(plan))
+        s0 = rig.stats()
+        drops0 = _udp_drops(rig.relay_ports["jp"]) + _udp_drops(rig.relay_ports["kr"])
+        res = subprocess.run([sys.executable, str(HERE / "rogue.py"), str(rig.tmp / "rogue.json")],
+                             capture_output=True, text=True, timeout=120)
+        r.check(res.returncode == 0, f"rogue failed: {res.stderr[-500:]}")
+        time.sleep(0.5)
+        s1 = rig.stats()
+        kdrops = _udp_drops(rig.relay_ports["jp"]) + _udp_drops(rig.relay_ports["kr"]) - drops0
+        inj = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else {"expect": {}, "sent": {}}
+        t0c, t1c = totals(s0), totals(s1)
+        parts = []
+        for k in REJECT_KEYS:
+            got, want = t1c[k] - t0c[k], inj["expect"].get(k, 0)
+            parts.append(f"{k} {got}/{want}")
+            if k == "auth_fail":   # the flood: what the kernel dropped never reached the relay
+                r.check(want - kdrops <= got <= want, f"auth_fail counted {got}, injected {want}, "
+                                                      f"kernel drops {kdrops}")
+            else:
+                r.check(got == want, f"{k}: counted {got}, injected {want}")
+        for n in rig.names:
+            r.check(s1["nodes"][n]["deliveries"] > s0["nodes"][n]["deliveries"], f"{n}: traffic stopped")
+        r.counted = "counted/injected: " + ", ".join(parts) + f"; kernel socket drops {kdrops}"
+        out = _finish_rig(rig, r)
+        shown = {n: warned_tracks(b) for n, b in rig.boards.items()}
+        for n in rig.names:
+            sent = out["summaries"].get(n, {}).get("counts", {}).get("frames_out", 0)
+            rx = out["stats"]["nodes"][n]["rx_frames"]
+            r.bad_accepted += max(0, rx - sent)
+    th.join()
+    r.crashes += base_r.crashes
+    bs = base_out.get("stats", {})
+    same_tracks = bs.get("picture", {}).get("tracks") == out["stats"]["picture"].get("tracks")
+    pics = {n: (base_out["summaries"][n].get("picture_tracks"), out["summaries"][n].get("picture_tracks"))
+            for n in rig.names}
+    r.check(same_tracks, f"relay picture tracks {bs.get('picture', {}).get('tracks')} (baseline) vs "
+                         f"{out['stats']['picture'].get('tracks')}")
+    r.check(all(a == b for a, b in pics.values()), f"board picture tracks (baseline, attacked): {pics}")
+    r.check(base_out["shown"] == shown, f"warned tracks differ: baseline {base_out['shown']} vs {shown}")
+    r.notes.append(f"picture with/without the rogue: relay tracks {out['stats']['picture'].get('tracks')}, "
+                   f"board tracks {pics}, warned tracks {shown}")
+    r.seconds = time.monotonic() - t0
+    return r.finish()
+
+
+def warned_tracks(board: Any) -> List[int]:
+    """Track ids the board printed a WARNING about."""
+    pat = re.compile(r"^\w+: WARNING \d+ \w+ track (\d+)")
+    return sorted({int(m.group(1)) for line in board.output().splitlines() if (m := pat.match(line))})
+
+
+# ----------------------------------------------------------------------------- fuzz
+
+def fuzz(tmp: Path, inputs: int) -> List[CaseResult]:
+    """tests/fuzz/fuzz_wire.c and fuzz_codec.c under ASan + UBSan, ``inputs`` each."""
+    c_dir = REPO / "native" / "c"
+    builds = {
+        "wire": (["crc32.c", "sha256.c", "cobs.c", "wire.c"], [], r"inputs (\d+) frames_delivered (\d+) accepted (\d+)"),
+        "codec": (["codec.c", "drmodel.c"], ["-lm"], r"inputs (\d+) decoded (\d+) records (\d+)"),
+    }
+    env = {"ASAN_OPTIONS": "abort_on_error=1:detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1",
+           "PATH": "/usr/bin:/bin"}
+    out = []
+    for name, (srcs, libs, pat) in builds.items():
+        r = CaseResult(f"fuzz: C {'deframer + verifier' if name == 'wire' else 'codec decoder'}",
+                       f"{inputs:.0e} random and mutated inputs, ASan + UBSan (tests/fuzz/fuzz_{name}.c)")
+        t0 = time.monotonic()
+        exe = tmp / f"fuzz_{name}"
+        cmd = [shutil.which("gcc") or "gcc", "-std=c99", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+               "-fno-omit-frame-pointer", "-g", "-O1", f"-I{c_dir}", str(REPO / "tests" / "fuzz" / f"fuzz_{name}.c"),
+               *(str(c_dir / s) for s in srcs), *libs, "-o", str(exe)]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        res = subprocess.run([str(exe), str(inputs), "2024"], capture_output=True, text=True, env=env)
+        m = re.search(pat, res.stdout)
+        if res.returncode != 0 or not m:
+            r.crashes = 1
+            r.notes.append(res.stderr[-300:])
+        else:
+            r.counted = res.stdout.strip().splitlines()[-1]
+        r.seconds = time.monotonic() - t0
+        out.append(r.finish())
+    return out
