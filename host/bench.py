@@ -88,6 +88,8 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help=f"scenario time the window starts at (default {DEFAULT_START_S:g})")
     p.add_argument("--duration", type=_positive, default=DEFAULT_DURATION_S, metavar="S",
                    help=f"window length in seconds, real time = scenario time (default {DEFAULT_DURATION_S:g})")
+    p.add_argument("--lead", type=_positive, metavar="S", help="seconds from spawning the boards to the window's "
+                   "start, for boot and time sync (default 4.5 with MicroPython, 3.5 with CPython)")
     p.add_argument("--clock", type=_clocks, default={}, metavar="NATION=OFFSET_S[:DRIFT_PPM],...",
                    help="override a board's simulated clock (time-sync tests)")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
@@ -97,6 +99,8 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--budget-ms", type=float, metavar="N", help=f"exit {EXIT_BUDGET} when any path's p99 exceeds N ms")
     p.add_argument("--attach", type=lambda s: _pairs(s, "--attach"), default={}, metavar="NATION=DEVICE,...",
                    help="relay on real boards' serial ports instead of spawning boards (docs/BENCH.md)")
+    p.add_argument("--keys", metavar="FILE", help="use this key file (trilink keygen) instead of fresh keys: "
+                   "needed with --attach, where the boards hold their keys")
     p.add_argument("--boards", metavar="DIR", help="the boards/ folder (default: found beside the package or ./boards)")
     p.add_argument("--keep", metavar="DIR", help="keep the run's files (config, keys, capture, board output) in DIR")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
@@ -110,8 +114,10 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
         p.error("--start must be >= 0")
     if a.attach and a.link != "serial":
         p.error("--attach uses serial ports: drop --link udp")
+    if a.attach and not a.keys:
+        p.error("--attach needs --keys FILE: the key file whose entries the boards hold")
     if a.impair:
-        from trilink.impair import ImpairmentError, parse_impairment
+        from trilink.impair import ImpairmentError, parse as parse_impairment
         try:
             parse_impairment(a.impair).for_link(a.link)
         except ImpairmentError as e:
@@ -126,7 +132,8 @@ def run_bench(args: argparse.Namespace, progress: Any = None) -> BenchResult:
     plan = RigPlan(nations=args.nation_list, scenario=args.scenario, link=args.link, baud=args.baud,
                    runtime=args.runtime, impair=args.impair, start_s=args.start, duration_s=args.duration,
                    clocks=args.clock, attach=args.attach, boards_dir=args.boards, seed=args.seed,
-                   keep_dir=args.keep)
+                   keep_dir=args.keep, lead_s=args.lead,
+                   keys_file=args.keys)
     with Rig(plan) as rig:
         out = rig.run(progress=progress)
         report, samples, cap = analyse(out)
@@ -172,7 +179,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     t0 = time.monotonic()
     try:
-        res = run_bench(args, progress)
+        res = run_bench(args, None if args.quiet else progress)
     except RigError as e:
         print(f"trilink bench: {e}", file=sys.stderr)
         return 1

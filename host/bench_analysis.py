@@ -52,7 +52,7 @@ def analyse(out: Any) -> Tuple[Dict[str, Any], List[Any], Capture]:
     report["warnings"] = _warnings(cap, nodes)
     report["accuracy"] = truth["accuracy"] if truth else {"rmse_m": None, "impact_error_km": {},
                                                           "note": "attached boards: truth not aligned"}
-    report["time_sync"] = _time_sync(out)
+    report["time_sync"] = _time_sync(out, cap, nodes)
     report["counters"] = _counters(out, cap, nodes)
     report["emulator_check"] = emulator_check(samples, out.emulators, names) if serial and out.emulators else None
     report["boards"] = {n: {"returncode": b.returncode, "counts": (b.summary or {}).get("counts"),
@@ -123,17 +123,14 @@ def _warnings(cap: Capture, nodes: Dict[str, int]) -> Dict[str, Dict[str, int]]:
     return out
 
 
-def _time_sync(out: Any) -> Dict[str, Any]:
-    """Per board: the time sync's estimate of (relay - board) at its last anchor, against the
-    truth that the board's boot line gives (its clock = monotonic bent by offset and drift)."""
+def _time_sync(out: Any, cap: Capture, nodes: Dict[str, int]) -> Dict[str, Any]:
+    """Per board: the time sync's estimate of (relay - board) at its last anchor, and the error of
+    every DELIVERY's ``rx_relay_us`` (the latency error the sync causes), against the truth that
+    the board's boot line gives (its clock = the host's monotonic clock bent by offset and drift)."""
     res: Dict[str, Any] = {}
     for name, b in out.boards.items():
         s = (b.summary or {}).get("sync") or {}
-        boot = None
-        for line in b.lines:
-            m = _BOOT.match(line)
-            if m and m.group(1) == name:
-                boot = (int(m.group(2)), int(m.group(3)), int(m.group(4)))
+        boot = boot_line(b.lines, name)
         e: Dict[str, Any] = {"synced": s.get("synced"), "offset_us": s.get("offset_us"),
                              "delay_us": s.get("delay_us"), "drift_ppm": _r(s.get("drift_ppm"), 2)}
         if boot and s.get("synced") and s.get("base_local_us"):
@@ -145,8 +142,32 @@ def _time_sync(out: Any) -> Dict[str, Any]:
             e["true_offset_us"] = round(true_off)
             e["error_us"] = round(s["offset_us"] - true_off)
             e["true_drift_ppm"] = round(-drift_ppb / 1000 / (1 + drift_ppb * 1e-9), 2)
+        if boot:
+            errs = sorted(abs(sync_error_us(d.rx_local_us, d.rx_relay_us, boot))
+                          for d in cap.deliveries.values() if d.dst == nodes.get(name) and d.rx_relay_us)
+            if errs:
+                e["delivery_error_us"] = {"n": len(errs), "p50": round(errs[len(errs) // 2]),
+                                          "max": round(errs[-1])}
         res[name] = e
     return res
+
+
+def sync_error_us(rx_local_us: int, rx_relay_us: int, boot: Tuple[int, int, int]) -> float:
+    """The board's relay-time of its local ``rx_local_us`` minus the truth, for a board whose boot
+    line gave (mono_us at boot, offset_us, drift_ppb): its clock is
+    ``local = boot + (mono - boot) (1 + drift) + offset`` on the relay host's monotonic clock."""
+    boot_us, off_us, drift_ppb = boot
+    mono = boot_us + (rx_local_us - off_us - boot_us) / (1 + drift_ppb * 1e-9)
+    return rx_relay_us - mono
+
+
+def boot_line(lines: List[str], name: str) -> Optional[Tuple[int, int, int]]:
+    """(mono_us, offset_us, drift_ppb) from a board's boot line, or None."""
+    for line in lines:
+        m = _BOOT.match(line)
+        if m and m.group(1) == name:
+            return int(m.group(2)), int(m.group(3)), int(m.group(4))
+    return None
 
 
 def _uplink_loss(out: Any, cap: Capture, name: str, node: int) -> Optional[Dict[str, int]]:
@@ -170,7 +191,10 @@ def _counters(out: Any, cap: Capture, nodes: Dict[str, int]) -> Dict[str, Any]:
                                      "capture_rejected": cap.rejected, "capture_undecodable": cap.undecodable}}
     boards = {}
     for name, b in out.boards.items():
-        c = (b.summary or {}).get("counts") or {}
+        c = dict((b.summary or {}).get("counts") or {})
+        for k, v in ((b.summary or {}).get("deframer") or {}).items():
+            if k in _RX_ERRORS:
+                c[k] = int(c.get(k) or 0) + int(v)
         boards[name] = {k: c.get(k) for k in ("frames_in", "frames_out", "crc_error", "malformed", "oversize",
                                               "auth_fail", "replay", "reports", "pictures", "fused_updates",
                                               "deliveries", "warnings", "warning_copies", "no_base",
@@ -192,6 +216,9 @@ def _counters(out: Any, cap: Capture, nodes: Dict[str, int]) -> Dict[str, Any]:
                 "uplink_ok": intact == lk.get("frames_in"),
                 "uplink_damaged_frames": ab["frames_damaged"], "relay_rx_errors": rx_err,
                 "downlink_damaged_frames": c["ba"]["frames_damaged"],
+                # the board stops reading at the end of its window; the relay sends on until stopped
+                "downlink_damaged_in_window": sum(1 for f in em.frames("ba")
+                                                  if f.damaged and f.t_wire_end_ns < out.t_end_ns - 50_000_000),
                 "board_rx_errors": sum(int(bc.get(k) or 0) for k in _RX_ERRORS),
                 "bits_flipped": {"up": ab["bits_flipped"], "down": c["ba"]["bits_flipped"]},
             }
@@ -202,7 +229,8 @@ def _counters(out: Any, cap: Capture, nodes: Dict[str, int]) -> Dict[str, Any]:
 
 def emulator_check(samples: List[Any], emulators: Dict[str, Any], names: Dict[int, str]) -> Optional[Dict[str, Any]]:
     """The bench's uplink and delivery instants against the null-modem's own record of when
-    each frame's last byte was handed over (t_out_ns): differences in ms (p50, max)."""
+    each frame's last bit crossed the wire (``t_wire_end_ns``, the model instant; ``t_out_ns``,
+    the hand-over stamp, can trail it by a thread switch in this process): differences in ms."""
     index: Dict[Tuple[str, str], Dict[bytes, Any]] = {}
     for name, em in emulators.items():
         if not hasattr(em, "frames"):
@@ -219,10 +247,10 @@ def emulator_check(samples: List[Any], emulators: Dict[str, Any], names: Dict[in
     for s in samples:
         a = index.get((names[s.src], "ab"), {}).get(s.report_raw)
         b = index.get((names[s.dst], "ba"), {}).get(s.picture_raw)
-        if a is not None and a.t_out_ns is not None:
-            up.append(s.rx_us - a.t_out_ns / 1000.0)
-        if b is not None and b.t_out_ns is not None:
-            down.append(s.delivered_us - b.t_out_ns / 1000.0)
+        if a is not None and a.t_wire_end_ns:
+            up.append(s.rx_us - a.t_wire_end_ns / 1000.0)
+        if b is not None and b.t_wire_end_ns:
+            down.append(s.delivered_us - b.t_wire_end_ns / 1000.0)
     if not up and not down:
         return None
 

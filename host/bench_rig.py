@@ -71,6 +71,8 @@ class RigPlan:
     boards_dir: Optional[str] = None
     seed: Optional[int] = None
     keep_dir: Optional[str] = None  # keep the temporary folder here (debugging)
+    keys_file: Optional[str] = None  # an existing key file (attached boards hold their keys) instead of new keys
+    lead_s: Optional[float] = None  # spawn -> window start (boot and time sync); None: BOOT_LEAD_S (+1 s MicroPython)
 
 
 @dataclasses.dataclass
@@ -262,7 +264,7 @@ class Rig:
     def _relay_config(self, nodes: Dict[str, int], relay_files: Dict[str, str], devices: Dict[str, str],
                       udp_binds: Dict[str, int], stats_port: int) -> Path:
         p = self.plan
-        lines = ["[relay]", f"node = {RELAY_NODE}", f"key_file = {_toml_str(str(self.dir / 'keys.json'))}",
+        lines = ["[relay]", f"node = {self._relay_node}", f"key_file = {_toml_str(str(self.dir / 'keys.json'))}",
                  f"state_file = {_toml_str(str(self.dir / 'relay-state.json'))}",
                  f"stats = \"127.0.0.1:{stats_port}\"", "stats_interval_s = 0", "log_level = \"WARNING\"", ""]
         for name, node in nodes.items():
@@ -298,7 +300,20 @@ class Rig:
             raise RigError(f"--scenario: unknown scenario {p.scenario!r} (known: {', '.join(known)})")
         runtime = resolve_runtime(p.runtime) if not p.attach else "attached"
         nodes, board_files, relay_files = self._nations(boards)
-        doc = make_keys(list(nodes.items()), RELAY_NODE)
+        if p.keys_file:
+            try:
+                doc = json.loads(Path(p.keys_file).read_text())
+                have = {int(e["node"]) for e in doc["keys"]}
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise RigError(f"--keys {p.keys_file}: not a trilink key file ({e})") from None
+            missing = [n for n, node in nodes.items() if node not in have]
+            if missing:
+                raise RigError(f"--keys {p.keys_file}: no key for node(s) of {', '.join(missing)}")
+            doc["keys"] = [dict(e, name=next((n for n, v in nodes.items() if v == int(e["node"])), e.get("name")))
+                           for e in doc["keys"] if int(e["node"]) in nodes.values()]
+        else:
+            doc = make_keys(list(nodes.items()), RELAY_NODE)
+        self._relay_node = int(doc.get("relay", RELAY_NODE))  # type: ignore[union-attr, call-overload]
         write_private(str(self.dir / "keys.json"), doc, force=True)
         entries = doc["keys"]  # type: ignore[index]
         self._key_ids = {e["name"]: int(e["key_id"]) for e in entries}  # type: ignore[index]
@@ -353,7 +368,7 @@ class Rig:
 
         main_py = (build_flash_tree(boards, self.dir / "flash") if runtime == "micropython"
                    else boards / "main.py")
-        lead = BOOT_LEAD_S + (1.0 if runtime == "micropython" else 0.0)
+        lead = p.lead_s if p.lead_s else BOOT_LEAD_S + (1.0 if runtime == "micropython" else 0.0)
         epoch_us = time.monotonic_ns() // 1000 + int(lead * 1e6)
         runs: Dict[str, BoardRun] = {}
         outs: Dict[str, Path] = {}
@@ -391,7 +406,7 @@ class Rig:
                     getattr(r, "_proc").send_signal(signal.SIGINT)
                 time.sleep(1.0)
                 break
-            if time.monotonic() >= next_tick:
+            if progress is not None and time.monotonic() >= next_tick:
                 next_tick += 1.0
                 say(self._progress_line(stats_port, now, epoch_us, p.start_s))
             time.sleep(0.1)
