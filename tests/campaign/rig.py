@@ -236,6 +236,19 @@ class Rig:
             self.boards[n].start()
         return self
 
+    def relaunch_boards(self, duration: float) -> None:
+        """Start every board again (after the last window ended) on a new
+        window of ``duration`` from ``start``, beginning LEAD_S from now;
+        output and run history continue."""
+        self.epoch_us = mono_us() + int(LEAD_S * 1e6)
+        self.duration = duration
+        for n in self.names:
+            old = self.boards[n]
+            b = self._board(n, duration)
+            b.runs = old.runs
+            self.boards[n] = b
+            b.start()
+
     # ---- the relay ----
 
     def start_relay(self, wait: bool = True) -> None:
