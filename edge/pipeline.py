@@ -504,16 +504,19 @@ class Pipeline:
 
     # ---- fusion round ----
 
-    def round(self, now_ns: int) -> int:
+    def round(self, now_ns: int, refresh: bool = False) -> int:
         """Associate and fuse at now; leave per-destination updates pending.
         Returns the number of updates offered; ``offered_to`` holds the
         destinations that got any.
 
-        Work is skipped where nothing can have changed: a destination is
-        fused only when a source it may see reported since the last round,
-        or when the association itself changed (tracks initiated, joined,
-        merged, switched, split, timed out or deleted); destinations with
-        the same releasable sources share one fuse call."""
+        Work is skipped where nothing can be offered: a destination is
+        fused only when another source it may see reported since the last
+        round (its own reports bring it nothing new), or when the
+        association itself changed (tracks initiated, joined, merged,
+        switched, split, timed out or deleted), or with ``refresh`` (the
+        relay's once-a-second housekeeping round, which also keeps every
+        destination's snapshot for the impact prediction current);
+        destinations with the same releasable sources share one fuse call."""
         self.offered_to = set()
         if not self.dirty:
             return 0
@@ -530,7 +533,7 @@ class Pipeline:
         offered = 0
         fused: Dict[int, dict] = {}
         for d in self.destinations.values():
-            if not structural and not changed & d.mask:
+            if not (structural or refresh or changed & d.mask & ~(1 << d.node)):
                 continue
             out = fused.get(d.mask)
             if out is None:

@@ -244,11 +244,11 @@ class Relay:
 
     # ---- fusion and sending ----
 
-    def _round(self) -> None:
+    def _round(self, refresh: bool = False) -> None:
         self._round_pending = False
         if not self._running:
             return
-        if self.pipeline.round(relay_now_ns()):
+        if self.pipeline.round(relay_now_ns(), refresh):
             for name in {self.node_link[n] for n in self.pipeline.offered_to}:
                 self._pump(name)
 
@@ -334,7 +334,7 @@ class Relay:
                 if self.pipeline.picture.stats()["tracks"] or any(
                         d.sent for d in self.pipeline.destinations.values()):
                     self.pipeline.dirty = True
-                    self._round()
+                    self._round(refresh=True)
             if self._impact is None and self.pipeline.impact_due(now):
                 self._start_impacts(now)
             await asyncio.sleep(TICK_S)
