@@ -55,6 +55,7 @@ WARN_BACKOFF_S = (0.25, 2.0)   # first retransmission after 0.25 s, doubling to 
 WARN_KEEP_S = 60.0             # stop retransmitting this long after the predicted impact
 MAX_NODES = 64                 # source node ids the picture keeps (0..63)
 MEMBER_SLOTS = np.arange(binding.PIC_MAX_MEMBERS)
+FEW_ROWS = 8                   # up to this many fused tracks a round walks every row
 _IMPACT_FIELDS = ("t", "lat", "lon", "ecef", "cov_en", "semi_major", "semi_minor", "orient", "sigma_t",
                   "territory", "status")
 # Picture counters whose change means the association changed (a round must fuse every destination).
@@ -554,13 +555,14 @@ class Pipeline:
         """Offer ``d`` the fused tracks of ``out`` that carry a source report
         it has not been sent; drop the tracks it holds that are gone.
         ``before`` is the fuse output of d's previous round: when it has the
-        same fused ids (the usual case), only the rows whose members or
-        report ids differ are looked at, found with a few whole-array
-        comparisons; otherwise every row is."""
+        same fused ids (the usual case) and more than ``FEW_ROWS`` of them,
+        only the rows whose members or report ids differ are looked at,
+        found with a few whole-array comparisons; otherwise every row is."""
         fids = out["fused_id"]
-        full = before is None or not np.array_equal(before["fused_id"], fids)
+        # A few rows are cheaper to walk than to diff with numpy.
+        full = before is None or len(fids) <= FEW_ROWS or not np.array_equal(before["fused_id"], fids)
         if full or before is None:
-            rows_in = np.arange(len(fids))
+            rows_in = None
         else:
             nmem = out["nmem"]
             valid = MEMBER_SLOTS < nmem[:, None]
@@ -572,11 +574,12 @@ class Pipeline:
         # where vectorising the per-source bookkeeping costs ~80 us of numpy
         # call overhead even for one row.
         me = d.node
-        fl = fids[rows_in].tolist()
-        nm = out["nmem"][rows_in].tolist()
-        nodes = out["node"][rows_in].tolist()
-        reps = out["report"][rows_in].tolist()
-        tracks = out["track"][rows_in].tolist()
+        pick = (lambda a: a) if full else (lambda a: a[rows_in])
+        fl = pick(fids).tolist()
+        nm = pick(out["nmem"]).tolist()
+        nodes = pick(out["node"]).tolist()
+        reps = pick(out["report"]).tolist()
+        tracks = pick(out["track"]).tolist()
         sent = d.sent
         seen: Set[int] = set()
         rows: List[int] = []
@@ -603,7 +606,7 @@ class Pipeline:
             for nd in nd_i:
                 if nd < 32:
                     nations |= 1 << nd
-            rows.append(int(rows_in[i]))
+            rows.append(i if rows_in is None else int(rows_in[i]))
             offers.append((fid, new, nations, rx))
         if rows:
             xl, Pl = d.frame.from_ecef(out["x"][rows], out["P"][rows])
