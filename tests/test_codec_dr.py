@@ -151,6 +151,36 @@ def test_many_tracks_split_over_payloads():
     assert got == list(range(n)) and (b.rtype == B.REC_KEY).all()
 
 
+
+def test_board_source_ids_survive_split_over_payloads():
+    # board report ids are (epoch << 20) | n (PROTOCOL 5.5): per payload the
+    # first id of a node is sent whole and the rest as deltas, so a payload
+    # cut must restart each node's chain; check every source comes back
+    dr = B.DeadReckoner(B.CODEC_PICTURE, LAT)
+    n = 150
+    t, x, P = STREAM[0]
+    b = B.TrackBatch.empty(n)
+    want = {}
+    for i in range(n):
+        b.tid[i], b.t_us[i], b.x[i], b.P[i] = i, t, x + i * 100.0, P
+        src = [(1 + (i + k) % 3, ((40 + (i + k) % 3) << 20) | (1000 + 5 * i - 7 * k)) for k in range(4)]
+        b.n_src[i] = len(src)
+        for k, (node, rid) in enumerate(src):
+            b.src_node[i, k], b.src_rid[i, k] = node, rid
+        want[i] = src
+    ps = dr.encode(b)
+    assert len(ps) >= 4 and all(len(p) <= 1024 for p in ps)
+    held: dict = {}
+    got = {r.tid: r.sources for p in ps for _, _, r in codec.decode(p, held).items}
+    assert got == want
+    # a source costs its node byte plus about a byte of id delta (an absolute
+    # ue of these ~2^25 ids would make it over 7 bytes)
+    no_src = B.DeadReckoner(B.CODEC_PICTURE, LAT)
+    b.n_src[:] = 0
+    extra = sum(len(p) for p in ps) - sum(len(p) for p in no_src.encode(b))
+    assert extra < 4 * n * 3
+
+
 def test_dr_models_agree():
     for t, x, _ in STREAM[::500]:
         for dt in (0.05, 1.0, 4.99, 12.3):

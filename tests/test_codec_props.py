@@ -146,16 +146,17 @@ def test_every_truncation_is_truncated_or_malformed_in_both():
 def test_version_kind_precision_count_padding_and_trailing():
     p = PAYLOADS[0]
     cases = {
-        bytes([2]) + p[1:]: "version",
+        bytes([1]) + p[1:]: "version",                     # codec 1: absolute source ids
+        bytes([3]) + p[1:]: "version",
         bytes([0]) + p[1:]: "version",
         p[:1] + bytes([2]) + p[2:]: "malformed",          # batch kind
         p[:2] + b"\x00" + p[3:]: "malformed",             # pos step 0 (varint 1000 -> 0x68? cut)
         p + b"\x00": "malformed",                          # trailing byte
-        bytes([1, 1, 0xE8, 0x07, 0x32, 0x00, 0x81, 0x08]): "malformed",   # 1025 records
-        bytes([1, 1, 0xE8, 0x07, 0x32, 0x00, 0x01, 0xC0]): "malformed",   # record type 3
-        bytes([1, 1, 0xE8, 0x07, 0x32, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]): "malformed",
+        bytes([2, 1, 0xE8, 0x07, 0x32, 0x00, 0x81, 0x08]): "malformed",   # 1025 records
+        bytes([2, 1, 0xE8, 0x07, 0x32, 0x00, 0x01, 0xC0]): "malformed",   # record type 3
+        bytes([2, 1, 0xE8, 0x07, 0x32, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]): "malformed",
         b"": "truncated",
-        b"\x01": "truncated",
+        b"\x02": "truncated",
     }
     for payload, reason in cases.items():
         assert _py_outcome(payload) == reason, payload.hex()
@@ -243,3 +244,20 @@ def test_delta_against_wrong_base_is_flagged_not_misapplied():
         d = codec.decode(codec.encode(codec.REPORT, prec, [(t, codec.quantise(u, prec), 0)], held=tx2), rx2)
         assert d.items[0][1] == codec.OK and d.items[0][2] == tx2[9]
     assert lost  # (the lost payload was a real delta)
+
+
+def test_source_id_delta_past_u32_is_malformed_in_both():
+    # sources of one node: the first id whole (u32), the next as an se delta
+    # (5.5); a delta of -1 ('010') and of +1 ('011') differ in one bit
+    def payload(first: int, second: int) -> bytes:
+        u = codec.Update(9, 1000, [1.0, 2.0, 3.0, 0.1, 0.2, 0.3], np.eye(6).ravel().tolist(),
+                         sources=[(4, first), (4, second)])
+        return codec.encode(codec.PICTURE, codec.Precision(), [(codec.KEY, codec.quantise(u, codec.Precision()), 0)])
+
+    minus, plus = payload(16, 15), payload(16, 17)
+    mask = bytes(a ^ b for a, b in zip(minus, plus))
+    assert len(minus) == len(plus) and sum(bin(m).count("1") for m in mask) == 1
+    top = payload(0xFFFFFFFF, 0xFFFFFFFE)
+    assert codec.decode(top).items[0][2].sources == [(4, 0xFFFFFFFF), (4, 0xFFFFFFFE)]
+    bad = bytes(a ^ m for a, m in zip(top, mask))      # 0xFFFFFFFF + 1
+    assert _py_outcome(bad) == "malformed" and _c_outcome(bad) == "malformed"

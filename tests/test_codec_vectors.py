@@ -1,4 +1,4 @@
-"""Track codec vectors (tests/vectors/codec_v1.json): the C kernel, the board
+"""Track codec vectors (tests/vectors/codec_v2.json): the C kernel, the board
 codec under CPython and the board codec under the real MicroPython unix port
 all reproduce every payload byte, and decode every payload to the same
 values. The helpers here turn a vector batch into a TrackBatch or into
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-VECTORS = REPO / "tests" / "vectors" / "codec_v1.json"
+VECTORS = REPO / "tests" / "vectors" / "codec_v2.json"
 sys.path.insert(0, str(REPO / "boards"))
 from trilink_board import codec  # noqa: E402
 from trilink_native import binding as B  # noqa: E402
@@ -83,7 +83,7 @@ def test_vectors_cover_the_format():
 
 def test_vector_file_is_what_the_generator_makes():
     out = subprocess.run([sys.executable, str(REPO / "tools" / "make_codec_vectors.py"), "--check"])
-    assert out.returncode == 0, "tests/vectors/codec_v1.json is stale: run tools/make_codec_vectors.py"
+    assert out.returncode == 0, "tests/vectors/codec_v2.json is stale: run tools/make_codec_vectors.py"
 
 
 @pytest.mark.parametrize("vec", VECS, ids=[v["name"] for v in VECS])

@@ -6,7 +6,8 @@ update, and C vs pure-Python encode/decode throughput, in one run.
 
 Stream: `--missiles` ballistic tracks after boost (the board's truth physics:
 J2 gravity, rotating local ENU; apogees 100-1000 km), each fed at 10 Hz with
-an AR(1) tracker error of ~15 m and a breathing covariance, as a relay
+an AR(1) tracker error of ~15 m and a breathing covariance and two source
+reports with board report ids (epoch << 20 | n), as a relay
 would emit them: one PICTURE batch per 100 ms tick holding every track.
 Each encoding's payloads go in frames of at most 1024 payload bytes; every
 frame costs 28 bytes (header, tag, CRC) + 2 (COBS + 0x00) shared over its
@@ -67,7 +68,10 @@ def stream(missiles, seconds, seed=11):
             b.nations[j] = 6
             b.n_src[j] = 2
             b.src_node[j, :2] = (1, 2)
-            b.src_rid[j, :2] = (10 * k + 1, 10 * k + 2)
+            # board report ids (PROTOCOL 5.5): (epoch mod 1024) << 20 | n, each
+            # board numbering its reports of every track per tick
+            n_rep = missiles * k + i + 1
+            b.src_rid[j, :2] = ((5 << 20) | n_rep, (9 << 20) | n_rep)
         ticks.append((t, b))
         for i in live:
             motion.propagate(f, states[i], 0.1)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write tests/vectors/codec_v1.json: track codec batches (PROTOCOL.md §5)
+"""Write tests/vectors/codec_v2.json: track codec batches (PROTOCOL.md §5)
 made by the reference codec (boards/trilink_board/codec.py).
 
     python tools/make_codec_vectors.py            # rewrites the file
@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "boards"))
 from trilink_board import codec  # noqa: E402
 
-OUT = os.path.join(HERE, "..", "tests", "vectors", "codec_v1.json")
+OUT = os.path.join(HERE, "..", "tests", "vectors", "codec_v2.json")
 
 
 def fhex(v):
@@ -148,7 +148,7 @@ def vectors():
     x = np.array([200e3, 300e3, 150e3, -1500.0, 2200.0, 900.0])
     P = rand_cov(rng, 1e4)
     t = 50 * 10**6
-    seq.append(batch(PIC, [rec(42, t, x, P, K, 0, 3, 6, sources=[(1, 77), (2, 5)],
+    seq.append(batch(PIC, [rec(42, t, x, P, K, 0, 3, 6, sources=[(1, (5 << 20) | 77), (2, (1023 << 20) | 5)],
                                impact=(900e3, 1.1e6, t + 400 * 10**6, 12e3, 4e3, 171.5)),
                            rec(43, t + 3, x * 0.5, rand_cov(rng, 10), K, 0, 1, 2)]))
     for step in range(8):
@@ -159,12 +159,24 @@ def vectors():
         send = step % 8
         imp = (905e3 + step * 33, 1.1e6 - step * 7, t + (400 - step) * 10**6, 11e3, 4.1e3, 172.0 + step)
         seq.append(batch(PIC, [rec(42, t, x, Pn, D, send, 3 + (step >= 4), 6 | (step >= 6),
-                                   sources=[(1, 78 + step)] if step % 3 else [], impact=imp),
+                                   sources=[(1, (5 << 20) | (78 + step)), (2, (1023 << 20) | (9 - step))] if step % 3 else [],
+                                   impact=imp),
                                rec(43, t + 10, x * 0.5, rand_cov(rng, 10), D, send & 1, 1, 2)],
                          base_us=t - 1000))
     seq.append(batch(PIC, [rec(43, t + 20, x, P, X), rec(42, t + 30, x, P, D, 0)]))
     seq.append(batch(PIC, [rec(43, t + 40, x * 0.5, P, K, 0, 1, 2), rec(43, t + 50, x * 0.5 + 1, P, D, 1, 1, 2)]))
     out.append({"name": "picture_deltas", "batches": seq})
+    # 5b. board report ids (5.5: epoch << 20 | n): per node the first id whole, then
+    # deltas of either sign, repeated nodes in one record, and the u32 extremes
+    recs = []
+    xb = [10e3, 20e3, 30e3, 100.0, -50.0, 10.0]
+    for i in range(6):
+        src = [(1, (7 << 20) | (1000 + 3 * i + k)) for k in range(2)]
+        src += [(2, (300 << 20) | (500 - i)), (3, (1023 << 20) | (2**20 - 1 - 2 * i))]
+        recs.append(rec(600 + i, 3 * 10**6 + i, xb, eye_p(), K, 0, 1, 7, sources=src))
+    recs.append(rec(700, 3 * 10**6 + 9, xb, eye_p(), K, 0, 1, 7,
+                    sources=[(255, 0xFFFFFFFF), (255, 0), (255, 0xFFFFFFFF), (0, 0), (0, 1 << 20)]))
+    out.append({"name": "board_report_ids", "batches": [batch(PIC, recs), batch(PIC, recs[4:][::-1])]})
     # 6. reports: increasing report ids, sorted and unsorted ids, negative time deltas
     recs = []
     for i in range(12):

@@ -1,7 +1,7 @@
 # codec.py: track update records, keyframes and deltas (docs/PROTOCOL.md section 5)
 """The track codec of docs/PROTOCOL.md section 5 in pure Python, for
 MicroPython boards and CPython tools. It agrees byte for byte with the C
-kernel (native/c/codec.c); tests/vectors/codec_v1.json binds both.
+kernel (native/c/codec.c); tests/vectors/codec_v2.json binds both.
 
 A track update is quantised to integer codes (``quantise``), a batch of
 (record type, codes, what to send) items is bit-packed (``encode``) and a
@@ -29,7 +29,7 @@ grid so that its codes equal the relay's (section 5.3).
 """
 import math
 
-VERSION = 1
+VERSION = 2  # 2: PICTURE source ids per node, u(32) then se deltas (5.5)
 REPORT = 0    # batch kind: TRACK_REPORT payload (board -> relay)
 PICTURE = 1   # batch kind: PICTURE payload (relay -> board)
 KEY = 0       # record types
@@ -529,7 +529,7 @@ def encode(kind, prec, items, base_us=None, held=None):
     updated as the receiver will update it, only when encoding succeeds.
 
         >>> encode(PICTURE, Precision(), [], base_us=5).hex()
-        '0101e807320500'
+        '0201e807320500'
     """
     if kind not in (REPORT, PICTURE):
         raise CodecError("range", "batch kind")
@@ -552,6 +552,10 @@ def encode(kind, prec, items, base_us=None, held=None):
     prev_id = 0
     prev_t = base_us
     prev_rid = base_rid
+    # PICTURE sources: node -> its previous report id in this batch; a board's
+    # ids are large (epoch << 20) but close together, so only the first one
+    # of each node is sent whole (5.5)
+    prev_src = {}  # type: dict
     staged = {}  # type: dict
     for rtype, r, send in items:
         if rtype not in (KEY, DELTA, DROP):
@@ -616,7 +620,12 @@ def encode(kind, prec, items, base_us=None, held=None):
                 w.ue(len(r.sources) - 1)
                 for node, rid in r.sources:
                     w.bits(node, 8)
-                    w.ue(rid)
+                    last = prev_src.get(node)
+                    if last is None:
+                        w.bits(rid, 32)
+                    else:
+                        w.se(rid - last)
+                    prev_src[node] = rid
             else:
                 w.bits(0, 1)
             imp = r.imp if (rtype == KEY or send & SEND_IMPACT) else None
@@ -687,6 +696,7 @@ def decode(payload, held=None):
     count, p = _read_varint(data, p)
     if count > MAX_RECORDS:
         raise CodecError("malformed", "record count")
+    prev_src = {}  # type: dict
     rd = _Reader(data, p)
     prev_id = 0
     prev_t = base_us
@@ -770,9 +780,14 @@ def decode(payload, held=None):
                     raise CodecError("malformed", "more than 16 sources")
                 for _ in range(n):
                     node = rd.bits(8)
-                    rid = rd.ue()
-                    if rid >= (1 << 32):
-                        raise CodecError("malformed", "source report id")
+                    last = prev_src.get(node)
+                    if last is None:
+                        rid = rd.bits(32)
+                    else:
+                        rid = last + rd.se()
+                        if not (0 <= rid < (1 << 32)):
+                            raise CodecError("malformed", "source report id")
+                    prev_src[node] = rid
                     r.sources.append((node, rid))
             if rd.bits(1):
                 r.sent |= SEND_IMPACT

@@ -67,6 +67,15 @@ typedef struct codes {
     int32_t imp_o;
 } codes;
 
+/* PICTURE source report ids: the running predecessor of each source node
+ * within one batch (PROTOCOL.md 5.5). The first id of a node is sent as
+ * u(32), the next ones as se deltas from the node's previous id, because a
+ * board's ids are large (epoch << 20) but close to each other. */
+typedef struct srcs {
+    uint32_t prev[256];
+    uint8_t seen[256];
+} srcs;
+
 /* ---- held-copy table: open addressing, linear probing, backward-shift delete ---- */
 typedef struct entry {
     uint32_t tid;
@@ -588,7 +597,7 @@ static void predict(const codes *h, int64_t dt, const prec *pr, int64_t pp[3], i
  * batch predecessors. Returns 0 or an error. */
 static int put_record(bw *w, int32_t kind, const prec *pr, int rtype, int send, const codes *r,
                       const codes *h, const uint8_t *src_node, const uint32_t *src_rid, int n_src,
-                      uint32_t *prev_id, uint64_t *prev_t, uint32_t *prev_rid, codes *n)
+                      uint32_t *prev_id, uint64_t *prev_t, uint32_t *prev_rid, srcs *ss, codes *n)
 {
     int k;
     int32_t upd = h ? (h->upd + 1) % 16 : 0;
@@ -666,8 +675,14 @@ static int put_record(bw *w, int32_t kind, const prec *pr, int rtype, int send, 
             put(w, 1, 1);
             put_ue(w, (uint64_t)(n_src - 1));
             for (k = 0; k < n_src; k++) {
-                put(w, src_node[k], 8);
-                put_ue(w, src_rid[k]);
+                uint8_t nd = src_node[k];
+                put(w, nd, 8);
+                if (ss->seen[nd])
+                    put_se(w, (int64_t)src_rid[k] - (int64_t)ss->prev[nd]);
+                else
+                    put(w, src_rid[k], 32);
+                ss->prev[nd] = src_rid[k];
+                ss->seen[nd] = 1;
             }
         } else {
             put(w, 0, 1);
@@ -808,6 +823,7 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
     uint32_t prev_id = 0, prev_rid = 0, base_rid = 0;
     uint64_t prev_t = base_us;
     codes r, n;
+    srcs ss;
     if (!b || !out || cap < 0 || b->n < 0 || b->n > TL_CODEC_MAX_RECORDS || !b->rtype)
         return TL_CODEC_EARG;
     if ((st = check_prec(kind, pos_mm, vel_mm)) != 0)
@@ -818,6 +834,7 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
     if (kind == TL_CODEC_REPORT && b->n > 0 && b->report_id)
         base_rid = b->report_id[0];
     prev_rid = base_rid;
+    memset(&ss, 0, sizeof(ss));
     memset(&w, 0, sizeof(w));
     w.buf = bits;
     w.cap_bits = (int64_t)TL_CODEC_MAX_PAYLOAD * 8;
@@ -852,7 +869,7 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
             st = put_record(&w, kind, &pr, rt, b->send ? b->send[i] : 0, &r, h,
                             ns ? b->src_node + TL_CODEC_MAX_SOURCES * i : NULL,
                             ns ? b->src_rid + TL_CODEC_MAX_SOURCES * i : NULL, ns, &prev_id, &prev_t,
-                            &prev_rid, &n);
+                            &prev_rid, &ss, &n);
         }
         if (st)
             goto fail;
@@ -954,6 +971,7 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
     br rd;
     uint32_t prev_id = 0, prev_rid;
     uint64_t prev_t;
+    srcs ss;
     if (!in || len < 0 || !o || cap_records < 0 || !o->tid || !o->t_us)
         return TL_CODEC_EARG;
     if (len < 2)
@@ -984,6 +1002,7 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
     prec_set(&pr, (int32_t)pos_mm, (int32_t)vel_mm);
     prev_rid = (uint32_t)base_rid;
     prev_t = base_us;
+    memset(&ss, 0, sizeof(ss));
     rd.buf = in;
     rd.bit = (int64_t)pos * 8;
     rd.end = (int64_t)len * 8;
@@ -1130,9 +1149,20 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
                     rd.err = TL_CODEC_EMALFORMED;
                 for (k = 0; !rd.err && k < (int)ns; k++) {
                     uint8_t node = (uint8_t)get(&rd, 8);
-                    uint64_t rid = get_ue(&rd);
-                    if (!rd.err && rid > 0xFFFFFFFFu)
-                        rd.err = TL_CODEC_EMALFORMED;
+                    uint64_t rid;
+                    if (!ss.seen[node]) {
+                        rid = get(&rd, 32);
+                    } else {
+                        int64_t dr = get_se(&rd);
+                        if (!rd.err && (dr < -(int64_t)ss.prev[node] ||
+                                        dr > (int64_t)0xFFFFFFFFLL - (int64_t)ss.prev[node]))
+                            rd.err = TL_CODEC_EMALFORMED;
+                        rid = rd.err ? 0 : (uint64_t)((int64_t)ss.prev[node] + dr);
+                    }
+                    if (!rd.err) {
+                        ss.prev[node] = (uint32_t)rid;
+                        ss.seen[node] = 1;
+                    }
                     if (o->src_node && o->src_rid) {
                         o->src_node[TL_CODEC_MAX_SOURCES * i + k] = node;
                         o->src_rid[TL_CODEC_MAX_SOURCES * i + k] = (uint32_t)rid;
@@ -1434,6 +1464,7 @@ int32_t tl_dr_encode(tl_dr *d, uint64_t base_us, tl_track_batch *in, int32_t *co
     uint64_t prev_t = base_us;
     int have_rid = 0;
     codes r, n;
+    srcs ss;
     if (!d || !in || !out || !consumed || cap < 8 || in->n < 0 || !in->rtype || !in->send)
         return TL_CODEC_EARG;
     if (in->n > 0 && (!in->tid || !in->t_us || !in->x || !in->P))
@@ -1441,6 +1472,7 @@ int32_t tl_dr_encode(tl_dr *d, uint64_t base_us, tl_track_batch *in, int32_t *co
     kind = d->cfg.kind;
     limit = cap < TL_CODEC_MAX_PAYLOAD ? cap : TL_CODEC_MAX_PAYLOAD;
     *consumed = 0;
+    memset(&ss, 0, sizeof(ss));
     memset(&w, 0, sizeof(w));
     w.buf = bits;
     w.cap_bits = (int64_t)TL_CODEC_MAX_PAYLOAD * 8;
@@ -1505,7 +1537,7 @@ int32_t tl_dr_encode(tl_dr *d, uint64_t base_us, tl_track_batch *in, int32_t *co
             have_rid = 1;
         }
         st = put_record(&w, kind, &d->pr, rt, send, &r, h, node, rid, ns, &prev_id, &prev_t, &prev_rid,
-                        &n);
+                        &ss, &n);
         if (st)
             return st;
         nbytes = (int)((w.bit + 7) >> 3);
@@ -1514,6 +1546,7 @@ int32_t tl_dr_encode(tl_dr *d, uint64_t base_us, tl_track_batch *in, int32_t *co
             prev_id = s_id;
             prev_t = s_t;
             prev_rid = s_rid;
+            /* ss needs no roll back: no record follows in this payload */
             if (count == 0 && have_rid) {
                 base_rid = 0;
                 prev_rid = 0;

@@ -9,7 +9,7 @@
  *
  * The batch API is over caller-owned arrays (tl_track_batch), one call per
  * batch. The reference implementation is boards/trilink_board/codec.py; both
- * produce identical bytes (tests/vectors/codec_v1.json). Integer codes are
+ * produce identical bytes (tests/vectors/codec_v2.json). Integer codes are
  * computed with +, -, *, /, sqrt, floor, frexp and ldexp on doubles only
  * (correctly rounded everywhere) and with the -std=c99 default of no FMA
  * contraction, so the quantisation is bit-identical on every IEEE platform.
@@ -22,7 +22,7 @@
 
 /* cffi:begin */
 enum {
-    TL_CODEC_VERSION = 1,
+    TL_CODEC_VERSION = 2,         /* 2: PICTURE source ids per node (u32 then deltas) */
     TL_CODEC_REPORT = 0,          /* batch kind: TRACK_REPORT payload */
     TL_CODEC_PICTURE = 1,         /* batch kind: PICTURE payload */
     TL_REC_KEY = 0,
@@ -42,7 +42,7 @@ enum {
     TL_CODEC_MAX_SOURCES = 16,
     TL_CODEC_MAX_PAYLOAD = 1024,
     TL_CODEC_ETRUNC = -1,         /* payload ends inside a field */
-    TL_CODEC_EVERSION = -2,       /* codec version byte is not 1 */
+    TL_CODEC_EVERSION = -2,       /* codec version byte is not TL_CODEC_VERSION (2) */
     TL_CODEC_EMALFORMED = -3,     /* a field out of its range, bad padding, trailing bytes */
     TL_CODEC_ERANGE = -4,         /* encode: a value the format cannot carry */
     TL_CODEC_ENOBASE = -5,        /* encode: DELTA without a held copy */
