@@ -28,7 +28,7 @@ __all__ = [
     "ConfigError", "Config", "RelaySection", "NodeConfig", "Origin", "Territory", "LinkConfig",
     "ReleasePolicy", "DeadReckoningConfig", "FusionConfig", "SchedulerConfig", "RecorderConfig",
     "load", "loads", "from_dict", "serial_budget", "SERIAL_BUDGET_FACTOR", "UDP_DEFAULT_BUDGET",
-    "LINK_KINDS", "CI_MODES",
+    "LINK_KINDS", "CI_MODES", "WARN_MODES",
 ]
 
 # A serial link's default byte budget is baud/10 bytes/s (8N1: 10 bits a byte)
@@ -40,6 +40,7 @@ SERIAL_BUDGET_FACTOR = 0.9
 UDP_DEFAULT_BUDGET = 125_000
 LINK_KINDS = ("serial", "udp")
 CI_MODES = ("trace", "logdet", "fast", "naive")
+WARN_MODES = ("partners", "threatened")
 DEFAULT_BAUD = 115200
 DEFAULT_STATS_ADDR = ("127.0.0.1", 8765)
 
@@ -157,6 +158,7 @@ class FusionConfig:
     switch_frames: int = 3
     timeout_s: float = 12.0        # a source track with no report for this long is dropped
     warn_horizon_s: float = 1800.0  # warn about impacts predicted within this time
+    warn: str = "partners"         # "partners": every destination hears of a threat to any nation; "threatened": only that nation
 
 
 @dataclass(frozen=True)
@@ -503,13 +505,14 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
         heartbeat_s=v.num(dr, "deadreckoning", "heartbeat_s", 5.0, 0.01, 3600.0))
 
     fu = v.table(data, "fusion", "fusion", ("gate", "ci_mode", "stay_bonus", "switch_frames", "timeout_s",
-                                             "warn_horizon_s"))
+                                             "warn_horizon_s", "warn"))
     fusion = FusionConfig(
         gate=v.num(fu, "fusion", "gate", 22.46, 0.1, 1e4), ci_mode=v.str_(fu, "fusion", "ci_mode", "trace", CI_MODES),
         stay_bonus=v.num(fu, "fusion", "stay_bonus", 4.0, 0.0, 1e4),
         switch_frames=v.int_(fu, "fusion", "switch_frames", 3, 1, 1000),
         timeout_s=v.num(fu, "fusion", "timeout_s", 12.0, 0.1, 3600.0),
-        warn_horizon_s=v.num(fu, "fusion", "warn_horizon_s", 1800.0, 1.0, 86400.0))
+        warn_horizon_s=v.num(fu, "fusion", "warn_horizon_s", 1800.0, 1.0, 86400.0),
+        warn=v.str_(fu, "fusion", "warn", "partners", WARN_MODES))
 
     sc = v.table(data, "scheduler", "scheduler", ("max_age_s", "max_control", "max_warnings", "burst",
                                                    "warning_retry_s", "warning_retry_max_s"))

@@ -293,6 +293,7 @@ class WarningState:
     impact_t_s: float
     lat: float
     lon: float
+    nation: int = -1               # the threatened nation's node id (WARNING's nation field)
     acked: bool = False
     superseded: bool = False
     queued: bool = False
@@ -332,7 +333,7 @@ class WarningDesk:
         old = self.current.get((dest, fid))
         if old is not None:
             old.superseded = True
-        w = WarningState(wid, dest, fid, status, payload, t_s, lat, lon, backoff_s=self.retry_s[0])
+        w = WarningState(wid, dest, fid, status, payload, t_s, lat, lon, nation, backoff_s=self.retry_s[0])
         self.by_id[wid] = w
         self.current[(dest, fid)] = w
         self.stats.warnings_issued += 1
@@ -399,7 +400,7 @@ class Pipeline:
     def __init__(self, nodes: Dict[int, NodeGeo], release: Dict[int, Set[int]],
                  picture: Optional[dict] = None, max_age_s: float = 2.0,
                  impact_period_s: float = DEFAULT_IMPACT_PERIOD_S, per_frame: int = DEFAULT_PER_FRAME,
-                 dr_config: Optional[dict] = None, warn_horizon_s: float = 1800.0,
+                 dr_config: Optional[dict] = None, warn_horizon_s: float = 1800.0, warn_partners: bool = True,
                  warning_retry_s: Tuple[float, float] = WARN_BACKOFF_S,
                  push_warning: Optional[Callable[[Item], None]] = None,
                  push_control: Optional[Callable[[int, int, bytes], None]] = None) -> None:
@@ -428,6 +429,9 @@ class Pipeline:
         self.owners = owners
         self.push_control = push_control or (lambda node, mtype, payload: None)
         self.warn_horizon_s = warn_horizon_s
+        # A threat to one nation is news to every partner the picture reaches
+        # (the WARNING names the threatened nation); False: only that nation.
+        self.warn_partners = warn_partners
         self.desk = WarningDesk(push_warning or (lambda item: None), self.stats, warning_retry_s)
 
     # ---- uplink ----
@@ -687,7 +691,8 @@ class Pipeline:
                     self._cancel(node, fid, now_ns)
                     continue
                 d.impact[fid] = (tt[i], en[i][0], en[i][1], a[i], b[i], o[i])
-                threatened = (ter[i] >= 0 and self.owners[ter[i]] == node
+                owner = self.owners[ter[i]] if ter[i] >= 0 else -1
+                threatened = (owner >= 0 and (self.warn_partners or owner == node)
                               and now_s < tt[i] < now_s + self.warn_horizon_s)
                 cur = self.desk.current.get((node, fid))
                 live = cur is not None and cur.status != STATUS_OBSOLETE
@@ -695,11 +700,11 @@ class Pipeline:
                     continue
                 args = (tt[i], lat[i], lon[i], a[i], b[i], o[i], now_ns)
                 if threatened and not live:
-                    self.desk.issue(node, fid, STATUS_ACTIVE, node, *args)
-                elif threatened and cur is not None and live and self._moved(cur, imp, i):
-                    self.desk.issue(node, fid, STATUS_UPDATED, node, *args)
+                    self.desk.issue(node, fid, STATUS_ACTIVE, owner, *args)
+                elif threatened and cur is not None and live and (self._moved(cur, imp, i) or cur.nation != owner):
+                    self.desk.issue(node, fid, STATUS_UPDATED, owner, *args)
                 elif not threatened and live:
-                    self.desk.issue(node, fid, STATUS_OBSOLETE, node, *args)
+                    self.desk.issue(node, fid, STATUS_OBSOLETE, cur.nation, *args)
 
     @staticmethod
     def _moved(w: WarningState, imp: binding.Impacts, i: int) -> bool:
@@ -710,4 +715,4 @@ class Pipeline:
     def _cancel(self, node: int, fid: int, now_ns: int) -> None:
         cur = self.desk.current.get((node, fid))
         if cur is not None and cur.status != STATUS_OBSOLETE and not cur.superseded:
-            self.desk.issue(node, fid, STATUS_OBSOLETE, node, cur.impact_t_s, cur.lat, cur.lon, 0, 0, 0, now_ns)
+            self.desk.issue(node, fid, STATUS_OBSOLETE, cur.nation, cur.impact_t_s, cur.lat, cur.lon, 0, 0, 0, now_ns)

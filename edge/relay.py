@@ -106,7 +106,7 @@ class Relay:
                      "switch_frames": fu.switch_frames, "timeout": fu.timeout_s},
             max_age_s=sc.max_age_s, impact_period_s=impact_period_s,
             dr_config=dr_config,
-            warn_horizon_s=fu.warn_horizon_s, warning_retry_s=(sc.warning_retry_s, sc.warning_retry_max_s),
+            warn_horizon_s=fu.warn_horizon_s, warn_partners=(fu.warn == "partners"), warning_retry_s=(sc.warning_retry_s, sc.warning_retry_max_s),
             push_warning=self._push, push_control=self._push_control)
         self.schedulers: Dict[str, LinkScheduler] = {}
         self.meters: Dict[str, WindowMeter] = {}

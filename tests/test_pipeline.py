@@ -31,11 +31,11 @@ class Flight:
         return binding.predict_one(self.x0, np.eye(6), t)[1]
 
 
-def setup(release):
+def setup(release, warn_partners=False):
     geo = {1: NodeGeo(1, "jp", JP_ORIGIN, jp_territory()), 2: NodeGeo(2, "kr", KR_ORIGIN, []),
            3: NodeGeo(3, "au", AU_ORIGIN, [])}
     warnings, controls = [], []
-    p = Pipeline(geo, release, push_warning=warnings.append,
+    p = Pipeline(geo, release, push_warning=warnings.append, warn_partners=warn_partners,
                  push_control=lambda n, m, pl: controls.append((n, m, pl)), warning_retry_s=(0.25, 1.0))
     return p, warnings, controls
 
@@ -122,6 +122,32 @@ def test_warning_to_threatened_nation_until_acked():
     p.dirty = True
     p.round(now + 6_000_000_000)
     assert messages.decode(wire.WARNING, warnings[-1].payload)["status"] == STATUS_OBSOLETE
+
+
+def test_partners_hear_of_a_threat_to_another_nation():
+    # JP and KR share a picture; the missile lands in Honshu. In "partners" mode
+    # (the relay's default) KR is warned too, and the WARNING names JP as the
+    # threatened nation. AU has no releasable source, hence no picture: nothing.
+    p, warnings, _c = setup({1: {2}, 2: {1}, 3: set()}, warn_partners=True)
+    fl = Flight()
+    t_us = 2_000_000_000
+    x = fl.ecef(300.0)
+    report(p, 1, JP_ORIGIN, x, t_us, 1)
+    report(p, 2, KR_ORIGIN, x, t_us, 2)
+    now = t_us * 1000
+    p.round(now)
+    p.apply_impacts(p.impact_job(now)(), now)
+    assert sorted(w.node for w in warnings) == [1, 2]
+    decoded = [messages.decode(wire.WARNING, w.payload) for w in warnings]
+    assert all(m["nation"] == 1 and m["status"] == STATUS_ACTIVE for m in decoded)
+    assert len({m["warning_id"] for m in decoded}) == 2             # acknowledged per destination
+    # cancelling names the same threatened nation
+    for n in (1, 2):
+        p.picture.drop(n, 5)
+    p.dirty = True
+    p.round(now + 6_000_000_000)
+    last = {w.node: messages.decode(wire.WARNING, w.payload) for w in warnings}
+    assert all(m["status"] == STATUS_OBSOLETE and m["nation"] == 1 for m in last.values())
 
 
 def test_bad_payload_counted_not_raised():
