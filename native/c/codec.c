@@ -236,14 +236,19 @@ static int64_t rdiv(int64_t a, int64_t b)
     return a < 0 ? -q : q;
 }
 
+/* var is a positive normal double (quantise_cov checks 2^-100..2^100), so
+ * frexp's m * 2^53 is its 53-bit significand and e its biased exponent - 1022,
+ * read from the IEEE-754 bits: the same integers, without a libm call. */
 static int32_t sig_code(double var)
 {
-    int e, i;
-    double m = frexp(var, &e);
-    int32_t k = 4 * e - 4;
+    uint64_t bits, m;
+    int i;
+    int32_t k;
+    memcpy(&bits, &var, sizeof(bits));
+    m = (bits & (((uint64_t)1 << 52) - 1u)) | ((uint64_t)1 << 52);
+    k = 4 * ((int32_t)((bits >> 52) & 0x7ffu) - 1022) - 4;
     for (i = 0; i < 4; i++)
-        if (m >= SIG_T[i] * 0x1p-53)
-            k++;
+        k += m >= (uint64_t)SIG_T[i];
     if (k < SIG_MIN)
         return SIG_MIN;
     if (k > SIG_MIN + 255)
@@ -257,17 +262,23 @@ static double sig_var(int32_t k)
     return ldexp(SIG_Q[u % 4] * 0x1p-52, u / 4 + SIG_MIN / 4);
 }
 
+/* The number of thresholds at or below |p|, in two rounds of independent
+ * comparisons (no chain of dependent loads, no unpredictable branches):
+ * c = how many of the block ends T[7], T[15], .., T[55] are <= |p|, then
+ * the count inside block c (T[8c] .. T[8c + 6]; T[8c + 7] > |p| when c < 7,
+ * and block 7 is T[56] .. T[62]). |p| * 2^53 is exact (or +inf, above every
+ * threshold), so comparing it with the integer mantissas equals comparing
+ * |p| with COR_T * 2^-53; NaN compares false everywhere and gives 0. */
 static int32_t cor_code(double p)
 {
-    double a = fabs(p);
-    int32_t lo = 0, hi = COR_MAX;
-    while (lo < hi) {
-        int32_t mid = (lo + hi) / 2;
-        if (a >= COR_T[mid] * 0x1p-53)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    double a = fabs(p) * 0x1p53;
+    const double *t;
+    int32_t c, lo;
+    c = (a >= COR_T[7]) + (a >= COR_T[15]) + (a >= COR_T[23]) + (a >= COR_T[31]) + (a >= COR_T[39]) +
+        (a >= COR_T[47]) + (a >= COR_T[55]);
+    t = COR_T + 8 * c;
+    lo = 8 * c + (a >= t[0]) + (a >= t[1]) + (a >= t[2]) + (a >= t[3]) + (a >= t[4]) + (a >= t[5]) +
+         (a >= t[6]);
     return p < 0 ? -lo : lo;
 }
 
@@ -278,9 +289,18 @@ static int quantise_cov(const double *P, int32_t sig[6], int32_t cor[15])
     double s[6], L[36], inv[6], invd[6];
     int i, j, k, n = 0;
     double vmin = ldexp(1.0, -100), vmax = ldexp(1.0, 100), rem_min = ldexp(1.0, -52);
-    for (i = 0; i < 36; i++)
-        if (!(fabs(P[i]) <= vmax))
+    {   /* every |P[i]| <= 2^100 (NaN fails): the largest magnitude's bits
+         * against 2^100's, one branch for the 36 entries */
+        uint64_t u, big = 0, lim;
+        memcpy(&lim, &vmax, sizeof(lim));
+        for (i = 0; i < 36; i++) {
+            memcpy(&u, &P[i], sizeof(u));
+            u &= ~((uint64_t)1 << 63);
+            big = u > big ? u : big;
+        }
+        if (big > lim)
             return TL_CODEC_ERANGE;
+    }
     for (i = 0; i < 6; i++) {
         double v = P[7 * i];
         if (!(vmin <= v && v <= vmax))
@@ -288,7 +308,7 @@ static int quantise_cov(const double *P, int32_t sig[6], int32_t cor[15])
         sig[i] = sig_code(v);
         s[i] = sqrt(v);
     }
-    memset(L, 0, sizeof(L));
+    /* L needs no zeroing: every L[6i + k] read below (k <= j < i) was written first */
     /* open loop: the exact factor's partial correlations, each quantised */
     for (i = 0; i < 6; i++)
         inv[i] = 1.0 / s[i];   /* reciprocals once: fewer divisions, same in Python */
@@ -406,13 +426,29 @@ typedef struct bw {
     int over;
 } bw;
 
-static void put(bw *w, uint64_t v, int n)
+static inline void put(bw *w, uint64_t v, int n)
 {
     if (w->bit + n > w->cap_bits) {
         w->over = 1;
         return;
     }
     w->bit += n;
+    if (n <= 32) {   /* common case in one step: nacc < 32, so acc stays below 2^64 */
+        w->acc = (w->acc << n) | (v & ((((uint64_t)1 << n) - 1u)));
+        w->nacc += n;
+        if (w->nacc >= 32) {
+            uint64_t x;
+            w->nacc -= 32;
+            x = w->acc >> w->nacc;
+            w->buf[w->nbyte] = (uint8_t)(x >> 24);
+            w->buf[w->nbyte + 1] = (uint8_t)(x >> 16);
+            w->buf[w->nbyte + 2] = (uint8_t)(x >> 8);
+            w->buf[w->nbyte + 3] = (uint8_t)x;
+            w->nbyte += 4;
+            w->acc &= ((uint64_t)1 << w->nacc) - 1u;
+        }
+        return;
+    }
     while (n > 0) {
         int k = n > 24 ? 24 : n;   /* nacc < 32 before: acc stays below 2^56 */
         n -= k;
@@ -447,6 +483,9 @@ static int bw_finish(bw *w)
 
 static int bitlen(uint64_t v)
 {
+#if defined(__GNUC__) || defined(__clang__)
+    return v ? 64 - __builtin_clzll(v) : 0;   /* one instruction where the compiler has it */
+#else
     int n = 0;
     if (v >> 32) { v >>= 32; n += 32; }
     if (v >> 16) { v >>= 16; n += 16; }
@@ -455,6 +494,7 @@ static int bitlen(uint64_t v)
     if (v >> 2) { v >>= 2; n += 2; }
     if (v >> 1) { v >>= 1; n += 1; }
     return n + (int)v;
+#endif
 }
 
 static uint64_t zz(int64_t v) { return v >= 0 ? (uint64_t)v * 2u : (uint64_t)(-(v + 1)) * 2u + 1u; }
@@ -465,6 +505,10 @@ static void put_ue(bw *w, uint64_t v)
     int n;
     v += 1;
     n = bitlen(v);
+    if (n <= 16) {   /* the n - 1 zeros and v in one write: v < 2^n */
+        put(w, v, 2 * n - 1);
+        return;
+    }
     put(w, 0, n - 1);
     put(w, v, n);
 }
