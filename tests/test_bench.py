@@ -138,10 +138,9 @@ def test_accounting_matches_the_emulator_with_skewed_clocks():
         errs = [sync_error_us(d.rx_local_us, d.rx_relay_us, boot) for d in res.capture.deliveries.values()
                 if d.dst == node]
         errs = sorted(abs(x) for x in errs)
-        # the acceptance is < 1 ms; the board's sync (best of 8 samples, drift fitted over
-        # anchors >= 4 s apart) meets it at the median and stays within 2 ms at worst
-        # (docs/BENCH.md, "Time sync")
-        assert errs and errs[len(errs) // 2] < 1000 and errs[-1] < 2000, (name, errs)
+        # the acceptance: < 1 ms on every delivery (docs/BENCH.md, "Time sync": a few hundred us
+        # at worst, from the offset and drift fitted over the low-delay samples of a window)
+        assert errs and errs[-1] < 1000, (name, errs)
         assert rep["time_sync"][name]["delivery_error_us"]["max"] == round(errs[-1])
 
 

@@ -12,7 +12,7 @@ What it does, all from one loop that polls the link:
 
 * boot: reads and bumps the counter epoch (epoch.py), sends HELLO (and
   again every 30 s until the relay answers), then a HEARTBEAT every 1 s
-  and TIME_SYNC_REQ every 0.5 s for the first 8 samples, every 1 s after;
+  and TIME_SYNC_REQ on timesync's schedule (10 at 0.2 s, then every 1 s);
 * the scenario runs on the board's clock (clock.py: the host's monotonic
   clock with the nation's simulated offset and drift) from scenario time
   ``start`` for ``duration`` seconds, ``speed`` times faster than real
@@ -63,9 +63,6 @@ except ImportError:  # CPython
 
 _HEARTBEAT_US = const(1000000)
 _HELLO_US = const(30000000)
-_SYNC_FAST_US = const(500000)
-_SYNC_US = const(1000000)
-_SYNC_FAST_N = const(8)
 _LINK_DOWN_US = const(3500000)
 _GC_US = const(1000000)          # collect and sample the heap this often
 _RETRY_US = const(1000000)       # reopen a failed tty this often
@@ -153,6 +150,7 @@ class Node:
         self.rxbuf = bytearray(wire.MAX_FRAME + 1 if link.datagram else _RXBUF)
         self.seq = 0
         self.write_local = 0
+        self.tx_free = 0
         self.lead = True            # lead the first serial frame with 0x00 (flush the relay's partial chunk)
         self.counts = {"frames_in": 0, "frames_out": 0, "bytes_in": 0, "bytes_out": 0, "crc_error": 0,
                        "malformed": 0, "oversize": 0, "auth_fail": 0, "replay": 0, "wrong_link": 0,
@@ -204,6 +202,11 @@ class Node:
         data = raw if self.link.datagram else wire.serial_encode(raw, self.lead)
         self.lead = False
         self.write_local = self.clock.local_us()
+        if self.link.baud:
+            # When the serial line will have sent everything written so far: a TIME_SYNC_REQ
+            # written behind a report leaves only then (the sync's asymmetry correction).
+            start = self.tx_free if self.tx_free > self.write_local else self.write_local
+            self.tx_free = start + len(data) * 10000000 // self.link.baud
         try:
             self.link.write(data)
         except OSError as e:
@@ -228,11 +231,10 @@ class Node:
     def _sync_request(self):
         self.req_id = (self.req_id + 1) & 0xFFFF
         t1 = self.clock.local_us()
-        n = self.send(wire.TIME_SYNC_REQ, struct.pack(_SYNC_REQ, self.req_id, t1))
-        # Wire time of the request, plus the time spent packing it after t1.
-        up = self.write_local - t1
-        if self.link.baud:
-            up += n * 10000000 // self.link.baud
+        self.send(wire.TIME_SYNC_REQ, struct.pack(_SYNC_REQ, self.req_id, t1))
+        # Until the request's last byte left: the time spent packing it after t1, and on a
+        # serial link the bytes queued ahead of it and its own wire time.
+        up = (self.tx_free if self.link.baud else self.write_local) - t1
         if len(self.pending) > 8:
             self.pending = {}
         self.pending[self.req_id] = (t1, up)
@@ -578,8 +580,7 @@ class Node:
                 self.next_beat = now + _HEARTBEAT_US
             self._heartbeat(now)
         if now >= self.next_sync:
-            fast = self.sync.samples < _SYNC_FAST_N
-            self.next_sync = now + (_SYNC_FAST_US if fast else _SYNC_US)
+            self.next_sync = now + self.sync.interval_us()
             self._sync_request()
         if not self.hello_answered and now >= self.next_hello:
             self.next_hello = now + _HELLO_US

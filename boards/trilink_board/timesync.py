@@ -1,16 +1,25 @@
-# timesync.py: NTP-style time sync client (PROTOCOL.md 4.3): best of the last 8 samples, fitted drift
+# timesync.py: NTP-style time sync client (PROTOCOL.md 4.3): offset and drift fitted over the low-delay samples of a window
 """Maps the board's clock onto the relay's from TIME_SYNC exchanges.
 
 Each exchange gives t1 (board, request sent), t2 (relay, request received),
 t3 (relay, response sent), t4 (board, response received):
 ``offset = ((t2 - t1) + (t3 - t4)) / 2``, ``delay = (t4 - t1) - (t3 - t2)``.
-A sample that waited in a queue has a long delay and a skewed offset, so
-the estimate is the offset of the smallest-delay sample of the last 8;
-those best samples (anchors) over a longer window give a least-squares
-drift, which carries the offset forward between anchors. On a serial link
-the request and the response take different times on the wire (their
-lengths differ): ``add`` takes both serialisation times and removes the
-asymmetry, so t1..t4 all stand for last-byte instants.
+A sample that waited in a queue has a long delay and an offset skewed by up
+to half of the wait, so of the last 16 samples only the lowest quarter by
+delay is kept (always those within 300 us of the least delay, never one more
+than 600 us above it), each weighted by 1 / (1 + excess delay / 300 us), and a
+weighted least-squares line ``offset(t) = offset_us + drift (t - base_local)``
+is fitted through them once they span 1 s
+(offset and drift together: at 100 ppm an offset alone goes stale by 100 us
+a second). On a serial link the request and the response take different
+times on the wire (their lengths differ): ``add`` takes both serialisation
+times and removes the asymmetry, so t1..t4 all stand for last-byte instants.
+``interval_us()`` is the request schedule: a burst of 10 at 0.2 s, so the
+fit spans 2 s soon after boot, then one a second.
+
+Float-safe on a 32-bit-float board: the fit works on times in ms and
+offsets in us relative to the newest kept sample (small numbers, centred
+sums); absolute times stay integers.
 
     >>> ts = TimeSync()
     >>> ts.add(1000, 51000, 51100, 1300)             # relay is 49.9 ms ahead
@@ -19,38 +28,46 @@ asymmetry, so t1..t4 all stand for last-byte instants.
     51900
 """
 
-_WINDOW = 8      # best of the last 8 samples (PROTOCOL.md 4.3)
-_ANCHORS = 16    # best samples kept for the drift fit
-_MIN_SPAN_US = 4000000   # fit drift only over anchors at least 4 s apart
-_MAX_DRIFT = 0.002       # |drift| beyond 2000 ppm is a fit gone wrong: ignore it
+_WINDOW = 16            # samples kept (16 s at the steady rate)
+_KEEP_US = 300          # samples this close to the window's least delay are always kept; the weights' scale
+_KEEP_MAX_US = 600      # a sample more than this above the least delay is a queued one: never kept
+_KEEP_DIV = 4           # ... up to the delay a quarter of the way up the window's
+_MIN_SPAN_US = 1000000  # fit drift only over kept samples at least 1 s apart
+_MAX_DRIFT = 0.002      # |drift| beyond 2000 ppm is a fit gone wrong: keep the last one
+_BURST_N = 10           # first samples taken _BURST_US apart, then one per _STEADY_US
+_BURST_US = 200000
+_STEADY_US = 1000000
 
 
 class TimeSync:
     """``add(t1, t2, t3, t4, up_us=0, down_us=0)`` per response; then ``synced``,
-    ``to_relay(local_us)``, ``to_local(relay_us)``, ``offset_us``, ``delay_us``, ``drift_ppm``."""
+    ``to_relay(local_us)``, ``to_local(relay_us)``, ``offset_us``, ``delay_us``, ``drift_ppm``,
+    ``interval_us()`` (when to ask next)."""
 
     def __init__(self):
+        self._lt = [0] * _WINDOW    # sample local time (t4)
+        self._off = [0] * _WINDOW
+        self._dly = [0] * _WINDOW
+        self._srt = [0] * _WINDOW   # scratch: the window's delays sorted
         self.reset()
 
     def reset(self):
         """Forget every sample (the relay restarted)."""
-        self._lt = [0] * _WINDOW    # sample local time (t4)
-        self._off = [0] * _WINDOW
-        self._dly = [0] * _WINDOW
         self._n = 0                 # samples taken since reset
-        self._at = [0] * _ANCHORS   # anchors: local time, offset
-        self._ao = [0] * _ANCHORS
-        self._na = 0
         self.synced = False
         self.samples = 0
-        self.base_local = 0         # the best sample's local time and offset
+        self.base_local = 0         # the fit's reference: local time, offset there
         self.offset_us = 0
-        self.delay_us = 0
+        self.delay_us = 0           # least delay in the window
         self.drift = 0.0            # relay-minus-board rate, fraction
 
     @property
     def drift_ppm(self):
         return self.drift * 1e6
+
+    def interval_us(self):
+        """Microseconds until the next TIME_SYNC_REQ: the boot burst, then the steady rate."""
+        return _BURST_US if self.samples < _BURST_N else _STEADY_US
 
     def add(self, t1, t2, t3, t4, up_us=0, down_us=0):
         """Take one exchange (integers, us). ``up_us``/``down_us``: wire time of the
@@ -67,53 +84,79 @@ class TimeSync:
         self._dly[i] = dly
         self._n += 1
         self.samples += 1
-        m = min(self._n, _WINDOW)
-        b = 0
-        for k in range(1, m):
-            if self._dly[k] < self._dly[b]:
-                b = k
-        bt = self._lt[b]
-        if not self._na or self._at[(self._na - 1) % _ANCHORS] != bt:
-            j = self._na % _ANCHORS
-            self._at[j] = bt
-            self._ao[j] = self._off[b]
-            self._na += 1
-        self.base_local = bt
-        self.offset_us = self._off[b]
-        self.delay_us = self._dly[b]
         self._fit()
         self.synced = True
         return off, dly
 
     def _fit(self):
-        n = min(self._na, _ANCHORS)
-        if n < 2:
-            return
-        t0 = self.base_local
-        o0 = self.offset_us
-        lo = hi = self._at[0] - t0
-        sx = sy = 0.0
-        for k in range(n):
-            x = self._at[k] - t0
-            sx += x
-            sy += self._ao[k] - o0
-            if x < lo:
-                lo = x
-            if x > hi:
-                hi = x
-        if hi - lo < _MIN_SPAN_US:
-            return
-        mx = sx / n
-        my = sy / n
-        sxx = sxy = 0.0
-        for k in range(n):
-            dx = (self._at[k] - t0) - mx
-            sxx += dx * dx
-            sxy += dx * ((self._ao[k] - o0) - my)
-        if sxx > 0.0:
-            d = sxy / sxx
-            if -_MAX_DRIFT < d < _MAX_DRIFT:
-                self.drift = d
+        m = self._n if self._n < _WINDOW else _WINDOW
+        # The window's delays in order (insertion sort into a scratch list: no allocation).
+        srt = self._srt
+        for k in range(m):
+            v = self._dly[k]
+            j = k
+            while j > 0 and srt[j - 1] > v:
+                srt[j] = srt[j - 1]
+                j -= 1
+            srt[j] = v
+        lo = srt[0]
+        # Keep the lowest quarter of the delays, at least those within _KEEP_US of the least and
+        # at most those within _KEEP_MAX_US: with a busy link the kept samples still reach the
+        # present, so the line is not extrapolated from a few old ones.
+        wide = srt[(m - 1) // _KEEP_DIV] - lo
+        if wide < _KEEP_US:
+            wide = _KEEP_US
+        elif wide > _KEEP_MAX_US:
+            wide = _KEEP_MAX_US
+        lim = lo + wide
+        # Reference: the newest kept sample (its time and offset); sums are relative to it and
+        # weighted by 1 / (1 + excess delay / _KEEP_US): a waited sample counts for less.
+        r = -1
+        for k in range(m):
+            if self._dly[k] <= lim and (r < 0 or self._lt[k] > self._lt[r]):
+                r = k
+        t0 = self._lt[r]
+        o0 = self._off[r]
+        n = 0
+        sw = sx = sy = 0.0
+        first = 0
+        for k in range(m):
+            e = self._dly[k] - lo
+            if e <= wide:
+                x = self._lt[k] - t0            # <= 0
+                if x < first:
+                    first = x
+                w = _KEEP_US / (_KEEP_US + e)
+                n += 1
+                sw += w
+                sx += w * x * 0.001              # ms
+                sy += w * (self._off[k] - o0)    # us
+        self.delay_us = lo
+        d = self.drift
+        mx = sx / sw
+        my = sy / sw
+        # A slope is fitted once the kept samples span _MIN_SPAN_US, and not extrapolated
+        # beyond twice their span (a short cluster of old ones, the link queued since).
+        last = self._lt[(self._n - 1) % _WINDOW]
+        if n >= 3 and -first >= _MIN_SPAN_US and -2 * first >= last - t0:
+            sxx = sxy = 0.0
+            for k in range(m):
+                e = self._dly[k] - lo
+                if e <= wide:
+                    w = _KEEP_US / (_KEEP_US + e)
+                    dx = (self._lt[k] - t0) * 0.001 - mx
+                    dy = (self._off[k] - o0) - my
+                    sxx += w * dx * dx
+                    sxy += w * dx * dy
+            if sxx > 0.0:
+                f = sxy / sxx * 0.001            # us per ms -> fraction
+                if -_MAX_DRIFT < f < _MAX_DRIFT:
+                    d = f
+        # The line through the weighted means with slope d: its value at the reference (with
+        # too few or too close samples for a slope, the last drift, 0 at first).
+        self.offset_us = o0 + int(my - d * 1000.0 * mx)
+        self.drift = d
+        self.base_local = t0
 
     def offset_at(self, local_us):
         """relay - board at board time ``local_us`` (us)."""
