@@ -434,19 +434,24 @@ static inline void put(bw *w, uint64_t v, int n)
     }
     w->bit += n;
     if (n <= 32) {   /* common case in one step: nacc < 32, so acc stays below 2^64 */
-        w->acc = (w->acc << n) | (v & ((((uint64_t)1 << n) - 1u)));
-        w->nacc += n;
-        if (w->nacc >= 32) {
+        /* locals: a byte store through buf may alias *w, which would make
+         * the compiler reload every field after each store */
+        uint64_t acc = (w->acc << n) | (v & ((((uint64_t)1 << n) - 1u)));
+        int nacc = w->nacc + n;
+        if (nacc >= 32) {
             uint64_t x;
-            w->nacc -= 32;
-            x = w->acc >> w->nacc;
-            w->buf[w->nbyte] = (uint8_t)(x >> 24);
-            w->buf[w->nbyte + 1] = (uint8_t)(x >> 16);
-            w->buf[w->nbyte + 2] = (uint8_t)(x >> 8);
-            w->buf[w->nbyte + 3] = (uint8_t)x;
+            uint8_t *o = w->buf + w->nbyte;
+            nacc -= 32;
+            x = acc >> nacc;
+            o[0] = (uint8_t)(x >> 24);
+            o[1] = (uint8_t)(x >> 16);
+            o[2] = (uint8_t)(x >> 8);
+            o[3] = (uint8_t)x;
             w->nbyte += 4;
-            w->acc &= ((uint64_t)1 << w->nacc) - 1u;
+            acc &= ((uint64_t)1 << nacc) - 1u;
         }
+        w->acc = acc;
+        w->nacc = nacc;
         return;
     }
     while (n > 0) {
