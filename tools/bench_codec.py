@@ -194,24 +194,31 @@ def main(argv=None):
             if el >= min_time:
                 return n * nb / el
 
-    def rates(fns, min_time=0.2 if not a.quick else 0.05, repeats=7):
-        """Records/s of each fn, best of `repeats` runs taken in turn (timeit's
-        rule, interleaved so that other load on the machine hits all alike)."""
-        best = [0.0] * len(fns)
-        for _ in range(repeats):
-            for i, fn in enumerate(fns):
-                best[i] = max(best[i], one(fn, min_time))
-        return best
+    def rounds(fns, min_time=0.1 if not a.quick else 0.05, repeats=15 if not a.quick else 3):
+        """Records/s of each fn in each of `repeats` rounds; a round times
+        every fn once, in turn, so that load elsewhere on the machine hits
+        the C and the Python side of a ratio alike."""
+        return [[one(fn, min_time) for fn in fns] for _ in range(repeats)]
 
-    c_enc, p_enc, c_dec, p_dec = rates([
+    def median(v):
+        v = sorted(v)
+        return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
+
+    rs = rounds([
         lambda: B.codec_encode(B.CODEC_PICTURE, bb, base_us=t0),
         lambda: codec.encode(codec.PICTURE, prec, [(codec.KEY, codec.quantise(u, prec), 0) for u in ups], base_us=t0),
         lambda: B.codec_decode(payload),
         lambda: [r.cov() for _, _, r in codec.decode(payload).items]])
+    c_enc, p_enc, c_dec, p_dec = (median([r[i] for r in rs]) for i in range(4))
+    enc_x = [r[0] / r[1] for r in rs]
+    dec_x = [r[2] / r[3] for r in rs]
     print()
-    print("throughput, keyframe batches of %d records (%d B payload), records/s, best of 7 interleaved:" % (nb, len(payload)))
-    print("  encode: C batch %12.0f   pure Python %9.0f   C/Python %6.0fx (target >= 100x)" % (c_enc, p_enc, c_enc / p_enc))
-    print("  decode: C batch %12.0f   pure Python %9.0f   C/Python %6.0fx" % (c_dec, p_dec, c_dec / p_dec))
+    print("throughput, keyframe batches of %d records (%d B payload), records/s, median of %d interleaved rounds"
+          " (ratio: median of the rounds' ratios, [min - max]):" % (nb, len(payload), len(rs)))
+    print("  encode: C batch %12.0f   pure Python %9.0f   C/Python %6.0fx [%.0f - %.0f] (target >= 100x)"
+          % (c_enc, p_enc, median(enc_x), min(enc_x), max(enc_x)))
+    print("  decode: C batch %12.0f   pure Python %9.0f   C/Python %6.0fx [%.0f - %.0f]"
+          % (c_dec, p_dec, median(dec_x), min(dec_x), max(dec_x)))
     return 0
 
 
