@@ -133,6 +133,7 @@ class PictureStats:
     reports_in: int = 0
     records_in: int = 0
     records_refused: int = 0
+    future_stamped: int = 0        # records stamped after their own receipt (a board clock stepped ahead), clamped
     no_base: int = 0
     decode_errors: int = 0
     rounds: int = 0
@@ -472,6 +473,15 @@ class Pipeline:
         t_us = b.t_us[keep].astype(np.int64)
         if not frame.flags & binding.FLAG_RELAY_TIME:
             t_us = t_us + (rx_ns // 1000 - int(t_us.max()))
+        # A measurement cannot postdate its own receipt: a record stamped in
+        # the future comes from a board clock stepped ahead. Left as is it
+        # would drag the fused picture's time forward, and every other
+        # source's (correctly stamped) reports would then be refused as out
+        # of order until the step is undone. Clamp it to the receipt time.
+        ahead = t_us > rx_ns // 1000
+        if ahead.any():
+            self.stats.future_stamped += int(ahead.sum())
+            t_us = np.minimum(t_us, rx_ns // 1000)
         xe, Pe = self.frames[node].to_ecef(b.x[keep], b.P[keep])
         tids = b.tid[keep]
         st = self.picture.update(np.full(n, node, np.uint8), tids, b.report_id[keep], t_us / 1e6, xe, Pe).tolist()

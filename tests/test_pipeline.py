@@ -40,7 +40,7 @@ def setup(release, warn_partners=False):
     return p, warnings, controls
 
 
-def report(p, node, origin, x_ecef, t_us, rid, tid=5):
+def report(p, node, origin, x_ecef, t_us, rid, tid=5, rx_us=None):
     P = [0.0] * 36
     for i in range(6):
         P[7 * i] = 2500.0 if i < 3 else 25.0
@@ -49,7 +49,7 @@ def report(p, node, origin, x_ecef, t_us, rid, tid=5):
     payload = codec.encode(codec.REPORT, prec, [(codec.KEY, codec.quantise(u, prec), 0)])
     raw = binding.pack_frame(TEST_KEYS[node], node, node, 0, binding.MSG_TRACK_REPORT, 0, 1, payload,
                              binding.FLAG_RELAY_TIME)
-    return p.ingest(node, binding.parse_frame(raw), t_us * 1000)
+    return p.ingest(node, binding.parse_frame(raw), (t_us if rx_us is None else rx_us) * 1000)
 
 
 def test_frame6_round_trip_matches_reference():
@@ -148,6 +148,26 @@ def test_partners_hear_of_a_threat_to_another_nation():
     p.round(now + 6_000_000_000)
     last = {w.node: messages.decode(wire.WARNING, w.payload) for w in warnings}
     assert all(m["status"] == STATUS_OBSOLETE and m["nation"] == 1 for m in last.values())
+
+
+def test_records_stamped_after_their_receipt_are_clamped_and_counted():
+    # JP's clock jumps 5 s ahead: its records claim to be measured after they
+    # arrived. They are clamped to their receipt time and counted, and KR's
+    # correctly stamped reports keep being fused (none refused as out of order).
+    p, _w, _c = setup({1: {2}, 2: {1}, 3: set()})
+    fl = Flight()
+    t0 = 1_000_000_000
+    for k in range(6):
+        t_us = t0 + k * 500_000
+        x = fl.ecef(100.0 + 0.5 * k)
+        jp_stamp = t_us + (5_000_000 if k >= 2 else 0)
+        assert report(p, 1, JP_ORIGIN, x, jp_stamp, 100 + k, rx_us=t_us) == 1
+        assert report(p, 2, KR_ORIGIN, x, t_us + 1000, 200 + k, rx_us=t_us + 2000) == 1
+        p.round((t_us + 2000) * 1000)
+    assert p.stats.records_refused == 0, p.stats.records_refused
+    assert p.stats.future_stamped == 4
+    (fid, pend), = p.destinations[1].pending.items()                # JP still hears KR's newest report
+    assert (2, 205) in pend.sources
 
 
 def test_bad_payload_counted_not_raised():
