@@ -1,5 +1,6 @@
 /* trilink kernel: covariance intersection with optimised weights (see ci.h). */
 #include "ci.h"
+#include "smallmat.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -8,30 +9,6 @@
 #define MAXD TL_CI_MAX_DIM
 #define MAXS TL_CI_MAX_SRC
 #define GOLD 0.6180339887498949 /* (sqrt(5) - 1) / 2 */
-
-/* Lower Cholesky factor of a[n,n]; 0 on success, -1 if a pivot is not > 0. */
-static int chol(int n, const double *a, double *L)
-{
-    int i, j, k;
-    for (i = 0; i < n * n; i++)
-        L[i] = 0.0;
-    for (j = 0; j < n; j++) {
-        double d = a[j * n + j];
-        for (k = 0; k < j; k++)
-            d -= L[j * n + k] * L[j * n + k];
-        if (!(d > 0.0) || !isfinite(d))
-            return -1;
-        d = sqrt(d);
-        L[j * n + j] = d;
-        for (i = j + 1; i < n; i++) {
-            double s = a[i * n + j];
-            for (k = 0; k < j; k++)
-                s -= L[i * n + k] * L[j * n + k];
-            L[i * n + j] = s / d;
-        }
-    }
-    return 0;
-}
 
 /* Li = L^-1 for a lower-triangular L. */
 static void tri_inv(int n, const double *L, double *Li)
@@ -55,7 +32,7 @@ static int spd_inv(int n, const double *a, double *ai)
 {
     double L[MAXD * MAXD], Li[MAXD * MAXD];
     int i, j, k;
-    if (chol(n, a, L) != 0)
+    if (tl_sm_chol(n, a, L) != 0)
         return -1;
     tri_inv(n, L, Li);
     for (i = 0; i < n; i++)
@@ -84,7 +61,7 @@ static int32_t check_cov(int n, const double *P)
         for (j = i + 1; j < n; j++)
             if (fabs(P[i * n + j] - P[j * n + i]) > 1e-9 * big)
                 return TL_TRK_ENOTPD;
-    return chol(n, P, L) == 0 ? TL_TRK_OK : TL_TRK_ENOTPD;
+    return tl_sm_chol(n, P, L) == 0 ? TL_TRK_OK : TL_TRK_ENOTPD;
 }
 
 /* Criterion of the information matrix M = sum w_i I_i. */
@@ -92,7 +69,7 @@ static double crit(int n, const double *M, int32_t criterion)
 {
     double L[MAXD * MAXD], Li[MAXD * MAXD], s = 0.0;
     int i;
-    if (chol(n, M, L) != 0)
+    if (tl_sm_chol(n, M, L) != 0)
         return INFINITY;
     if (criterion == TL_CI_LOGDET) {
         for (i = 0; i < n; i++)

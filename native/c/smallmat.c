@@ -37,8 +37,7 @@ double tl_sm_asym(int n, const double *a)
     return big > 0.0 ? d / big : 0.0;
 }
 
-/* Lower Cholesky factor L of a (row-major); 0 on success, -1 if a pivot is not > 0. */
-static int chol(int n, const double *a, double *L)
+int tl_sm_chol(int n, const double *a, double *L)
 {
     int i, j, k;
     for (i = 0; i < n * n; i++)
@@ -47,7 +46,7 @@ static int chol(int n, const double *a, double *L)
         double d = a[j * n + j];
         for (k = 0; k < j; k++)
             d -= L[j * n + k] * L[j * n + k];
-        if (!(d > 0.0))
+        if (!(d > 0.0) || !isfinite(d))
             return -1;
         d = sqrt(d);
         L[j * n + j] = d;
@@ -64,7 +63,7 @@ static int chol(int n, const double *a, double *L)
 int tl_sm_chol_ok(int n, const double *a)
 {
     double L[TL_SM_MAX * TL_SM_MAX];
-    return chol(n, a, L) == 0;
+    return tl_sm_chol(n, a, L) == 0;
 }
 
 int tl_sm_is_spd(int n, const double *a)
@@ -72,14 +71,14 @@ int tl_sm_is_spd(int n, const double *a)
     double L[TL_SM_MAX * TL_SM_MAX];
     if (!tl_sm_finite(a, n * n) || tl_sm_asym(n, a) > 1e-9)
         return 0;
-    return chol(n, a, L) == 0;
+    return tl_sm_chol(n, a, L) == 0;
 }
 
 int tl_sm_spd_inv(int n, const double *a, double *ainv)
 {
     double L[TL_SM_MAX * TL_SM_MAX], Li[TL_SM_MAX * TL_SM_MAX];
     int i, j, k;
-    if (chol(n, a, L) != 0)
+    if (tl_sm_chol(n, a, L) != 0)
         return -1;
     /* Li = L^-1 (lower), then ainv = Li^T Li. */
     for (i = 0; i < n * n; i++)

@@ -36,6 +36,9 @@ static inline void tl_sm_mul_bt(int n, int k, int m, const double *a, const doub
 }
 
 /* Cholesky test only (for a result we just symmetrised ourselves): 1 if PD. */
+/* Lower Cholesky factor L of a (row-major n x n); 0 on success, -1 if a
+ * pivot is not finite and > 0. */
+int tl_sm_chol(int n, const double *a, double *L);
 int tl_sm_chol_ok(int n, const double *a);
 /* Replace a[n,n] by (a + a^T)/2. */
 void tl_sm_symmetrize(int n, double *a);
