@@ -15,15 +15,21 @@ quarter-octave boundaries (and one ulp below), partial correlations at the
 code boundaries (and one ulp below), negative times, large ids, every record
 type and SEND_* combination, sources, impacts, non-default precisions, and
 random tracks with condition numbers up to 1e8.
+
+The output is a function of this file and the codec alone, on any numpy or
+platform: the random inputs come from Python's ``random.random()`` stream
+(the one part of the random module whose sequence is guaranteed across
+versions) and are shaped with IEEE-754 basic operations only (+ - * /,
+sqrt, ldexp, floor): no LAPACK, BLAS or libm transcendental touches a bit
+of a vector.
 """
 import argparse
 import json
 import math
 import os
+import random
 import struct
 import sys
-
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "boards"))
@@ -37,34 +43,111 @@ def fhex(v):
 
 
 def below(v):
-    return float(np.nextafter(v, -np.inf))
+    return math.nextafter(v, -math.inf)
 
 
 def eye_p(var=(100.0, 100.0, 100.0, 1.0, 1.0, 1.0)):
-    P = np.zeros((6, 6))
-    for i, v in enumerate(var):
-        P[i, i] = v
-    return P
+    return [[var[i] if i == j else 0.0 for j in range(6)] for i in range(6)]
 
 
-def rand_cov(rng, cond):
-    """Random SPD covariance: position sigmas 1 m..5 km, velocity 0.05..200 m/s,
-    random correlations, eigen-spectrum stretched to condition number ~cond."""
-    A = rng.normal(size=(6, 6))
-    Q, _ = np.linalg.qr(A)
-    ev = np.exp(rng.uniform(0, math.log(cond), 6))
-    ev[0], ev[-1] = 1.0, cond
-    R = Q @ np.diag(ev) @ Q.T
-    d = np.sqrt(np.diag(R))
-    R = R / np.outer(d, d)
-    s = np.concatenate([np.exp(rng.uniform(math.log(1), math.log(5000), 3)),
-                        np.exp(rng.uniform(math.log(0.05), math.log(200), 3))])
-    return R * np.outer(s, s)
+class Rng:
+    """Deterministic random inputs from ``random.random()`` alone.
+
+    >>> Rng(1).uniform(2.0, 3.0) == Rng(1).uniform(2.0, 3.0)
+    True
+    """
+
+    def __init__(self, seed):
+        self._r = random.Random(seed)
+
+    def uniform(self, lo, hi, n=None):
+        if n is not None:
+            return [self.uniform(lo, hi) for _ in range(n)]
+        return lo + (hi - lo) * self._r.random()
+
+    def integers(self, lo, hi):
+        """An int in [lo, hi)."""
+        return lo + int((hi - lo) * self._r.random())
+
+    def normal(self, mu=0.0, sigma=1.0, n=None):
+        """Irwin-Hall (sum of 12 uniforms, minus 6): close enough to normal
+        for test inputs, and exact arithmetic."""
+        if n is not None:
+            return [self.normal(mu, sigma) for _ in range(n)]
+        s = 0.0
+        for _ in range(12):
+            s += self._r.random()
+        return mu + sigma * (s - 6.0)
+
+    def log2_uniform(self, lo_exp, hi_exp):
+        """A value between 2**lo_exp and 2**hi_exp, log-uniform to within a
+        piecewise-linear mantissa."""
+        return pow2(self.uniform(lo_exp, hi_exp))
+
+
+def pow2(t):
+    """About 2**t, exactly reproducible: ldexp of a linear mantissa (ldexp
+    is exact; pow and exp are libm's and may differ in the last bit)."""
+    e = math.floor(t)
+    return math.ldexp(1.0 + (t - e), e)
+
+
+def _dot(a, b):
+    s = 0.0
+    for u, v in zip(a, b):
+        s += u * v
+    return s
+
+
+def is_pd(P):
+    """True when the Cholesky factorisation of P has positive pivots."""
+    n = len(P)
+    L = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1):
+            s = P[i][j] - _dot(L[i][:j], L[j][:j])
+            if i == j:
+                if not s > 0.0:
+                    return False
+                L[i][i] = math.sqrt(s)
+            else:
+                L[i][j] = s / L[j][j]
+    return True
+
+
+def rand_cov(rng, log2_cond):
+    """Random SPD covariance: position sigmas ~1 m..5 km, velocity
+    ~0.05..200 m/s, random correlations, eigen-spectrum stretched to
+    condition number ~2**log2_cond. The rotation is Gram-Schmidt on random
+    rows."""
+    Q = []
+    while len(Q) < 6:
+        v = rng.normal(n=6)
+        for q in Q:
+            d = _dot(v, q)
+            v = [a - d * b for a, b in zip(v, q)]
+        nv = math.sqrt(_dot(v, v))
+        if nv > 1e-6:
+            Q.append([a / nv for a in v])
+    ev = [rng.log2_uniform(0.0, log2_cond) for _ in range(6)]
+    ev[0], ev[-1] = 1.0, pow2(log2_cond)
+    R = [[sum(Q[k][i] * ev[k] * Q[k][j] for k in range(6)) for j in range(6)] for i in range(6)]
+    d = [math.sqrt(R[i][i]) for i in range(6)]
+    s = [rng.log2_uniform(0.0, 12.29) for _ in range(3)] + [rng.log2_uniform(-4.32, 7.64) for _ in range(3)]
+    return [[R[i][j] / (d[i] * d[j]) * (s[i] * s[j]) for j in range(6)] for i in range(6)]
+
+
+def flat(P):
+    return [float(v) for row in P for v in row]
+
+
+def scaled(P, k):
+    return [[v * k for v in row] for row in P]
 
 
 def rec(tid, t, x, P, rtype=codec.KEY, send=0, flags=0, nations=0, report_id=0, sources=(), impact=None):
     return {"rtype": rtype, "send": send, "tid": tid, "t_us": t, "x": [fhex(v) for v in x],
-            "P": [fhex(v) for v in np.asarray(P, float).reshape(36)], "flags": flags, "nations": nations,
+            "P": [fhex(v) for v in flat(P)], "flags": flags, "nations": nations,
             "report_id": report_id, "sources": [list(s) for s in sources],
             "impact": None if impact is None else [fhex(impact[0]), fhex(impact[1]), impact[2],
                                                    fhex(impact[3]), fhex(impact[4]), fhex(impact[5])]}
@@ -106,7 +189,7 @@ def batch(kind, records, base_us=None, pos_mm=1000, vel_mm=50):
 
 
 def vectors():
-    rng = np.random.default_rng(20240603)
+    rng = Rng(20240603)
     R, PIC = codec.REPORT, codec.PICTURE
     K, D, X = codec.KEY, codec.DELTA, codec.DROP
     x0 = [123456.4, -654321.5, 400000.5, 2500.025, -1234.575, 800.0]
@@ -135,36 +218,37 @@ def vectors():
         P = eye_p([1.0] * 6)
         t = codec._COR_T[c]
         for i, v in ((1, t), (2, below(t)), (3, -t), (4, -below(t)), (5, codec._COR_T[c + 1] if c < 62 else 1.0)):
-            P[i, 0] = P[0, i] = v
+            P[i][0] = P[0][i] = v
         # keep P positive definite: the other correlations stay 0 only for small ones
-        recs.append(rec(100 + c, 9000, x0, P if np.all(np.linalg.eigvalsh(P) > 0) else eye_p([1.0] * 6)))
+        recs.append(rec(100 + c, 9000, x0, P if is_pd(P) else eye_p([1.0] * 6)))
     P = eye_p([1.0] * 6)
     for i in range(1, 6):
-        P[i, 0] = P[0, i] = codec._COR_T[60 + (i % 3)]
+        P[i][0] = P[0][i] = codec._COR_T[60 + (i % 3)]
     recs.append(rec(200, 9000, x0, P))   # not PD: codes clamp, decode is PD anyway
     out.append({"name": "correlation_boundaries", "batches": [batch(PIC, recs[:17]), batch(PIC, recs[17:])]})
     # 5. a DR-like sequence: key, deltas with every SEND_* combination, drop, re-key
     seq = []
-    x = np.array([200e3, 300e3, 150e3, -1500.0, 2200.0, 900.0])
-    P = rand_cov(rng, 1e4)
+    x = [200e3, 300e3, 150e3, -1500.0, 2200.0, 900.0]
+    P = rand_cov(rng, 13.3)
     t = 50 * 10**6
     seq.append(batch(PIC, [rec(42, t, x, P, K, 0, 3, 6, sources=[(1, (5 << 20) | 77), (2, (1023 << 20) | 5)],
                                impact=(900e3, 1.1e6, t + 400 * 10**6, 12e3, 4e3, 171.5)),
-                           rec(43, t + 3, x * 0.5, rand_cov(rng, 10), K, 0, 1, 2)]))
+                           rec(43, t + 3, [v * 0.5 for v in x], rand_cov(rng, 3.3), K, 0, 1, 2)]))
     for step in range(8):
         t += 1_700_000
-        x = x + np.array([x[3], x[4], x[5], 0, 0, -9.8]) * 1.7
+        x = [a + b * 1.7 for a, b in zip(x, [x[3], x[4], x[5], 0.0, 0.0, -9.8])]
         x[5] -= 0.3 * step
-        Pn = P * (1.0 + 0.3 * step)
+        Pn = scaled(P, 1.0 + 0.3 * step)
         send = step % 8
         imp = (905e3 + step * 33, 1.1e6 - step * 7, t + (400 - step) * 10**6, 11e3, 4.1e3, 172.0 + step)
         seq.append(batch(PIC, [rec(42, t, x, Pn, D, send, 3 + (step >= 4), 6 | (step >= 6),
                                    sources=[(1, (5 << 20) | (78 + step)), (2, (1023 << 20) | (9 - step))] if step % 3 else [],
                                    impact=imp),
-                               rec(43, t + 10, x * 0.5, rand_cov(rng, 10), D, send & 1, 1, 2)],
+                               rec(43, t + 10, [v * 0.5 for v in x], rand_cov(rng, 3.3), D, send & 1, 1, 2)],
                          base_us=t - 1000))
     seq.append(batch(PIC, [rec(43, t + 20, x, P, X), rec(42, t + 30, x, P, D, 0)]))
-    seq.append(batch(PIC, [rec(43, t + 40, x * 0.5, P, K, 0, 1, 2), rec(43, t + 50, x * 0.5 + 1, P, D, 1, 1, 2)]))
+    seq.append(batch(PIC, [rec(43, t + 40, [v * 0.5 for v in x], P, K, 0, 1, 2),
+                           rec(43, t + 50, [v * 0.5 + 1 for v in x], P, D, 1, 1, 2)]))
     out.append({"name": "picture_deltas", "batches": seq})
     # 5b. board report ids (5.5: epoch << 20 | n): per node the first id whole, then
     # deltas of either sign, repeated nodes in one record, and the u32 extremes
@@ -181,8 +265,8 @@ def vectors():
     recs = []
     for i in range(12):
         tid = [5, 9, 2, 400000, 4294967295, 0, 17, 18, 19, 3, 1, 65536][i]
-        recs.append(rec(tid, 10**9 + 137 * (i % 5) - 300 * (i % 2), rng.normal(0, 3e5, 6) * [1, 1, 1, 0.01, 0.01, 0.01],
-                        rand_cov(rng, 10 ** rng.uniform(0, 8)), K, 0, i, 1 << (i % 3), 4000000 + i * (1 + i % 2)))
+        recs.append(rec(tid, 10**9 + 137 * (i % 5) - 300 * (i % 2), [v * k for v, k in zip(rng.normal(0, 3e5, 6), [1, 1, 1, 0.01, 0.01, 0.01])],
+                        rand_cov(rng, rng.uniform(0.0, 26.6)), K, 0, i, 1 << (i % 3), 4000000 + i * (1 + i % 2)))
     seq = [batch(R, recs, base_us=10**9)]
     recs2 = [dict(r) for r in recs[:6]]
     for r in recs2:
@@ -192,7 +276,7 @@ def vectors():
     # 7. non-default precisions
     for pos_mm, vel_mm in ((1, 1), (7, 3), (65535, 65535), (250, 10)):
         xr = [31415.9265, -2718.2818, 1414.2135, 1.6180339, -299.792458, 6.62607]
-        recs = [rec(1, 0, xr, rand_cov(rng, 1e3), K, 0, 255, 0xFFFFFFFF, 0xFFFFFFFF)]
+        recs = [rec(1, 0, xr, rand_cov(rng, 10.0), K, 0, 255, 0xFFFFFFFF, 0xFFFFFFFF)]
         b1 = batch(R, recs, pos_mm=pos_mm, vel_mm=vel_mm)
         r2 = dict(recs[0])
         r2.update(rtype=D, send=1, t_us=1_234_567, x=[fhex(v + 3.3) for v in xr])
@@ -201,8 +285,8 @@ def vectors():
     # 8. random ballistic-like keyframes, condition numbers 1 .. 1e8
     recs = []
     for i in range(40):
-        x = np.concatenate([rng.uniform(-2e6, 2e6, 2), rng.uniform(-3e5, 1.2e6, 1), rng.uniform(-6000, 6000, 3)])
-        recs.append(rec(1000 + i, 7 * 10**6 + i * 1000, x, rand_cov(rng, 10 ** (8 * i / 39)), K, 0,
+        x = rng.uniform(-2e6, 2e6, 2) + rng.uniform(-3e5, 1.2e6, 1) + rng.uniform(-6000, 6000, 3)
+        recs.append(rec(1000 + i, 7 * 10**6 + i * 1000, x, rand_cov(rng, 26.6 * i / 39), K, 0,
                         rng.integers(0, 256), rng.integers(1, 8),
                         sources=[(int(rng.integers(1, 4)), int(rng.integers(0, 2**32)))] * int(i % 4),
                         impact=None if i % 2 else (rng.uniform(-3e6, 3e6), rng.uniform(-3e6, 3e6),
