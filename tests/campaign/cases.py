@@ -53,6 +53,8 @@ class CaseResult:
     rss_growth_mb: Optional[float] = None
     recovery_s: Optional[float] = None
     counted: str = ""
+    # the numbers behind ``counted``, by name, for tests to assert on
+    counts: Dict[str, int] = field(default_factory=dict)
     notes: List[str] = field(default_factory=list)
     failures: List[str] = field(default_factory=list)
 
@@ -122,6 +124,7 @@ def noise_serial(tmp: Path, ber: float, seconds: float) -> CaseResult:
             damaged += dmg
             intact_total += intact
             rejected += sum(st["links"][n][k] for k in REJECT_KEYS)
+        r.counts.update(damaged=damaged, rejected=rejected, flipped=flipped)
         r.counted = f"{damaged} damaged uplink frames: relay rejections {rejected}; {flipped} bits flipped"
         r.notes.append(f"relay accepted = intact uplink frames ({intact_total})")
     r.seconds = time.monotonic() - t0

@@ -37,7 +37,7 @@ def test_noise_on_serial_links(tmp_path):
                                           for b in (1e-5, 1e-4, 1e-3)])
     assert_passed(results)
     # BER 1e-3 damages frames: the check that the relay rejects them is not vacuous
-    assert "0 damaged" not in results[-1].counted
+    assert results[-1].counts["damaged"] > 0, results[-1].counted
 
 
 def test_noise_on_udp_links(tmp_path):
