@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+DEFAULT_PLOT = "trilink-bench.png"
 DEFAULT_START_S = 80.0      # default scenario: both nations track the IRBM from t=88 s
 DEFAULT_DURATION_S = 40.0
 EXIT_BUDGET = 3
@@ -94,8 +96,9 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help="override a board's simulated clock (time-sync tests)")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
-    p.add_argument("--plot", metavar="FILE.png", help="latency CDF per path with its floor, and a timeline "
-                   "(needs matplotlib: pip install '.[plot]')")
+    p.add_argument("--plot", metavar="FILE.png", default=DEFAULT_PLOT, help="latency CDF per path with its floor, "
+                   f"and a timeline (default: {DEFAULT_PLOT} in the current folder)")
+    p.add_argument("--no-plot", dest="plot", action="store_const", const=None, help="write no plot")
     p.add_argument("--budget-ms", type=float, metavar="N", help=f"exit {EXIT_BUDGET} when any path's p99 exceeds N ms")
     p.add_argument("--attach", type=lambda s: _pairs(s, "--attach"), default={}, metavar="NATION=DEVICE,...",
                    help="relay on real boards' serial ports instead of spawning boards (docs/BENCH.md)")
@@ -197,9 +200,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.plot:
         try:
             rep.plot(res.report, res.samples, args.plot)
-            print(f"plot: {args.plot}")
+            print(f"plot: {os.path.abspath(args.plot)}")
         except ImportError:
-            print("trilink bench: --plot needs matplotlib (pip install '.[plot]'); no plot written", file=sys.stderr)
+            print("trilink bench: the plot needs matplotlib (pip install matplotlib); no plot written",
+                  file=sys.stderr)
+        except OSError as e:
+            print(f"trilink bench: --plot {args.plot}: {e.strerror or e}; no plot written", file=sys.stderr)
     if not res.report["verdict"]["budget_ok"]:
         return EXIT_BUDGET
     return 0

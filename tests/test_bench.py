@@ -66,12 +66,15 @@ def test_verdict_budget():
 
 
 def test_command_cpython_serial_json_and_budget(tmp_path):
-    """The README's command (console script, default link and baud) with a short window:
-    JSON with every key, the report printed, --budget-ms turns a too-small budget into exit 3."""
+    """The README's command (console script, default link and baud) with a short window,
+    run outside the checkout: JSON with every key, the report printed, the default plot
+    written as a PNG and named, --budget-ms turns a too-small budget into exit 3."""
     out = tmp_path / "bench.json"
     r = subprocess.run([TRILINK, "bench", "--runtime", "cpython", "--start", "90", "--duration", "8", "--json", str(out),
-                        "--budget-ms", "1"], cwd=ROOT, capture_output=True, text=True, timeout=90)
+                        "--budget-ms", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=90)
     assert r.returncode == 3, r.stdout + r.stderr
+    png = tmp_path / "trilink-bench.png"
+    assert f"plot: {png}" in r.stdout and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "end-to-end latency per path" in r.stdout and "verdict:" in r.stdout
     assert "scenario t=" in r.stderr          # progress while it runs
     rep = json.loads(out.read_text())
@@ -172,3 +175,34 @@ def test_bit_errors_on_both_links():
             assert m["board_rx_errors"] >= 1
     assert flipped > 0
     assert rep["counters"]["relay"]["capture_rejected"] == 0
+
+
+def test_scenario_by_name_or_file(tmp_path):
+    from trilink.bench_rig import find_boards_dir, scenario_path
+    boards = find_boards_dir()
+    assert scenario_path(boards, "default") == boards / "scenarios" / "default.json"
+    own = tmp_path / "mine.json"
+    assert scenario_path(boards, str(own)) == own
+    r = subprocess.run([TRILINK, "bench", "--scenario", str(tmp_path / "absent.json"), "--no-plot"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "unknown scenario" in r.stderr
+
+
+def test_boards_found_from_any_folder_and_bad_boards_named(tmp_path, monkeypatch):
+    from trilink.bench_rig import RigError, find_boards_dir
+    monkeypatch.chdir(tmp_path)
+    found = find_boards_dir()
+    assert (found / "main.py").is_file() and (found / "scenarios" / "default.json").is_file()
+    with pytest.raises(RigError, match=f"--boards {tmp_path}: no main.py"):
+        find_boards_dir(str(tmp_path))
+
+
+def test_runtime_falls_back_to_cpython_in_one_line(monkeypatch):
+    from trilink import bench_rig
+    from trilink.bench_rig import RigError, resolve_runtime
+    monkeypatch.setattr(bench_rig, "micropython_exe", lambda: None)
+    said: list = []
+    assert resolve_runtime(None, said.append) == "cpython"
+    assert len(said) == 1 and "MicroPython unix port" in said[0] and "CPython" in said[0]
+    with pytest.raises(RigError, match="--runtime micropython"):
+        resolve_runtime("micropython")
