@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import math
 import os
-import sys
+import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10 only
-    import tomli as tomllib
 
 __all__ = [
     "ConfigError", "Config", "RelaySection", "NodeConfig", "Origin", "Territory", "LinkConfig",
