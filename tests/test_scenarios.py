@@ -6,7 +6,7 @@ from trilink_board import config, truth
 
 
 def test_all_shipped_scenarios_load() -> None:
-    for name in ("default", "salvo", "lofted", "debris"):
+    for name in ("default", "salvo", "lofted", "debris", "srbm_japan", "srbm_sea", "srbm_korea_only"):
         s = config.load_scenario(name)
         assert s["name"] == name and s["launches"]
 
@@ -29,7 +29,7 @@ def test_debris_breaks_into_50_or_more() -> None:
 
 
 def test_every_scenario_missile_comes_down_within_its_duration() -> None:
-    for name in ("default", "salvo", "lofted"):
+    for name in ("default", "salvo", "lofted", "srbm_japan", "srbm_sea", "srbm_korea_only"):
         s = config.load_scenario(name)
         t = truth.Truth(s["launches"], s["breakups"])
         t.advance(s["duration_s"])
