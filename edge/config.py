@@ -23,7 +23,7 @@ __all__ = [
     "ConfigError", "Config", "RelaySection", "NodeConfig", "Origin", "Territory", "LinkConfig",
     "ReleasePolicy", "DeadReckoningConfig", "FusionConfig", "SchedulerConfig", "RecorderConfig",
     "load", "loads", "from_dict", "serial_budget", "SERIAL_BUDGET_FACTOR", "UDP_DEFAULT_BUDGET",
-    "LINK_KINDS", "CI_MODES", "WARN_MODES",
+    "LINK_KINDS", "CI_MODES", "WARN_MODES", "ZenohConfig", "AsterixConfig",
 ]
 
 # A serial link's default byte budget is baud/10 bytes/s (8N1: 10 bits a byte)
@@ -135,11 +135,16 @@ class ReleasePolicy:
 
 @dataclass(frozen=True)
 class DeadReckoningConfig:
-    """``[deadreckoning]``: send a track update when the receiver's
-    extrapolation is off by more than ``position_m``, or ``heartbeat_s`` after
-    the last one (the dead-reckoning sender of the C codec, ``tl_dr``)."""
+    """``[deadreckoning]``: the relay's PICTURE sender (the dead-reckoning
+    sender of the C codec, ``tl_dr``) sends a track update when the
+    receiver's extrapolation is off by more than ``position_m``, or
+    ``heartbeat_s`` after the last one. The default 0 sends every update:
+    the relay offers a destination an update only when it carries a source
+    report the destination has not had, so a positive threshold saves no
+    redundant frame; it holds that report until the next one (or the
+    heartbeat), trading latency for downlink bytes."""
 
-    position_m: float = 50.0
+    position_m: float = 0.0
     heartbeat_s: float = 5.0
 
 
@@ -179,6 +184,41 @@ class RecorderConfig:
 
 
 @dataclass(frozen=True)
+class ZenohConfig:
+    """``[zenoh]``: publish each destination's released picture, warnings,
+    health and stats on Eclipse Zenoh (docs/RELAY.md, "Publishing on
+    Zenoh"; edge/zenoh_pub.py). ``key_file`` (trilink-keys/1, one entry
+    named for each nation, and ``ops`` for health and stats) seals every
+    publication for its nation; ``enabled`` False: nothing is published."""
+
+    enabled: bool = False
+    relay: str = "relay"                        # the <relay> segment of the key expressions
+    key_file: Optional[str] = None
+    mode: str = "peer"                          # "peer" | "client"
+    listen: Tuple[str, ...] = ()                # Zenoh endpoints, e.g. "tcp/127.0.0.1:7447"
+    connect: Tuple[str, ...] = ()
+    multicast_scouting: bool = False
+    queue: int = 4096                           # publications waiting for the publisher thread
+    health_period_s: float = 1.0                # 0 = no health publication
+    stats_period_s: float = 5.0                 # 0 = no stats publication
+
+
+@dataclass(frozen=True)
+class AsterixConfig:
+    """``[asterix]``: the picture released to node ``node`` as ASTERIX
+    CAT062 system tracks (edge/asterix.py), every ``period_s``, to ``udp``
+    (host:port) and/or appended to ``file``."""
+
+    enabled: bool = False
+    node: Optional[str] = None
+    udp: Optional[Tuple[str, int]] = None
+    file: Optional[str] = None
+    sac: int = 0
+    sic: int = 1
+    period_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     relay: RelaySection
@@ -189,6 +229,8 @@ class Config:
     fusion: FusionConfig
     scheduler: SchedulerConfig
     recorder: RecorderConfig
+    zenoh: ZenohConfig = ZenohConfig()
+    asterix: AsterixConfig = AsterixConfig()
 
     def node(self, name: str) -> NodeConfig:
         """The node called ``name`` (KeyError if none)."""
@@ -389,7 +431,8 @@ def _nodes(v: _V, data: Mapping[str, Any]) -> List[Tuple[str, Mapping[str, Any],
 def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str = ".") -> Config:
     """Validate an already parsed TOML document."""
     v = _V(source, base_dir)
-    known = ("relay", "nodes", "links", "release", "deadreckoning", "fusion", "scheduler", "recorder")
+    known = ("relay", "nodes", "links", "release", "deadreckoning", "fusion", "scheduler", "recorder",
+             "zenoh", "asterix")
     for k in data:
         if k not in known:
             raise v.fail(k, f"unknown section (known: {', '.join(known)})")
@@ -496,7 +539,7 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
     # threshold, and the receiver's timeout is the board's own setting.)
     dr = v.table(data, "deadreckoning", "deadreckoning", ("position_m", "heartbeat_s"))
     deadreckoning = DeadReckoningConfig(
-        position_m=v.num(dr, "deadreckoning", "position_m", 50.0, 0.0, 1e7),
+        position_m=v.num(dr, "deadreckoning", "position_m", 0.0, 0.0, 1e7),
         heartbeat_s=v.num(dr, "deadreckoning", "heartbeat_s", 5.0, 0.01, 3600.0))
 
     fu = v.table(data, "fusion", "fusion", ("gate", "ci_mode", "stay_bonus", "switch_frames", "timeout_s",
@@ -527,4 +570,67 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
                               max_files=v.int_(rc, "recorder", "max_files", 10, 1, 100000))
 
     return Config(source=source, relay=relay, nodes=tuple(nodes), links=links, release=ReleasePolicy(allow),
-                  deadreckoning=deadreckoning, fusion=fusion, scheduler=scheduler, recorder=recorder)
+                  deadreckoning=deadreckoning, fusion=fusion, scheduler=scheduler, recorder=recorder,
+                  zenoh=_zenoh(v, data, nations), asterix=_asterix(v, data, [n.name for n in nodes]))
+
+
+# ------------------------------------------------- publishing and export ----
+
+_ZENOH_KEYS = ("enabled", "relay", "key_file", "mode", "listen", "connect", "multicast_scouting", "queue",
+               "health_period_s", "stats_period_s")
+_ZENOH_MODES = ("peer", "client")
+OPS_KEY = "ops"     # the zenoh key file entry that seals health and stats
+
+
+def _zenoh(v: _V, data: Mapping[str, Any], nations: Sequence[str]) -> ZenohConfig:
+    z = v.table(data, "zenoh", "zenoh", _ZENOH_KEYS)
+    enabled = v.bool_(z, "zenoh", "enabled", False)
+    relay = v.str_(z, "zenoh", "relay", "relay")
+    if not all(c.isalnum() or c in "-_" for c in relay):
+        raise v.fail("zenoh.relay", f"{relay!r}: letters, digits, '-' and '_' only (a key expression segment)")
+    cfg = ZenohConfig(
+        enabled=enabled, relay=relay, key_file=v.path(z, "zenoh", "key_file"),
+        mode=v.str_(z, "zenoh", "mode", "peer", _ZENOH_MODES),
+        listen=v.names(z, "zenoh", "listen", ()), connect=v.names(z, "zenoh", "connect", ()),
+        multicast_scouting=v.bool_(z, "zenoh", "multicast_scouting", False),
+        queue=v.int_(z, "zenoh", "queue", 4096, 1, 1 << 20),
+        health_period_s=v.num(z, "zenoh", "health_period_s", 1.0, 0.0, 86400.0),
+        stats_period_s=v.num(z, "zenoh", "stats_period_s", 5.0, 0.0, 86400.0))
+    if not enabled:
+        return cfg
+    # A config that asks for Zenoh fails here, in one line, rather than at
+    # the first publication: the package, then the key file.
+    for mod, pkg in (("zenoh", "eclipse-zenoh"), ("cryptography", "cryptography")):
+        try:
+            __import__(mod)
+        except ImportError:
+            raise v.fail("zenoh.enabled", f"needs the {pkg} package: pip install \".[zenoh]\"") from None
+    if cfg.key_file is None:
+        raise v.fail("zenoh.key_file", "missing (a trilink-keys/1 file with one key per nation, and ops)")
+    from trilink_board import keys as _keys
+    try:
+        names = {e.name for e in _keys.load(cfg.key_file).entries}
+    except _keys.KeyFileError as e:
+        raise v.fail("zenoh.key_file", f"{cfg.key_file}: {e}") from None
+    need = list(nations) + ([OPS_KEY] if cfg.health_period_s > 0 or cfg.stats_period_s > 0 else [])
+    for n in need:
+        if n not in names:
+            raise v.fail("zenoh.key_file", f"{cfg.key_file} has no key named {n!r}")
+    return cfg
+
+
+def _asterix(v: _V, data: Mapping[str, Any], node_names: Sequence[str]) -> AsterixConfig:
+    a = v.table(data, "asterix", "asterix", ("enabled", "node", "udp", "file", "sac", "sic", "period_s"))
+    cfg = AsterixConfig(
+        enabled=v.bool_(a, "asterix", "enabled", False), node=v.str_(a, "asterix", "node", None),
+        udp=v.addr(a, "asterix", "udp", None), file=v.path(a, "asterix", "file"),
+        sac=v.int_(a, "asterix", "sac", 0, 0, 255), sic=v.int_(a, "asterix", "sic", 1, 0, 255),
+        period_s=v.num(a, "asterix", "period_s", 1.0, 0.05, 3600.0))
+    if cfg.enabled:
+        if cfg.node is None:
+            raise v.fail("asterix.node", "missing: the node whose released picture is exported")
+        if cfg.node not in node_names:
+            raise v.fail("asterix.node", f"{cfg.node!r} is not a configured node ({', '.join(node_names)})")
+        if cfg.udp is None and cfg.file is None:
+            raise v.fail("asterix", "give udp = \"host:port\" and/or file = \"PATH\"")
+    return cfg

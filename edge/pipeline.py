@@ -13,7 +13,11 @@
 3. ``Destination.take`` (called by the link scheduler when the link can
    send): the pending tracks in priority order (soonest predicted impact,
    then oldest) through the destination's dead-reckoning sender (C
-   ``tl_dr``) into PICTURE payloads.
+   ``tl_dr``) into PICTURE payloads. Every update offered carries a
+   source report the destination has not had, so with the default
+   ``[deadreckoning] position_m = 0`` the sender suppresses none of them
+   (a positive threshold would hold such a report until the next one:
+   counted in ``dr_suppressed``); it still codes them as deltas.
 4. ``impact_job`` / ``apply_impacts``: impact prediction
    (``binding.predict_impact`` with every nation's territory) from each
    destination's own releasable picture, at most every ``impact_period_s``
@@ -142,6 +146,7 @@ class PictureStats:
     warnings_issued: int = 0
     warnings_acked: int = 0
     warnings_retransmitted: int = 0
+    dr_suppressed: int = 0         # offered updates (each with a new report) the dead-reckoning sender held back
 
 
 class Destination:
@@ -159,8 +164,10 @@ class Destination:
         for s in self.sources:
             self.mask |= 1 << s
         self.frame = Frame6(geo.origin)
+        # Threshold 0 unless configured: every offered update is news (the
+        # C sender's own default, 50 m, would hold reports; module docstring).
         self.dr = binding.DeadReckoner(binding.CODEC_PICTURE, geo.origin[0], geo.origin[2],
-                                       **(dr_config or {}))
+                                       **{"threshold_m": 0.0, **(dr_config or {})})
         self.pending: Dict[int, Pending] = {}
         # fused id -> {source node: report id last offered}, for the fused
         # tracks this destination holds (the ones with another nation's data).
@@ -275,6 +282,12 @@ class Destination:
             for fid, _ in items:
                 self.dr.request_keyframe(fid)
             return [], 0
+        # A suppressed record's reports ride on the track's next update sent
+        # (PROTOCOL 5.6): late news. Counted so that a threshold that holds
+        # reports shows in the relay's stats.
+        held = int(np.count_nonzero((b.rtype == binding.REC_NONE) & (b.n_src > 0)))
+        if held:
+            self.stats.dr_suppressed += held
         return payloads, min(p.rx_ns for _, p in items)
 
     def keyframe_request(self, tids: Sequence[int]) -> None:

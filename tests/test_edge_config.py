@@ -42,7 +42,7 @@ def test_example_loads_with_nation_files() -> None:
     assert cfg.release.may("jp", "kr") and not cfg.release.may("jp", "au") and cfg.release.may("au", "au")
     assert cfg.release.sources_for("au", ["jp", "kr", "au"]) == ("kr", "au")
     assert cfg.relay.key_file.endswith(os.path.join("edge", "keys.json"))   # relative to the file
-    assert cfg.recorder.max_files == 10 and cfg.deadreckoning.position_m == 50.0
+    assert cfg.recorder.max_files == 10 and cfg.deadreckoning.position_m == 0.0
 
 
 def test_defaults() -> None:
@@ -50,7 +50,7 @@ def test_defaults() -> None:
     assert cfg.relay.node == 0 and cfg.relay.stats_addr == ("127.0.0.1", 8765)
     assert cfg.links["jp"].baud == 115200 and cfg.links["jp"].budget == 10368
     assert cfg.links["kr"].budget == c.UDP_DEFAULT_BUDGET and cfg.links["kr"].peer is None
-    assert cfg.deadreckoning == c.DeadReckoningConfig(50.0, 5.0)
+    assert cfg.deadreckoning == c.DeadReckoningConfig(0.0, 5.0)
     assert cfg.fusion.gate == 22.46 and cfg.fusion.ci_mode == "trace"
     assert cfg.scheduler.max_age_s == 2.0 and cfg.recorder.path is None
     assert cfg.release.may("jp", "jp") and not cfg.release.may("jp", "kr")   # nothing released by default
