@@ -33,8 +33,10 @@ to a queue; ``close()`` flushes everything.
 from __future__ import annotations
 
 import collections
+import logging
 import os
 import re
+import stat
 import struct
 import threading
 import time
@@ -56,6 +58,8 @@ _FLAG_IN, _FLAG_OUT = 1, 2
 _QUEUE_MAX = 200_000            # records waiting for the writer; beyond: dropped and counted
 _FLUSH_BYTES = 64 * 1024
 _FLUSH_S = 0.25
+
+log = logging.getLogger("trilink_edge.recorder")
 
 
 class CaptureError(ValueError):
@@ -146,8 +150,9 @@ class Recorder:
     # -- loop side ------------------------------------------------------------
     def record(self, link: str, direction: str, frame: bytes, t_ns: int) -> None:
         """Queue one frame (direction "rx" or "tx", ``t_ns`` monotonic).
-        Cheap and non-blocking: safe from the event loop."""
-        if len(self._q) >= _QUEUE_MAX or self._stop:
+        Cheap and non-blocking: safe from the event loop. Once the capture
+        has stopped on an error, frames are only counted (``dropped``)."""
+        if len(self._q) >= _QUEUE_MAX or self._stop or self.error is not None:
             self.dropped += 1
             return
         self._q.append((link, direction, bytes(frame), t_ns))
@@ -166,16 +171,33 @@ class Recorder:
             time.sleep(0.002)
         return not self._q
 
-    def close(self) -> None:
-        """Write everything queued, close the file. Idempotent."""
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Write everything queued, close the file. Idempotent; never raises
+        for a disk error (``error`` says what failed). With ``timeout`` the
+        writer thread gets that long (a stuck disk cannot hold a stop: the
+        records it did not write are counted ``dropped``)."""
         if self._stop:
             return
         self._stop = True
         self._wake.set()
-        self._thread.join()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._fail(f"{self.path}: writer still busy after {timeout} s at close")
+            return   # the daemon thread owns the file until it returns
         if self._f is not None:
-            self._f.close()
+            try:
+                self._f.close()
+            except OSError as e:   # ENOSPC when the last buffer is flushed
+                self._fail(f"{self.path}: {e.strerror or e}")
             self._f = None
+
+    def _fail(self, what: str) -> None:
+        """Stop the capture on an error: logged once, loudly; the relay goes on."""
+        if self.error is None:
+            self.error = what
+            log.error("capture stopped: %s (frames are no longer recorded; counted as dropped)", what)
+        self.dropped += len(self._q)
+        self._q.clear()
 
     def __enter__(self) -> "Recorder":
         return self
@@ -194,7 +216,16 @@ class Recorder:
         return _block(_IDB, struct.pack("<HHI", _LINKTYPE_ETHERNET, 0, 0) + opts)
 
     def _open_file(self) -> None:
-        self._f = open(self.path, "wb", buffering=_FLUSH_BYTES)
+        # 0600: a capture holds every nation's tracks.
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+                os.fchmod(fd, 0o600)    # O_CREAT keeps the mode of a file that was there
+        except OSError:
+            os.close(fd)
+            raise
+        self._f = os.fdopen(fd, "wb", buffering=_FLUSH_BYTES)
         head = self._header()
         # Interfaces get ids in order of first use; a new file declares all
         # known ones again, in id order, so ids stay valid in every file.
@@ -263,8 +294,11 @@ class Recorder:
             try:
                 self._write_one(link, direction, frame, t_ns)
             except OSError as e:     # disk full, removed folder: keep the relay running
-                self.error = f"{self.path}: {e.strerror or e}"
                 self.dropped += 1
+                self._fail(f"{self.path}: {e.strerror or e}")
+            except Exception as e:   # noqa: BLE001 - a bug (e.g. a link name over 65,535 bytes): stop loudly
+                self.dropped += 1
+                self._fail(f"{self.path}: writer failed: {type(e).__name__}: {e}")
 
     def _run(self) -> None:
         while True:
@@ -276,7 +310,7 @@ class Recorder:
                 try:
                     self._f.flush()
                 except OSError as e:
-                    self.error = f"{self.path}: {e.strerror or e}"
+                    self._fail(f"{self.path}: {e.strerror or e}")
             self._gen += 1
             if stopping:
                 self._drain()

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import inspect
 import logging
 from typing import Any, Deque, Dict, List, Optional, Set
 
@@ -52,7 +53,13 @@ from trilink_edge.session import NodeInfo, Sessions, relay_now_ns
 log = logging.getLogger("trilink_edge.relay")
 TICK_S = 0.1               # warnings retransmit >= 0.25 s apart and heartbeats go every 1 s
 HOUSEKEEPING_NS = 1_000_000_000
-STOP_BUDGET_S = 0.8        # stop() gives tasks this long before cancelling them
+STOP_BUDGET_S = 0.3        # stop() gives cancelled tasks this long to finish
+LINK_CLOSE_S = 0.2         # all links are closed together within this
+RECORDER_CLOSE_S = 0.2     # the capture writer gets this long to flush at stop
+# A ticker part that raised is skipped for a backoff that doubles from
+# BACKOFF_FIRST_S to BACKOFF_MAX_S, then tried again; the others go on.
+BACKOFF_FIRST_S = 0.1
+BACKOFF_MAX_S = 10.0
 RETRY_WRITE_S = 0.005      # a link whose own buffer is full is tried again after this
 # Bounded in-memory logs: a relay runs for months, so it keeps only the
 # recent window (the capture holds everything). 100,000 dicts grew the RSS by
@@ -148,6 +155,11 @@ class Relay:
         self._stopped: Optional[asyncio.Event] = None
         self._done: Optional[asyncio.Event] = None
         self._running = False
+        # Guarded parts (ticker parts, shutdown steps): failures counted per part,
+        # the part retried after a doubling backoff (PART_BACKOFF), logged once per outage.
+        self.part_errors: Dict[str, int] = {}
+        self._part_retry: Dict[str, int] = {}      # part -> relay_now_ns() of its next try
+        self._part_delay: Dict[str, float] = {}    # part -> current backoff (s); present while failing
 
     # ---- glue ----
 
@@ -323,25 +335,59 @@ class Relay:
 
     # ---- periodic ----
 
+    def _part(self, name: str, fn: Any, *args: Any) -> None:
+        """Run one background part (a ticker part, a shutdown step): a failure
+        is counted (``part_errors``, in /stats), logged once per outage and
+        the part skipped for a backoff that doubles up to BACKOFF_MAX_S; it
+        never stops the other parts."""
+        now = relay_now_ns()
+        if now < self._part_retry.get(name, 0):
+            return
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - any failure of one part must leave the rest running
+            self.part_errors[name] = self.part_errors.get(name, 0) + 1
+            delay = self._part_delay.get(name)
+            if delay is None:
+                log.error("relay: %s failed: %s: %s (retrying with backoff; counted in /stats part_errors)",
+                          name, type(e).__name__, e)
+                delay = BACKOFF_FIRST_S
+            else:
+                delay = min(delay * 2, BACKOFF_MAX_S)
+            self._part_delay[name] = delay
+            self._part_retry[name] = now + int(delay * 1e9)
+            return
+        if self._part_delay.pop(name, None) is not None:
+            log.info("relay: %s works again", name)
+
+    def _tick(self, now: int) -> None:
+        self._part("heartbeats", self.sessions.tick, now)
+        self._part("state_save", self.sessions.save_if_due, now)
+        self._part("warnings", self.pipeline.desk.tick, now)
+        if self.stats_frames_ns > 0 and now - self._last_stats_ns >= self.stats_frames_ns:
+            self._last_stats_ns = now
+            self._part("stats_frames", self._send_stats)
+        if now - self._last_housekeeping_ns >= HOUSEKEEPING_NS:
+            self._last_housekeeping_ns = now
+            self._part("housekeeping", self._housekeeping)
+        if self._impact is None:
+            self._part("impact", self._maybe_impacts, now)
+
     async def _ticker(self) -> None:
         while True:
-            now = relay_now_ns()
-            self.sessions.tick(now)
-            self.pipeline.desk.tick(now)
-            if self.stats_frames_ns > 0 and now - self._last_stats_ns >= self.stats_frames_ns:
-                self._last_stats_ns = now
-                self._send_stats()
-            if now - self._last_housekeeping_ns >= HOUSEKEEPING_NS:
-                # Timeouts are applied by association rounds; without reports
-                # no round runs, so one is forced now and then.
-                self._last_housekeeping_ns = now
-                if self.pipeline.picture.stats()["tracks"] or any(
-                        d.sent for d in self.pipeline.destinations.values()):
-                    self.pipeline.dirty = True
-                    self._round(refresh=True)
-            if self._impact is None and self.pipeline.impact_due(now):
-                self._start_impacts(now)
+            self._tick(relay_now_ns())
             await asyncio.sleep(TICK_S)
+
+    def _housekeeping(self) -> None:
+        # Timeouts are applied by association rounds; without reports no
+        # round runs, so one is forced now and then.
+        if self.pipeline.picture.stats()["tracks"] or any(d.sent for d in self.pipeline.destinations.values()):
+            self.pipeline.dirty = True
+            self._round(refresh=True)
+
+    def _maybe_impacts(self, now: int) -> None:
+        if self.pipeline.impact_due(now):
+            self._start_impacts(now)
 
     def _start_impacts(self, now: int) -> None:
         job = self.pipeline.impact_job(now)
@@ -354,6 +400,7 @@ class Relay:
             if f.cancelled() or not self._running:
                 return
             if f.exception() is not None:
+                self.part_errors["impact"] = self.part_errors.get("impact", 0) + 1
                 log.error("impact prediction failed: %r", f.exception())
                 return
             self.pipeline.apply_impacts(f.result(), relay_now_ns())
@@ -419,34 +466,51 @@ class Relay:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        self._running = False
-        for t in self._tasks:
-            t.cancel()
-        for h in self._timers.values():
-            h.cancel()
-        self._timers.clear()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=STOP_BUDGET_S)
-        for t in self._tasks:
-            if t.done() and not t.cancelled() and t.exception() is not None:
-                log.error("task failed: %r", t.exception())
-        self._tasks = []
-        if self._sends:
-            await asyncio.wait(list(self._sends), timeout=0.1)
-        self.sessions.save()
-        for link in self.links.values():
-            if hasattr(link, "handler"):
-                link.handler = None
-            try:
-                await asyncio.wait_for(link.close(), 0.2)
-            except Exception:
-                pass
-        if self.recorder is not None and hasattr(self.recorder, "close"):
-            self.recorder.close()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-        if self._done is not None:
-            self._done.set()
+        # Every step is guarded and bounded: whatever failed (a state file
+        # that cannot be written, a full capture disk, a link that will not
+        # close), the relay stops within 1 s and ``stop()`` returns.
+        try:
+            self._running = False
+            for t in self._tasks:
+                t.cancel()
+            for h in self._timers.values():
+                h.cancel()
+            self._timers.clear()
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=STOP_BUDGET_S)
+            for t in self._tasks:
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    log.error("task failed: %r", t.exception())
+            self._tasks = []
+            if self._sends:
+                await asyncio.wait(list(self._sends), timeout=0.1)
+            for link in self.links.values():
+                if hasattr(link, "handler"):
+                    link.handler = None
+            self._part_retry.clear()
+            self._part("state_save", self.sessions.save)
+            closes = [asyncio.ensure_future(link.close()) for link in self.links.values()]
+            if closes:
+                await asyncio.wait(closes, timeout=LINK_CLOSE_S)
+                for c in closes:
+                    if not c.done():
+                        c.cancel()
+                    elif not c.cancelled() and c.exception() is not None:
+                        log.warning("link close failed: %r", c.exception())
+            if self.recorder is not None and hasattr(self.recorder, "close"):
+                self._part("recorder_close", self._close_recorder)
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+        finally:
+            if self._done is not None:
+                self._done.set()
+
+    def _close_recorder(self) -> None:
+        close = self.recorder.close
+        if "timeout" in inspect.signature(close).parameters:
+            close(timeout=RECORDER_CLOSE_S)
+        else:   # a recorder stand-in
+            close()
 
     async def stop(self) -> None:
         """Stop within 1 s: tasks cancelled, state saved, links closed, capture flushed."""
@@ -470,6 +534,7 @@ class Relay:
         out: Dict[str, Any] = {"links": {}, "nodes": nodes,
                                "pipeline": dict(vars(self.pipeline.stats)),
                                "picture": self.pipeline.picture.stats(), "internal_errors": self.internal_errors,
+                               "part_errors": dict(self.part_errors),
                                "deliveries": {"count": sum(self.delivery_count.values()),
                                               "recent": list(self.deliveries)[-16:]}}
         lat = sorted(self.latency_ns)

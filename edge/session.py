@@ -375,8 +375,8 @@ class Sessions:
     # ---- periodic ----
 
     def tick(self, now_ns: int) -> None:
-        """Heartbeats due (every 1 s to every board), link-down detection
-        (3.5 s without an accepted frame), periodic state save."""
+        """Heartbeats due (every 1 s to every board) and link-down detection
+        (3.5 s without an accepted frame)."""
         for s in self.sessions.values():
             if now_ns - s.last_hb_tx_ns >= self.heartbeat_ns:
                 s.last_hb_tx_ns = now_ns
@@ -385,7 +385,12 @@ class Sessions:
                 s.up = False
                 s.down_events += 1
                 self.on_link(s.node, False)
+
+    def save_if_due(self, now_ns: int) -> None:
+        """The periodic state-file write (every ``save_every_ns``); raises
+        OSError when the file cannot be written (the relay's ticker guards it)."""
         if now_ns - self._last_save_ns >= self.save_every_ns:
+            self._last_save_ns = now_ns     # a failing write is retried by the caller's backoff, not every tick
             self.save()
 
     def counters(self) -> Dict[str, Dict[str, int]]:

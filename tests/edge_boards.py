@@ -123,6 +123,10 @@ class BoardStandIn:
             self.warnings.append(messages.decode(wire.WARNING, bytes(f.payload)))
         return f
 
+    def answer(self, f: wire.Frame) -> Optional[bytes]:
+        """The frame a board sends back for ``f`` on its own, or None."""
+        return None
+
     def receive_serial(self, data: bytes) -> List[wire.Frame]:
         out = []
         for f in self.deframer.feed(data):

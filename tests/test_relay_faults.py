@@ -1,0 +1,170 @@
+"""The relay under faults of its own machinery (issue 16): a state file that
+cannot be written, a capture disk that is full. Real UDP links on 127.0.0.1
+and a board stand-in; each fault is counted, logged once, the other parts
+of the relay go on, and stop() returns within 1 s."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import socket
+import time
+
+from edge_boards import JP_ORIGIN, TEST_KEYS, BoardStandIn
+from trilink_board import wire
+from trilink_edge import config as edge_config
+from trilink_edge.relay import Relay
+
+
+def _port() -> int:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _config(tmp_path, relay_port, board_port, recorder=None, extra_relay=None):
+    relay = {"node": 0, "state_file": str(tmp_path / "state" / "relay.json"), "stats": "off",
+             "stats_frames_s": 0}
+    relay.update(extra_relay or {})
+    doc = {"relay": relay,
+           "nodes": {"jp": {"id": 1, "key_id": 1, "nation": "jp",
+                            "origin": {"lat": JP_ORIGIN[0], "lon": JP_ORIGIN[1], "alt_m": 0.0}}},
+           "links": {"jp": {"kind": "udp", "bind": f"127.0.0.1:{relay_port}", "peer": f"127.0.0.1:{board_port}",
+                            "boards": ["jp"]}}}
+    if recorder:
+        doc["recorder"] = recorder
+    (tmp_path / "state").mkdir(exist_ok=True)
+    return edge_config.from_dict(doc, "test.toml", str(tmp_path))
+
+
+class Board:
+    """A board stand-in on a real UDP socket: counts the relay's heartbeats."""
+
+    def __init__(self, port: int, relay_port: int) -> None:
+        self.sb = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.setblocking(False)
+        self.relay = ("127.0.0.1", relay_port)
+        self.heartbeats = 0
+
+    def send(self, raw: bytes) -> None:
+        self.sock.sendto(raw, self.relay)
+
+    def poll(self) -> None:
+        while True:
+            try:
+                data, _ = self.sock.recvfrom(4096)
+            except BlockingIOError:
+                return
+            f = self.sb.receive(data)
+            if f.mtype == wire.HEARTBEAT:
+                self.heartbeats += 1
+            answer = self.sb.answer(f)
+            if answer is not None:
+                self.send(answer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def _run_for(board: Board, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        await asyncio.sleep(0.02)
+        board.poll()
+
+
+def test_state_write_failure_leaves_periodic_work_running_and_stop_within_1s(tmp_path, caplog):
+    relay_port, board_port = _port(), _port()
+    cfg = _config(tmp_path, relay_port, board_port)
+    board = Board(board_port, relay_port)
+
+    async def main():
+        relay = Relay(cfg, keys=TEST_KEYS)
+        relay.sessions.save_every_ns = 50_000_000      # the periodic write, when there is one, comes often
+        task = asyncio.ensure_future(relay.run())
+        await asyncio.sleep(0.1)
+        board.send(board.sb.hello())
+        await _run_for(board, 1.3)
+        assert board.heartbeats >= 1
+        shutil.rmtree(tmp_path / "state")               # the state folder vanishes: every write fails
+        before = board.heartbeats
+        with caplog.at_level(logging.ERROR, logger="trilink_edge.relay"):
+            await _run_for(board, 2.5)
+        after = board.heartbeats - before
+        t0 = time.monotonic()
+        await asyncio.wait_for(relay.stop(), 2.0)
+        stop_s = time.monotonic() - t0
+        await asyncio.wait_for(task, 1.0)
+        return relay, after, stop_s
+
+    with caplog.at_level(logging.ERROR, logger="trilink_edge.relay"):
+        relay, after, stop_s = asyncio.run(main())
+    board.close()
+    assert after >= 2, "the relay's heartbeats stopped when the state file could not be written"
+    assert stop_s < 1.0
+    errors = relay.stats()["part_errors"]
+    assert sum(errors.values()) >= 1 and set(errors) <= {"state_save"}
+    # logged once per outage, not once per try
+    lines = [r for r in caplog.records if "state_save failed" in r.getMessage()]
+    assert 1 <= len(lines) <= 2
+
+
+def test_failing_part_is_retried_with_backoff_and_never_stops_the_others(tmp_path):
+    relay_port, board_port = _port(), _port()
+    cfg = _config(tmp_path, relay_port, board_port)
+    board = Board(board_port, relay_port)
+    calls = []
+
+    async def main():
+        relay = Relay(cfg, keys=TEST_KEYS)
+
+        def broken(now):
+            calls.append(now)
+            raise RuntimeError("warning desk bug")
+        relay.pipeline.desk.tick = broken
+        task = asyncio.ensure_future(relay.run())
+        await _run_for(board, 3.0)
+        await asyncio.wait_for(relay.stop(), 1.0)
+        await asyncio.wait_for(task, 1.0)
+        return relay
+
+    relay = asyncio.run(main())
+    board.close()
+    assert board.heartbeats >= 2                       # heartbeats went on beside the broken part
+    n = relay.stats()["part_errors"]["warnings"]
+    assert n == len(calls) >= 3
+    assert n <= 8                                      # backoff 0.1, 0.2, 0.4, ... not every 0.1-s tick (30)
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert all(g2 >= g1 for g1, g2 in zip(gaps, gaps[1:]))  # doubling
+
+
+def test_full_capture_disk_is_logged_and_stop_within_1s(tmp_path, caplog):
+    relay_port, board_port = _port(), _port()
+    # /dev/full: every write fails with ENOSPC, like a full disk.
+    cfg = _config(tmp_path, relay_port, board_port, recorder={"path": "/dev/full"})
+    board = Board(board_port, relay_port)
+
+    async def main():
+        relay = Relay(cfg, keys=TEST_KEYS)
+        task = asyncio.ensure_future(relay.run())
+        await asyncio.sleep(0.1)
+        board.send(board.sb.hello())
+        await _run_for(board, 1.5)
+        t0 = time.monotonic()
+        await asyncio.wait_for(relay.stop(), 2.0)
+        stop_s = time.monotonic() - t0
+        await asyncio.wait_for(task, 1.0)
+        return relay, stop_s
+
+    with caplog.at_level(logging.ERROR):
+        relay, stop_s = asyncio.run(main())
+    board.close()
+    assert stop_s < 1.0
+    assert relay.recorder.error and "No space" in relay.recorder.error
+    assert relay.recorder.dropped >= 1
+    lines = [r for r in caplog.records if "capture stopped" in r.getMessage()]
+    assert len(lines) == 1
