@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -261,3 +262,18 @@ def test_source_id_delta_past_u32_is_malformed_in_both():
     assert codec.decode(top).items[0][2].sources == [(4, 0xFFFFFFFF), (4, 0xFFFFFFFE)]
     bad = bytes(a ^ m for a, m in zip(top, mask))      # 0xFFFFFFFF + 1
     assert _py_outcome(bad) == "malformed" and _c_outcome(bad) == "malformed"
+
+
+def test_correlation_tables_are_the_protocol_listing():
+    """codec._COR_T / _COR_V (stored as IEEE-double bytes to spare a board's heap) are exactly
+    the integer mantissas of docs/PROTOCOL.md 5.4 divided by 2^53."""
+    import re
+    text = (Path(__file__).resolve().parent.parent / "docs" / "PROTOCOL.md").read_text()
+    ct = text[text.index("CT (c = 0..62) ="):text.index("CV (c = 0..63) =")]
+    cv = text[text.index("CV (c = 0..63) ="):]
+    cv = cv[:cv.index("```")]
+    mt = [int(x) for x in re.findall(r"\b\d{6,}\b", ct)]
+    mv = [0] + [int(x) for x in re.findall(r"\b\d{6,}\b", cv)]
+    assert len(mt) == len(codec._COR_T) == 63 and len(mv) == len(codec._COR_V) == 64
+    assert list(codec._COR_T) == [m / 2 ** 53 for m in mt]
+    assert list(codec._COR_V) == [m / 2 ** 53 for m in mv]

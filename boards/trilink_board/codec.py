@@ -28,6 +28,7 @@ port must hand in positions and velocities already on the quantisation
 grid so that its codes equal the relay's (section 5.3).
 """
 import math
+from array import array
 
 VERSION = 2  # 2: PICTURE source ids per node, u(32) then se deltas (5.5)
 REPORT = 0    # batch kind: TRACK_REPORT payload (board -> relay)
@@ -58,37 +59,47 @@ MAX_VEL_MM = 1 << 31
 _QMAX = float(1 << 52)  # largest |code| of a quantised value
 _CODE_LIMIT = 1 << 52
 
-_S53 = 9007199254740992  # 2^53: tables are integer mantissas / 2^53, exact everywhere
+_S53 = 9007199254740992  # 2^53: the tables are integer mantissas / 2^53 (exact everywhere)
+# The correlation tables as little-endian IEEE doubles in array('d'): the integer
+# mantissas of docs/PROTOCOL.md 5.4 divided by 2^53 (tests/test_codec_props.py checks
+# every entry against that listing). Kept as bytes because a module of 127 literal
+# integers above 2^30 and their floats costs a 192 KB board about 9 KB of heap.
 # tanh((c + 0.5) / 16), c = 0..62: boundaries of the correlation codes
-_COR_T = [x / _S53 for x in (
-    281383386518927, 841959695447570, 1396032391095049, 1939487246163748, 2468527339840547,
-    2979771722941188, 3470329453846045, 3937846499709550, 4380525411902382, 4797119807092240,
-    5186907301622727, 5549645552645166, 5885516456136924, 6195063422876707, 6479126131100544,
-    6738776387585135, 6975257855922026, 7189931543794066, 7384228158598038, 7559607788164480,
-    7717526858175018, 7859411957256734, 7986639888714489, 8100523181895719, 8202300251899004,
-    8293129410722882, 8374085986122568, 8446161880375719, 8510266987711066, 8567231977673339,
-    8617812036439595, 8662691235600500, 8702487266400857, 8737756336311158, 8768998074275120,
-    8796660331723423, 8821143799391518, 8842806386159265, 8861967326570639, 8878910999358439,
-    8893890451061369, 8907130627438534, 8918831321507429, 8929169851197926, 8938303482273501,
-    8946371613684286, 8953497743175577, 8959791231010389, 8965348879256019, 8970256343372175,
-    8974589391928719, 8978415029255183, 8981792494741681, 8984774151415313, 8987406275338577,
-    8989729756338002, 8991780719586144, 8993591076636695, 8995189013655086, 8996599423797014,
-    8997844289964068, 8998943023506916, 8999912763849153)]
+_COR_T = array("d", (
+    b"\xe0\xb1\x92\x99\x55\xfd\x9f\x3f\x90\xb0\x7f\x24\x10\xee\xb7\x3f\x24\x8c\x10\x7b\xbc\xd6\xc3\x3f\x90\x7c\x6a\x41\xd0\x8f\xcb\x3f"
+    b"\x46\x48\x6b\x9e\x39\x8a\xd1\x3f\x08\x86\x1d\x56\x2c\x2c\xd5\x3f\x3a\x3c\xb3\x14\x7e\xa8\xd8\x3f\xdc\x24\x97\xab\xe6\xfa\xdb\x3f"
+    b"\x5c\x47\x36\x1a\x21\x20\xdf\x3f\x10\xf6\x0b\x7e\xf4\x0a\xe1\x3f\xc7\x33\x32\xf7\x76\x6d\xe2\x3f\x2e\x74\xcb\x8b\x5f\xb7\xe3\x3f"
+    b"\xdc\x10\xb0\x95\xd8\xe8\xe4\x3f\x23\x7c\xae\x9a\x60\x02\xe6\x3f\x80\xcb\x7f\x1b\xbb\x04\xe7\x3f\x6f\x84\xcd\xa4\xe1\xf0\xe7\x3f"
+    b"\x6a\x0f\xb8\xc6\xf5\xc7\xe8\x3f\x92\x91\xa0\x63\x34\x8b\xe9\x3f\x96\x6b\x55\x98\xea\x3b\xea\x3f\x80\xd5\xda\x58\x6c\xdb\xea\x3f"
+    b"\x2a\x12\xed\xbe\x0c\x6b\xeb\x3f\x1e\x12\xdb\xf1\x17\xec\xeb\x3f\xf9\x0a\x84\x81\xce\x5f\xec\x3f\x27\x70\xc0\x06\x62\xc7\xec\x3f"
+    b"\x7c\x04\xdb\xd8\xf2\x23\xed\x3f\x42\x3c\x9a\xa8\x8e\x76\xed\x3f\x48\x7b\x85\xd4\x2f\xc0\xed\x3f\xa7\x61\x98\x4e\xbd\x01\xee\x3f"
+    b"\x5a\x0a\xbf\xf0\x0a\x3c\xee\x3f\x7b\xd2\xbc\x22\xda\x6f\xee\x3f\x2b\x4e\x2c\xb9\xda\x9d\xee\x3f\x74\x98\xe5\xf9\xab\xc6\xee\x3f"
+    b"\x59\x1a\x2d\xb6\xdd\xea\xee\x3f\x76\x4b\x8f\x6e\xf1\x0a\xef\x3f\x30\xd5\x40\x77\x5b\x27\xef\x3f\x9f\x3a\x48\x16\x84\x40\xef\x3f"
+    b"\x1e\xe5\xac\x96\xc8\x56\xef\x3f\xa1\xee\x76\x4d\x7c\x6a\xef\x3f\x8f\xe8\x82\x8e\xe9\x7b\xef\x3f\xe7\xeb\x1b\x90\x52\x8b\xef\x3f"
+    b"\x79\xba\x01\x3d\xf2\x98\xef\x3f\xc6\x37\x04\xf5\xfc\xa4\xef\x3f\x65\xe6\xba\x3c\xa1\xaf\xef\x3f\xe6\xa9\x1e\x5d\x08\xb9\xef\x3f"
+    b"\xdd\x9e\xf4\xf3\x56\xc1\xef\x3f\x3e\xf2\x0f\x76\xad\xc8\xef\x3f\x99\xaf\x7a\xa4\x28\xcf\xef\x3f\x55\x06\x96\xf5\xe1\xd4\xef\x3f"
+    b"\xd3\x49\x3c\xf3\xef\xd9\xef\x3f\x8f\x11\xe4\x8e\x66\xde\xef\x3f\x8f\xfd\xb5\x6c\x57\xe2\xef\x3f\x0f\xfc\x76\x26\xd2\xe5\xef\x3f"
+    b"\xb1\x68\x18\x87\xe4\xe8\xef\x3f\x11\xa6\xae\xbf\x9a\xeb\xef\x3f\x51\x61\x7e\x96\xff\xed\xef\x3f\x52\xd7\xc0\x90\x1c\xf0\xef\x3f"
+    b"\x60\x6b\xb0\x17\xfa\xf1\xef\x3f\x17\xc8\x60\x99\x9f\xf3\xef\x3f\x2e\xae\xd8\xa5\x13\xf5\xef\x3f\x16\x87\xd7\x08\x5c\xf6\xef\x3f"
+    b"\x24\xc8\xa5\xe0\x7d\xf7\xef\x3f\xe4\x25\x45\xb2\x7d\xf8\xef\x3f\xc1\x79\x4c\x7b\x5f\xf9\xef\x3f"))
 # tanh(c / 16), c = 0..63: the value a correlation code stands for
-_COR_V = [x / _S53 for x in (
-    0, 562218089186061, 1120072264881926, 1669333060091357, 2206031193474850, 2726566848443015,
-    3227796491356120, 3707093498740763, 4162381314475386, 4592140159472823, 4995390205824917,
-    5371655444459867, 5720913170592296, 6043534130751897, 6340218031185942, 6611928444306813,
-    6859830313939860, 7085232378190706, 7289535996382569, 7474191145208186, 7640659769634286,
-    7790386242554818, 7924774393406584, 8045170389993664, 8152850675660151, 8249014151710385,
-    8334777831005304, 8411175254970767, 8479157048784167, 8539593077926909, 8593275756482010,
-    8640924138990739, 8683188500808660, 8720655175596440, 8753851472695240, 8783250542140961,
-    8809276091792670, 8832306890483785, 8852681014289115, 8870699810939255, 8886631571026370,
-    8900714904747628, 8913161830227645, 8924160584543524, 8933878171938366, 8942462665754587,
-    8950045281672268, 8956742240159320, 8962656435833600, 8967878930861344, 8972490288693778,
-    8976561763467390, 8980156359332768, 8983329772883317, 8986131230765352, 8988604233491035,
-    8990787215462519, 8992714130260697, 8994414969361211, 8995916221616708, 8997241280087922,
-    8998410802115503, 8999443027896931, 9000354062264820)]
+_COR_V = array("d", (
+    b"\x00\x00\x00\x00\x00\x00\x00\x00\xd0\x30\xe0\x97\x59\xf5\xaf\x3f\x30\xb8\xc4\x2b\x99\xd5\xbf\x3f\x74\xf7\x3b\x90\xff\xb8\xc7\x3f"
+    b"\x88\x1c\x9a\xa6\x7e\x59\xcf\x3f\x0e\x65\xea\xa0\x98\x5f\xd3\x3f\xb0\x8f\x8c\xde\x53\xef\xd6\x3f\x36\x80\x48\xee\x29\x57\xda\x3f"
+    b"\xf4\x8a\x56\xd7\x53\x93\xdd\x3f\xb7\xd4\xf6\xf2\x86\x50\xe0\x3f\x95\x8f\xbb\xea\x47\xbf\xe1\x3f\x5b\x71\x9f\xfe\x7d\x15\xe3\x3f"
+    b"\x28\xf2\x52\xe5\x23\x53\xe4\x3f\x99\x29\x0d\xf1\x8f\x78\xe5\x3f\x16\x20\x8c\x0b\x65\x86\xe6\x3f\x7d\x05\x34\x8e\x83\x7d\xe7\x3f"
+    b"\x94\xf3\x14\xb5\xfa\x5e\xe8\x3f\x72\x9b\x0d\x37\xfb\x2b\xe9\x3f\x69\x4d\xa4\x5b\xcb\xe5\xe9\x3f\x7a\x89\x31\xbc\xbc\x8d\xea\x3f"
+    b"\xee\x2d\x6b\xbb\x23\x25\xeb\x3f\xc2\x8b\xa6\xa4\x50\xad\xeb\x3f\x78\xe4\xa4\x52\x8a\x27\xec\x3f\xc0\xc8\x40\x33\x0a\x95\xec\x3f"
+    b"\x77\xf5\x6d\x78\xf9\xf6\xec\x3f\xb1\x86\x42\x46\x6f\x4e\xed\x3f\x78\x1c\xe6\xaf\x6f\x9c\xed\x3f\x8f\x51\x37\x59\xeb\xe1\xed\x3f"
+    b"\x27\x35\xe3\x97\xbf\x1f\xee\x3f\xfd\xab\xef\xf3\xb6\x56\xee\x3f\xda\x0d\xec\xec\x89\x87\xee\x3f\x93\xec\xd5\xed\xdf\xb2\xee\x3f"
+    b"\xd4\xc3\x1b\x5e\x50\xd9\xee\x3f\x98\x39\xf3\xc1\x63\xfb\xee\x3f\xc8\x4f\x72\xdf\x94\x19\xef\x3f\x21\x9e\x89\xe0\x51\x34\xef\x3f"
+    b"\x1e\xfd\x2d\x6c\xfd\x4b\xef\x3f\x49\x28\xc1\xb2\xef\x60\xef\x3f\xdb\xa2\x2a\x6b\x77\x73\xef\x3f\x77\xe1\x23\xbf\xda\x83\xef\x3f"
+    b"\xc2\x71\x0a\x26\x58\x92\xef\x3f\x6c\xfe\x24\x2e\x27\x9f\xef\x3f\xbd\x5e\xb7\x34\x79\xaa\xef\x3f\x24\x6d\x8f\x0d\x7a\xb4\xef\x3f"
+    b"\x3e\xae\xe7\x9a\x50\xbd\xef\x3f\xdb\x07\x9c\x56\x1f\xc5\xef\x3f\x4c\xdc\xbc\xcd\x04\xcc\xef\x3f\x58\xc6\x91\x0f\x1c\xd2\xef\x3f"
+    b"\x00\x0b\x1a\x11\x7d\xd7\xef\x3f\x20\x0d\x10\x06\x3d\xdc\xef\x3f\x12\x82\x68\xb0\x6e\xe0\xef\x3f\x7e\x40\x37\xa7\x22\xe4\xef\x3f"
+    b"\xa0\x53\xd3\x95\x67\xe7\xef\x3f\x75\x4d\x03\x74\x4a\xea\xef\x3f\x28\x31\xea\xb7\xd6\xec\xef\x3f\x5b\x22\x5d\x82\x16\xef\xef\x3f"
+    b"\x77\x90\x3a\xc6\x12\xf1\xef\x3f\xd9\x02\x4d\x6b\xd3\xf2\xef\x3f\x3b\x13\x36\x6d\x5f\xf4\xef\x3f\x44\x92\xd1\xf6\xbc\xf5\xef\x3f"
+    b"\x72\x47\x75\x7a\xf1\xf6\xef\x3f\xaf\x33\x67\xc7\x01\xf8\xef\x3f\x63\xaa\xda\x1c\xf2\xf8\xef\x3f\xf4\xe9\xbb\x3a\xc6\xf9\xef\x3f"))
 # 2^(-(3.5 - i) / 4), i = 0..3: where a frexp mantissa in [0.5, 1) rounds up a quarter octave
 _SIG_T = [x / _S53 for x in (4911210218475899, 5840446135085607, 6945500098633947, 8259638134547591)]
 # 2^(i / 4), i = 0..3 (mantissas / 2^52)
@@ -407,6 +418,9 @@ class _Writer:
 
 class _Reader:
     def __init__(self, data, pos):
+        self.reset(data, pos)
+
+    def reset(self, data, pos):
         self.data = data
         self.bit = pos * 8
         self.end = len(data) * 8
@@ -435,13 +449,11 @@ class _Reader:
         z = self.ue()
         return -((z + 1) >> 1) if z & 1 else z >> 1
 
-    def group(self, k):
+    def group_into(self, out, at, k):
         w = self.bits(6)
-        out = []
-        for _ in range(k):
+        for i in range(at, at + k):
             z = self.bits(w)
-            out.append(-((z + 1) >> 1) if z & 1 else z >> 1)
-        return out
+            out[i] = -((z + 1) >> 1) if z & 1 else z >> 1
 
 
 def _nations(rd):
@@ -668,162 +680,565 @@ class Batch:
         self.items = items
 
 
+STALE_US = 15000000   # Table: a held track not updated for this long (3 relay heartbeats) goes first
+
+
+_ITEM = {"b": 1, "h": 2, "H": 2, "I": 4, "q": 8, "Q": 8}
+
+
+def _zeros(code, n):
+    # array(code) of n zeros, built from a zeroed buffer (a raw copy on MicroPython too)
+    return array(code, bytes(n * _ITEM[code]))
+
+
+class Table:
+    """Held copies (5.6) of at most ``size`` tracks in preallocated columns, and
+    ``batch`` scratch rows that one payload decodes into: a receiver that must
+    not allocate per record (a board's PICTURE) decodes with ``Table.decode``;
+    ``decode(payload, held_dict)`` runs the same decoder.
+
+        >>> t = Table(24, 16)
+        >>> n = t.decode(payload)           # CodecError: nothing applied
+        >>> for row in range(t.size, t.size + n):
+        ...     t.rtype[row], t.status[row], t.tid[row], t.nsrc[row]
+
+    Row r's columns: ``tid t upd rid flags nations sent hasimp it`` (one value),
+    ``pq vq`` (3 from 3r), ``sig`` (6 from 6r), ``cor`` (15 from 15r), ``imp``
+    (east, north, semi-major, semi-minor, orientation codes, 5 from 5r); scratch rows
+    also ``rtype status nsrc src0`` (sources at ``snode/srid[src0 .. src0 + nsrc]``).
+    Rows 0..size-1 are held (``index``: tid -> row); a batch of more than ``batch``
+    records raises CodecError("no_space") and changes nothing.
+
+    Full table: a track not held (a KEY, or an OK delta of a track held in this
+    batch) is kept, in this order, (1) in a free row, (2) in place of the held
+    track longest without an update if that one is older than ``STALE_US``
+    against it, (3) in place of the held track with no predicted impact, else the
+    latest predicted impact (the oldest among equals), only if the newcomer's
+    impact is sooner; otherwise it is not kept (``refused`` counts them) and
+    what the table holds stays. ``wanted(row)`` says whether a delta without base
+    would be kept, so that a receiver asks a keyframe only for tracks it keeps.
+    """
+
+    def __init__(self, size, batch=16):
+        self.size = size
+        self.batch = batch
+        self.index = {}
+        self.used = 0           # held rows in use
+        self.refused = 0
+        self.evicted = 0
+        self.kind = 0
+        self.prec = Precision()
+        self.base_us = 0
+        self._rd = _Reader(b"", 0)
+        self._p = [0] * 6       # state codes of the record being decoded
+        self._s = [0] * 6
+        self._c = [0] * 15
+        self._i = [0] * 5
+        self._alloc(size, batch)
+
+    def _alloc(self, size, batch):
+        n = size + batch
+        self.size = size
+        self.batch = batch
+        self.tid = _zeros("I", n)
+        self.t = _zeros("Q", n)
+        self.upd = bytearray(n)
+        self.rid = _zeros("I", n)
+        self.pq = _zeros("q", 3 * n)
+        self.vq = _zeros("q", 3 * n)
+        self.sig = _zeros("h", 6 * n)
+        self.cor = _zeros("b", 15 * n)
+        self.flags = bytearray(n)
+        self.nations = _zeros("I", n)
+        self.sent = bytearray(n)
+        self.hasimp = bytearray(n)
+        self.imp = _zeros("q", 5 * n)
+        self.it = _zeros("Q", n)
+        self.rtype = bytearray(n)
+        self.status = bytearray(n)
+        self.held = bytearray(n)        # 1: a held row in use
+        self.nsrc = bytearray(n)
+        self.src0 = _zeros("H", n)
+        self.snode = bytearray(MAX_SOURCES * batch)
+        self.srid = _zeros("I", MAX_SOURCES * batch)
+
+    def clear(self):
+        """Forget every held copy."""
+        self.index.clear()
+        for r in range(self.size):
+            self.held[r] = 0
+        self.used = 0
+
+    def __len__(self):
+        return self.used
+
+    def find(self, tid):
+        """The held row of track ``tid``, or -1."""
+        return self.index.get(tid, -1)
+
+    # ---- decoding ----
+
+    def _room(self, count):
+        if count > self.batch:
+            raise CodecError("no_space", "batch of %d records, this table decodes %d" % (count, self.batch))
+
+    def _held_row(self, tid):
+        return self.index.get(tid, -1)
+
+    def _base_row(self, tid, row):
+        # The copy a record of tid applies to: a record of tid decoded earlier in this
+        # batch (-1 after its DROP), else the held copy.
+        j = row - 1
+        while j >= self.size:
+            if self.tid[j] == tid:
+                st = self.status[j]
+                if st == OK:
+                    return j
+                if st == GONE:
+                    return -1
+            j -= 1
+        return self._held_row(tid)
+
+    def _delta_ok(self, h, t, prec):
+        dt = t - self.t[h]
+        if not (0 <= dt < MAX_DELTA_US):
+            return False
+        vq = self.vq
+        for k in range(3 * h, 3 * h + 3):
+            if not (abs(vq[k]) * prec.vel_mmps < MAX_VEL_MM):
+                return False
+        return True
+
+    def _parse(self, payload):
+        data = payload
+        if len(data) < 2:
+            raise CodecError("truncated")
+        if data[0] != VERSION:
+            raise CodecError("version", "codec version %d" % data[0])
+        kind = data[1]
+        if kind not in (REPORT, PICTURE):
+            raise CodecError("malformed", "batch kind")
+        pos_mm, p = _read_varint(data, 2)
+        vel_mm, p = _read_varint(data, p)
+        if not (1 <= pos_mm <= MAX_STEP and 1 <= vel_mm <= MAX_STEP):
+            raise CodecError("malformed", "precision")
+        prec = self.prec
+        if prec.pos_mm != pos_mm or prec.vel_mmps != vel_mm:
+            prec = Precision(pos_mm, vel_mm)
+        base_us, p = _read_varint(data, p)
+        prev_rid = 0
+        if kind == REPORT:
+            prev_rid, p = _read_varint(data, p)
+            if prev_rid >= (1 << 32):
+                raise CodecError("malformed", "report id")
+        count, p = _read_varint(data, p)
+        if count > MAX_RECORDS:
+            raise CodecError("malformed", "record count")
+        self._room(count)
+        rd = self._rd
+        rd.reset(data, p)
+        T = self.tid
+        S = self.status
+        P = self._p
+        sg = self._s
+        cr = self._c
+        im = self._i
+        ps = prec.pos_mm
+        vs = prec.vel_mmps
+        prev_id = 0
+        prev_t = base_us
+        nsrc_total = 0
+        row = self.size
+        for _ in range(count):
+            rtype = rd.bits(2)
+            if rtype > DROP:
+                raise CodecError("malformed", "record type 3")
+            upd = rd.bits(4) if rtype != DROP else 0
+            tid = prev_id + rd.se()
+            if not (0 <= tid < (1 << 32)):
+                raise CodecError("malformed", "track id")
+            t = prev_t + rd.se()
+            if not (0 <= t < (1 << 64)):
+                raise CodecError("malformed", "time")
+            prev_id = tid
+            prev_t = t
+            h = self._base_row(tid, row)
+            T[row] = tid
+            self.t[row] = t
+            self.rtype[row] = rtype
+            self.upd[row] = upd
+            self.src0[row] = nsrc_total
+            self.nsrc[row] = 0
+            for k in range(6):
+                P[k] = 0
+                sg[k] = 0
+            for k in range(15):
+                cr[k] = 0
+            flags = 0
+            nations = 0
+            sent = 0
+            hasimp = 0
+            it = 0
+            for k in range(5):
+                im[k] = 0
+            rid = 0
+            status = OK
+            if rtype == DROP:
+                status = GONE
+            else:
+                if kind == REPORT:
+                    rid = prev_rid + rd.se()
+                    if not (0 <= rid < (1 << 32)):
+                        raise CodecError("malformed", "report id")
+                    prev_rid = rid
+                if rtype == KEY:
+                    rd.group_into(P, 0, 3)
+                    rd.group_into(P, 3, 3)
+                    for k in range(6):
+                        sg[k] = rd.bits(SIG_BITS) + SIG_MIN
+                    for k in range(15):
+                        cr[k] = rd.bits(COR_BITS) - COR_MAX
+                    flags = rd.bits(8)
+                    nations = _nations(rd)
+                    sent = SEND_COV | SEND_META
+                else:
+                    rd.group_into(P, 0, 3)
+                    rd.group_into(P, 3, 3)
+                    base = -1
+                    if h >= 0 and self.upd[h] == (upd - 1) % 16 and self._delta_ok(h, t, prec):
+                        base = h
+                    if h >= 0 and self.upd[h] == upd and self.t[h] == t:
+                        status = DUP
+                    elif base < 0:
+                        status = NO_BASE
+                    if base >= 0:
+                        # the integer prediction of 5.5 (``predict``) from the base row
+                        dt = t - self.t[base]
+                        dtm = dt // 1000
+                        pq = self.pq
+                        vq = self.vq
+                        b3 = 3 * base
+                        for k in range(3):
+                            P[k] += pq[b3 + k] + rdiv(vq[b3 + k] * vs * dt, ps * 1000000)
+                            P[3 + k] += vq[b3 + k]
+                        P[2] -= rdiv(G_MM * dtm * dtm, 2000000 * ps)
+                        P[5] -= rdiv(G_MM * dtm, 1000 * vs)
+                    else:
+                        for k in range(6):
+                            P[k] = 0
+                    b6 = 6 * base
+                    b15 = 15 * base
+                    if rd.bits(1):
+                        sent |= SEND_COV
+                        for k in range(6):
+                            sg[k] = rd.se()
+                        for k in range(15):
+                            cr[k] = rd.se()
+                        if base >= 0:
+                            for k in range(6):
+                                sg[k] += self.sig[b6 + k]
+                            for k in range(15):
+                                cr[k] += self.cor[b15 + k]
+                        else:
+                            for k in range(6):
+                                sg[k] = 0
+                            for k in range(15):
+                                cr[k] = 0
+                    elif base >= 0:
+                        for k in range(6):
+                            sg[k] = self.sig[b6 + k]
+                        for k in range(15):
+                            cr[k] = self.cor[b15 + k]
+                    if rd.bits(1):
+                        sent |= SEND_META
+                        flags = rd.bits(8)
+                        nations = _nations(rd)
+                    elif base >= 0:
+                        flags = self.flags[base]
+                        nations = self.nations[base]
+                    if base >= 0 and self.hasimp[base]:
+                        hasimp = 1
+                        it = self.it[base]
+                        b5 = 5 * base
+                        for k in range(5):
+                            im[k] = self.imp[b5 + k]
+                if kind == PICTURE:
+                    if rd.bits(1):
+                        n = rd.ue() + 1
+                        if n > MAX_SOURCES:
+                            raise CodecError("malformed", "more than 16 sources")
+                        first = self.src0[row]
+                        for _ in range(n):
+                            node = rd.bits(8)
+                            j = nsrc_total - 1
+                            while j >= 0 and self.snode[j] != node:
+                                j -= 1
+                            if j < 0:
+                                rid_s = rd.bits(32)
+                            else:
+                                rid_s = self.srid[j] + rd.se()
+                                if not (0 <= rid_s < (1 << 32)):
+                                    raise CodecError("malformed", "source report id")
+                            self.snode[nsrc_total] = node
+                            self.srid[nsrc_total] = rid_s
+                            nsrc_total += 1
+                        self.nsrc[row] = nsrc_total - first
+                    if rd.bits(1):
+                        sent |= SEND_IMPACT
+                        rd.group_into(im, 0, 2)
+                        dtm = rd.se()
+                        a = rd.ue()
+                        b = rd.ue()
+                        o = rd.bits(15)
+                        if not (-_CODE_LIMIT < dtm < _CODE_LIMIT):
+                            raise CodecError("malformed", "impact time")
+                        ti = t + 1000 * dtm
+                        if o >= ORIENT_CODES or not (0 <= ti < (1 << 64)):
+                            raise CodecError("malformed", "impact orientation or time")
+                        for v in (im[0], im[1], a, b):
+                            if not (-_CODE_LIMIT < v < _CODE_LIMIT):
+                                raise CodecError("malformed", "impact code out of range")
+                        im[2] = a
+                        im[3] = b
+                        im[4] = o
+                        it = ti
+                        hasimp = 1
+                    elif rtype == KEY:
+                        hasimp = 0
+                if status == OK:
+                    for k in range(6):
+                        if not (-_CODE_LIMIT < P[k] < _CODE_LIMIT):
+                            raise CodecError("malformed", "state code out of range")
+                    for k in range(6):
+                        if not (SIG_MIN <= sg[k] <= SIG_MIN + 255):
+                            raise CodecError("malformed", "sigma code out of range")
+                    for k in range(15):
+                        if not (-COR_MAX <= cr[k] <= COR_MAX):
+                            raise CodecError("malformed", "correlation code out of range")
+                    if not (0 <= nations < (1 << 32)):
+                        raise CodecError("malformed", "nations")
+            # Only checked codes reach the columns: nothing out of range is stored.
+            S[row] = status
+            self.rid[row] = rid
+            self.flags[row] = flags
+            self.nations[row] = nations
+            self.sent[row] = sent
+            self.hasimp[row] = hasimp
+            self.it[row] = it
+            r3 = 3 * row
+            for k in range(3):
+                self.pq[r3 + k] = P[k]
+                self.vq[r3 + k] = P[3 + k]
+            r6 = 6 * row
+            for k in range(6):
+                self.sig[r6 + k] = sg[k]
+            r15 = 15 * row
+            for k in range(15):
+                self.cor[r15 + k] = cr[k]
+            r5 = 5 * row
+            for k in range(5):
+                self.imp[r5 + k] = im[k]
+            row += 1
+        # padding: zero bits up to the byte boundary, then nothing
+        if rd.bit & 7:
+            if rd.bits(8 - (rd.bit & 7)):
+                raise CodecError("malformed", "nonzero padding")
+        if rd.bit != rd.end:
+            raise CodecError("malformed", "trailing bytes")
+        self.kind = kind
+        self.prec = prec
+        self.base_us = base_us
+        return count
+
+    def decode(self, payload):
+        """Decode one batch into the scratch rows ``size .. size + n - 1`` and apply it to the
+        held rows (the policy in the class docstring); returns n. Raises CodecError
+        ("truncated"|"version"|"malformed"|"no_space"), leaving the held rows unchanged."""
+        n = self._parse(payload)
+        for row in range(self.size, self.size + n):
+            st = self.status[row]
+            if st == GONE:
+                self._forget(self.tid[row])
+            elif st == OK:
+                self._keep(row)
+        return n
+
+    # ---- keeping: the policy of the class docstring ----
+
+    def _forget(self, tid):
+        r = self.index.pop(tid, -1)
+        if r >= 0:
+            self.held[r] = 0
+            self.used -= 1
+
+    def _victim(self, row):
+        """(held row a newcomer at ``row`` would take, whether it is free or stale) or (-1, False)."""
+        worst = -1
+        stale = -1
+        t_new = self.t[row]
+        for r in range(self.size):
+            if not self.held[r]:
+                return r, True
+            tr = self.t[r]
+            if tr + STALE_US < t_new and (stale < 0 or tr < self.t[stale]):
+                stale = r
+            if worst < 0 or self._sooner(worst, r):
+                worst = r
+        if stale >= 0:
+            return stale, True
+        return worst, False
+
+    def _sooner(self, a, b):
+        # True if row a ranks before row b (kept first): an impact predicted sooner; for
+        # equal ranks the more recently updated
+        if self.hasimp[a] != self.hasimp[b]:
+            return self.hasimp[a] > self.hasimp[b]
+        if self.hasimp[a] and self.it[a] != self.it[b]:
+            return self.it[a] < self.it[b]
+        return self.t[a] > self.t[b]
+
+    def wanted(self, row):
+        """True if the track of scratch row ``row`` is held or would be kept (the policy)."""
+        if self.tid[row] in self.index:
+            return True
+        v, free = self._victim(row)
+        return free or (v >= 0 and self._sooner_imp(row, v))
+
+    def _sooner_imp(self, row, v):
+        return self.hasimp[row] and (not self.hasimp[v] or self.it[row] < self.it[v])
+
+    def _keep(self, row):
+        tid = self.tid[row]
+        r = self.index.get(tid, -1)
+        if r < 0:
+            r, free = self._victim(row)
+            if r < 0 or (not free and not self._sooner_imp(row, r)):
+                self.refused += 1
+                return
+            if self.held[r]:
+                self.index.pop(self.tid[r], None)
+                self.evicted += 1
+            else:
+                self.used += 1
+            self.held[r] = 1
+            self.index[tid] = r
+        self._copy_row(row, r)
+
+    def _copy_row(self, a, b):
+        self.tid[b] = self.tid[a]
+        self.t[b] = self.t[a]
+        self.upd[b] = self.upd[a]
+        self.rid[b] = self.rid[a]
+        self.flags[b] = self.flags[a]
+        self.nations[b] = self.nations[a]
+        self.sent[b] = self.sent[a]
+        self.hasimp[b] = self.hasimp[a]
+        self.it[b] = self.it[a]
+        for k in range(3):
+            self.pq[3 * b + k] = self.pq[3 * a + k]
+            self.vq[3 * b + k] = self.vq[3 * a + k]
+        for k in range(6):
+            self.sig[6 * b + k] = self.sig[6 * a + k]
+        for k in range(15):
+            self.cor[15 * b + k] = self.cor[15 * a + k]
+        for k in range(5):
+            self.imp[5 * b + k] = self.imp[5 * a + k]
+
+    # ---- rows as records ----
+
+    def rec(self, row):
+        """The ``Rec`` of row ``row`` (scratch rows with their sources)."""
+        r = Rec()
+        r.tid = self.tid[row]
+        r.t_us = self.t[row]
+        if row >= self.size and self.rtype[row] == DROP:
+            return r
+        r.upd = self.upd[row]
+        r.report_id = self.rid[row]
+        r.pq = list(self.pq[3 * row:3 * row + 3])
+        r.vq = list(self.vq[3 * row:3 * row + 3])
+        r.sig = list(self.sig[6 * row:6 * row + 6])
+        r.cor = list(self.cor[15 * row:15 * row + 15])
+        r.flags = self.flags[row]
+        r.nations = self.nations[row]
+        r.sent = self.sent[row]
+        if self.hasimp[row]:
+            q = self.imp[5 * row:5 * row + 5]
+            r.imp = [q[0], q[1], self.it[row], q[2], q[3], q[4]]
+        if row >= self.size:
+            s = self.src0[row]
+            r.sources = [(self.snode[k], self.srid[k]) for k in range(s, s + self.nsrc[row])]
+        return r
+
+    def load(self, row, rec):
+        """Put ``rec`` (codes in range) into row ``row``."""
+        self.tid[row] = rec.tid
+        self.t[row] = rec.t_us
+        self.upd[row] = rec.upd
+        self.rid[row] = rec.report_id
+        self.flags[row] = rec.flags
+        self.nations[row] = rec.nations
+        self.sent[row] = rec.sent
+        for k in range(3):
+            self.pq[3 * row + k] = rec.pq[k]
+            self.vq[3 * row + k] = rec.vq[k]
+        for k in range(6):
+            self.sig[6 * row + k] = rec.sig[k]
+        for k in range(15):
+            self.cor[15 * row + k] = rec.cor[k]
+        imp = rec.imp
+        self.hasimp[row] = 0 if imp is None else 1
+        if imp is not None:
+            self.it[row] = imp[2]
+            for k, v in enumerate((imp[0], imp[1], imp[3], imp[4], imp[5])):
+                self.imp[5 * row + k] = v
+
+
+class _DictTable(Table):
+    # The decoder of Table over a dict tid -> Rec (``decode``): rows sized to the batch,
+    # held copies loaded from the dict as records refer to them.
+
+    def __init__(self, held):
+        self.src = held
+        self.loaded = {}
+        Table.__init__(self, 0, 0)
+
+    def _room(self, count):
+        self._alloc(count, count)
+
+    def _held_row(self, tid):
+        r = self.loaded.get(tid)
+        if r is not None:
+            return r
+        if self.src is None:
+            return -1
+        rec = self.src.get(tid)
+        if rec is None:
+            return -1
+        r = len(self.loaded)
+        self.load(r, rec)
+        self.loaded[tid] = r
+        return r
+
+
 def decode(payload, held=None):
     """Decode one batch against ``held`` (dict tid -> Rec, updated in place;
     None = keyframes only, a delta gets NO_BASE). Each item's Rec is the
     receiver's resulting copy; ``rec.sources`` and ``rec.sent`` are what this
     record carried. Raises CodecError("truncated"|"version"|"malformed"),
-    leaving ``held`` unchanged."""
-    data = payload
-    if len(data) < 2:
-        raise CodecError("truncated")
-    if data[0] != VERSION:
-        raise CodecError("version", "codec version %d" % data[0])
-    kind = data[1]
-    if kind not in (REPORT, PICTURE):
-        raise CodecError("malformed", "batch kind")
-    pos_mm, p = _read_varint(data, 2)
-    vel_mm, p = _read_varint(data, p)
-    if not (1 <= pos_mm <= MAX_STEP and 1 <= vel_mm <= MAX_STEP):
-        raise CodecError("malformed", "precision")
-    prec = Precision(pos_mm, vel_mm)
-    base_us, p = _read_varint(data, p)
-    prev_rid = 0
-    if kind == REPORT:
-        prev_rid, p = _read_varint(data, p)
-        if prev_rid >= (1 << 32):
-            raise CodecError("malformed", "report id")
-    count, p = _read_varint(data, p)
-    if count > MAX_RECORDS:
-        raise CodecError("malformed", "record count")
-    prev_src = {}  # type: dict
-    rd = _Reader(data, p)
-    prev_id = 0
-    prev_t = base_us
-    staged = {}  # type: dict
+    leaving ``held`` unchanged. (``Table`` is the same decoder over preallocated rows.)"""
+    t = _DictTable(held)
+    n = t._parse(payload)
     items = []
-    for _ in range(count):
-        rtype = rd.bits(2)
-        if rtype > DROP:
-            raise CodecError("malformed", "record type 3")
-        upd = rd.bits(4) if rtype != DROP else 0
-        tid = prev_id + rd.se()
-        if not (0 <= tid < (1 << 32)):
-            raise CodecError("malformed", "track id")
-        t = prev_t + rd.se()
-        if not (0 <= t < (1 << 64)):
-            raise CodecError("malformed", "time")
-        prev_id = tid
-        prev_t = t
-        h = staged[tid] if tid in staged else (held.get(tid) if held is not None else None)
-        if rtype == DROP:
-            staged[tid] = None
-            r = Rec()
-            r.tid = tid
-            r.t_us = t
-            items.append((DROP, GONE, r))
-            continue
-        r = Rec()
-        r.tid = tid
-        r.t_us = t
-        r.upd = upd
-        if kind == REPORT:
-            r.report_id = prev_rid + rd.se()
-            if not (0 <= r.report_id < (1 << 32)):
-                raise CodecError("malformed", "report id")
-            prev_rid = r.report_id
-        status = OK
-        if rtype == KEY:
-            r.pq = rd.group(3)
-            r.vq = rd.group(3)
-            r.sig = [rd.bits(SIG_BITS) + SIG_MIN for _ in range(6)]
-            r.cor = [rd.bits(COR_BITS) - COR_MAX for _ in range(15)]
-            r.flags = rd.bits(8)
-            r.nations = _nations(rd)
-            r.sent = SEND_COV | SEND_META
-        else:
-            dp = rd.group(3)
-            dv = rd.group(3)
-            # The held copy this delta applies to, else None (a name type checkers can narrow).
-            base = h if h is not None and h.upd == (upd - 1) % 16 and delta_ok(h, t, prec) else None
-            if h is not None and h.upd == upd and h.t_us == t:
-                status = DUP
-            elif base is None:
-                status = NO_BASE
-            if base is not None:
-                pp, pv = predict(base, t - base.t_us, prec)
-                r.pq = [pp[i] + dp[i] for i in range(3)]
-                r.vq = [pv[i] + dv[i] for i in range(3)]
-            if rd.bits(1):
-                r.sent |= SEND_COV
-                ds = [rd.se() for _ in range(6)]
-                dc = [rd.se() for _ in range(15)]
-                if base is not None:
-                    r.sig = [base.sig[i] + ds[i] for i in range(6)]
-                    r.cor = [base.cor[i] + dc[i] for i in range(15)]
-            elif base is not None:
-                r.sig = list(base.sig)
-                r.cor = list(base.cor)
-            if rd.bits(1):
-                r.sent |= SEND_META
-                r.flags = rd.bits(8)
-                r.nations = _nations(rd)
-            elif base is not None:
-                r.flags = base.flags
-                r.nations = base.nations
-            if base is not None:
-                r.imp = base.imp
-        if kind == PICTURE:
-            if rd.bits(1):
-                n = rd.ue() + 1
-                if n > MAX_SOURCES:
-                    raise CodecError("malformed", "more than 16 sources")
-                for _ in range(n):
-                    node = rd.bits(8)
-                    last = prev_src.get(node)
-                    if last is None:
-                        rid = rd.bits(32)
-                    else:
-                        rid = last + rd.se()
-                        if not (0 <= rid < (1 << 32)):
-                            raise CodecError("malformed", "source report id")
-                    prev_src[node] = rid
-                    r.sources.append((node, rid))
-            if rd.bits(1):
-                r.sent |= SEND_IMPACT
-                en = rd.group(2)
-                dtm = rd.se()
-                a = rd.ue()
-                b = rd.ue()
-                o = rd.bits(15)
-                if not (-_CODE_LIMIT < dtm < _CODE_LIMIT):
-                    raise CodecError("malformed", "impact time")
-                ti = t + 1000 * dtm
-                if o >= ORIENT_CODES or not (0 <= ti < (1 << 64)):
-                    raise CodecError("malformed", "impact orientation or time")
-                for v in (en[0], en[1], a, b):
-                    if not (-_CODE_LIMIT < v < _CODE_LIMIT):
-                        raise CodecError("malformed", "impact code out of range")
-                r.imp = [en[0], en[1], ti, a, b, o]
-            elif rtype == KEY:
-                r.imp = None
-        if status == OK:
-            _check_codes(r)
-            keep = r.copy()
-            keep.sources = []
-            staged[tid] = keep
-        items.append((rtype, status, r))
-    # padding: zero bits up to the byte boundary, then nothing
-    if rd.bit & 7:
-        if rd.bits(8 - (rd.bit & 7)):
-            raise CodecError("malformed", "nonzero padding")
-    if rd.bit != rd.end:
-        raise CodecError("malformed", "trailing bytes")
+    for row in range(t.size, t.size + n):
+        items.append((t.rtype[row], t.status[row], t.rec(row)))
     if held is not None:
-        for tid in staged:
-            if staged[tid] is None:
-                if tid in held:
-                    del held[tid]
-            else:
-                held[tid] = staged[tid]
-    return Batch(kind, prec, base_us, items)
+        for rtype, status, r in items:
+            if status == GONE:
+                if r.tid in held:
+                    del held[r.tid]
+            elif status == OK:
+                keep = r.copy()
+                keep.sources = []
+                held[r.tid] = keep
+    return Batch(t.kind, t.prec, t.base_us, items)
