@@ -31,7 +31,7 @@ class Flight:
         return binding.predict_one(self.x0, np.eye(6), t)[1]
 
 
-def setup(release, warn_partners=False):
+def make_pipeline(release, warn_partners=False):
     geo = {1: NodeGeo(1, "jp", JP_ORIGIN, jp_territory()), 2: NodeGeo(2, "kr", KR_ORIGIN, []),
            3: NodeGeo(3, "au", AU_ORIGIN, [])}
     warnings, controls = [], []
@@ -65,7 +65,7 @@ def test_frame6_round_trip_matches_reference():
 
 
 def test_release_policy_and_destination_frames():
-    p, _w, _c = setup({1: {2}, 2: {1, 3}, 3: {2}})   # jp -> au not allowed
+    p, _w, _c = make_pipeline({1: {2}, 2: {1, 3}, 3: {2}})   # jp -> au not allowed
     fl = Flight()
     t0 = 1_000_000_000
     for k in range(4):
@@ -91,7 +91,7 @@ def test_release_policy_and_destination_frames():
 
 
 def test_warning_to_threatened_nation_until_acked():
-    p, warnings, _c = setup({1: {2}, 2: {1}, 3: set()})
+    p, warnings, _c = make_pipeline({1: {2}, 2: {1}, 3: set()})
     fl = Flight()
     t_us = 2_000_000_000
     x = fl.ecef(300.0)
@@ -128,7 +128,7 @@ def test_partners_hear_of_a_threat_to_another_nation():
     # JP and KR share a picture; the missile lands in Honshu. In "partners" mode
     # (the relay's default) KR is warned too, and the WARNING names JP as the
     # threatened nation. AU has no releasable source, hence no picture: nothing.
-    p, warnings, _c = setup({1: {2}, 2: {1}, 3: set()}, warn_partners=True)
+    p, warnings, _c = make_pipeline({1: {2}, 2: {1}, 3: set()}, warn_partners=True)
     fl = Flight()
     t_us = 2_000_000_000
     x = fl.ecef(300.0)
@@ -154,7 +154,7 @@ def test_records_stamped_after_their_receipt_are_clamped_and_counted():
     # JP's clock jumps 5 s ahead: its records claim to be measured after they
     # arrived. They are clamped to their receipt time and counted, and KR's
     # correctly stamped reports keep being fused (none refused as out of order).
-    p, _w, _c = setup({1: {2}, 2: {1}, 3: set()})
+    p, _w, _c = make_pipeline({1: {2}, 2: {1}, 3: set()})
     fl = Flight()
     t0 = 1_000_000_000
     for k in range(6):
@@ -171,7 +171,7 @@ def test_records_stamped_after_their_receipt_are_clamped_and_counted():
 
 
 def test_bad_payload_counted_not_raised():
-    p, _w, controls = setup({})
+    p, _w, controls = make_pipeline({})
     raw = binding.pack_frame(TEST_KEYS[1], 1, 1, 0, binding.MSG_TRACK_REPORT, 0, 1, b"\x01\x00\xff")
     assert p.ingest(1, binding.parse_frame(raw), 0) == 0 and p.stats.decode_errors == 1
     p.keyframe_request(1, b"\x05")                              # malformed KEYFRAME_REQ
