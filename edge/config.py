@@ -201,6 +201,7 @@ class ZenohConfig:
     queue: int = 4096                           # publications waiting for the publisher thread
     health_period_s: float = 1.0                # 0 = no health publication
     stats_period_s: float = 5.0                 # 0 = no stats publication
+    snapshot_period_s: float = 1.0              # each destination's whole picture, for late joiners; 0 = off
 
 
 @dataclass(frozen=True)
@@ -577,7 +578,7 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
 # ------------------------------------------------- publishing and export ----
 
 _ZENOH_KEYS = ("enabled", "relay", "key_file", "mode", "listen", "connect", "multicast_scouting", "queue",
-               "health_period_s", "stats_period_s")
+               "health_period_s", "stats_period_s", "snapshot_period_s")
 _ZENOH_MODES = ("peer", "client")
 OPS_KEY = "ops"     # the zenoh key file entry that seals health and stats
 
@@ -595,7 +596,8 @@ def _zenoh(v: _V, data: Mapping[str, Any], nations: Sequence[str]) -> ZenohConfi
         multicast_scouting=v.bool_(z, "zenoh", "multicast_scouting", False),
         queue=v.int_(z, "zenoh", "queue", 4096, 1, 1 << 20),
         health_period_s=v.num(z, "zenoh", "health_period_s", 1.0, 0.0, 86400.0),
-        stats_period_s=v.num(z, "zenoh", "stats_period_s", 5.0, 0.0, 86400.0))
+        stats_period_s=v.num(z, "zenoh", "stats_period_s", 5.0, 0.0, 86400.0),
+        snapshot_period_s=v.num(z, "zenoh", "snapshot_period_s", 1.0, 0.0, 86400.0))
     if not enabled:
         return cfg
     # A config that asks for Zenoh fails here, in one line, rather than at

@@ -47,6 +47,7 @@ from trilink_native import binding
 from trilink_board import keys as _keys
 from trilink_board import messages as _msgs
 from trilink_edge.pipeline import NodeGeo, Pipeline
+from trilink_edge.publish import make_publisher
 from trilink_edge.scheduler import CONTROL, DEFAULT_BURST, TRACK, Item, LinkScheduler, WindowMeter, serial_size, udp_size
 from trilink_edge.session import NodeInfo, Sessions, relay_now_ns
 
@@ -160,6 +161,8 @@ class Relay:
         self.part_errors: Dict[str, int] = {}
         self._part_retry: Dict[str, int] = {}      # part -> relay_now_ns() of its next try
         self._part_delay: Dict[str, float] = {}    # part -> current backoff (s); present while failing
+        # [zenoh] / [asterix]: released frames published off the latency path (edge/publish.py)
+        self.publisher = make_publisher(cfg) if hasattr(cfg, "zenoh") else None
 
     # ---- glue ----
 
@@ -323,6 +326,8 @@ class Relay:
             log.debug("link %s send failed: %s", name, e)
         if item.klass == TRACK and item.created_ns:
             self.latency_ns.append(relay_now_ns() - item.created_ns)
+        if self.publisher is not None and item.mtype in (binding.MSG_PICTURE, binding.MSG_WARNING):
+            self.publisher.offer(item.node, item.mtype, payload, t_ns)   # a non-blocking put
         if item.on_sent is not None:
             item.on_sent(item, t_ns)
 
@@ -454,6 +459,8 @@ class Relay:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="trilink-impact")
         await self._open_links()
         self._running = True
+        if self.publisher is not None:
+            self.publisher.start(self, self._loop)
         self.sessions.start()
         specs = [self._ticker()]
         for name, link in self.links.items():
@@ -489,6 +496,8 @@ class Relay:
                     link.handler = None
             self._part_retry.clear()
             self._part("state_save", self.sessions.save)
+            if self.publisher is not None:
+                self.publisher.close()      # bounded (publish.CLOSE_BUDGET_S); never raises
             closes = [asyncio.ensure_future(link.close()) for link in self.links.values()]
             if closes:
                 await asyncio.wait(closes, timeout=LINK_CLOSE_S)

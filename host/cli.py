@@ -21,6 +21,7 @@ COMMANDS: Dict[str, "tuple[str, str]"] = {
     "replay": ("trilink.replay", "read a relay capture (pcapng) and feed its received frames through the pipeline"),
     "nullmodem": ("trilink.nullmodem", "emulate serial links: pty pairs paced at a baud rate, with impairments"),
     "udpproxy": ("trilink.udpproxy", "forward UDP between two endpoints with loss, duplication, reordering, delay"),
+    "watch": ("trilink.watch", "subscribe to a relay's picture on Eclipse Zenoh and print it live"),
 }
 
 

@@ -1,0 +1,259 @@
+# publish.py: the relay's released frames, off the latency path, to Zenoh and ASTERIX sinks
+"""``Publisher``: a bounded queue and one worker thread between the relay and
+its publication sinks (Zenoh: edge/zenoh_pub.py; ASTERIX CAT062:
+edge/asterix.py).
+
+The relay calls ``offer`` from its write path for every PICTURE and WARNING
+frame it has just written to a destination's link: one ``put_nowait`` of
+the payload (already built, so exactly what the link got); a full queue
+drops the publication and counts it (``dropped``), it never waits. The
+thread seals and publishes. Health and stats snapshots are taken on the
+event loop by a task every ``[zenoh] health_period_s`` / ``stats_period_s``
+(the relay's state is the loop's) and handed over the same way.
+
+    pub = make_publisher(cfg)          # None when [zenoh] and [asterix] are off
+    pub.start(relay, loop)             # after the links are open
+    pub.offer(node, binding.MSG_PICTURE, payload, t_ns)
+    pub.close()                        # at shutdown: the thread drains and stops
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from typing import Any, Dict, List, Optional, Tuple
+
+from trilink_native import binding
+from trilink_board import messages as _msgs
+from trilink_edge.released import ReleasedPicture
+
+log = logging.getLogger("trilink_edge.publish")
+
+__all__ = ["Publisher", "make_publisher"]
+_STOP = object()
+CLOSE_BUDGET_S = 0.5      # close() waits this long for the thread
+
+
+class Publisher:
+    """Queue + worker thread feeding ``sinks`` (objects with ``track``,
+    ``health``, ``stats``, ``open``, ``close``; any may be absent)."""
+
+    def __init__(self, sinks: List[Any], origins: Dict[int, Tuple[float, float, float]], maxsize: int = 4096,
+                 health_period_s: float = 0.0, stats_period_s: float = 0.0, tick_period_s: float = 0.0,
+                 snapshot_period_s: float = 0.0) -> None:
+        self.sinks = sinks
+        self.origins = origins
+        self.q: "queue.Queue[Any]" = queue.Queue(maxsize)
+        self.health_period_s = health_period_s
+        self.stats_period_s = stats_period_s
+        self.tick_period_s = tick_period_s      # sinks' own periodic work (the ASTERIX export)
+        self.snapshot_period_s = snapshot_period_s
+        self.views: Dict[int, ReleasedPicture] = {}   # destination node -> its picture (worker thread only)
+        self.offered = 0
+        self.dropped = 0
+        self.published = 0
+        self.errors = 0
+        self._thread: Optional[threading.Thread] = None
+        self._task: Optional[asyncio.Task] = None
+
+    # ---- on the event loop ----
+
+    def offer(self, node: int, mtype: int, payload: Any, t_ns: int) -> None:
+        """Hand one written frame's payload to the thread; never blocks."""
+        self.offered += 1
+        try:
+            self.q.put_nowait(("track", node, mtype, bytes(payload), t_ns // 1000))
+        except queue.Full:
+            self.dropped += 1
+
+    def _offer_doc(self, what: str, doc: Any) -> None:
+        try:
+            self.q.put_nowait((what, doc))
+        except queue.Full:
+            self.dropped += 1
+
+    def start(self, relay: Any, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the worker thread and the snapshot task."""
+        self._thread = threading.Thread(target=self._work, name="trilink-publish", daemon=True)
+        self._thread.start()
+        self._task = loop.create_task(self._snapshots(relay))
+
+    async def _snapshots(self, relay: Any) -> None:
+        periods = [p for p in (self.health_period_s, self.stats_period_s, self.tick_period_s,
+                               self.snapshot_period_s) if p > 0]
+        if not periods:
+            return
+        step = min(periods)
+        last = {"health": -1e18, "stats": -1e18, "tick": -1e18, "snapshot": loop_time_zero()}
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            if self.health_period_s > 0 and now - last["health"] >= self.health_period_s:
+                last["health"] = now
+                self._offer_doc("health", health_doc(relay, self))
+            if self.stats_period_s > 0 and now - last["stats"] >= self.stats_period_s:
+                last["stats"] = now
+                doc = relay.stats()
+                doc["publish"] = self.counters()
+                self._offer_doc("stats", doc)
+            if self.tick_period_s > 0 and now - last["tick"] >= self.tick_period_s:
+                last["tick"] = now
+                self._offer_doc("tick", relay_now_us())
+            if self.snapshot_period_s > 0 and now - last["snapshot"] >= self.snapshot_period_s:
+                last["snapshot"] = now
+                self._offer_doc("snapshot", relay_now_us())
+            await asyncio.sleep(step)
+
+    def counters(self) -> Dict[str, int]:
+        return {"offered": self.offered, "dropped": self.dropped, "published": self.published,
+                "errors": self.errors, "queued": self.q.qsize()}
+
+    def close(self) -> None:
+        """Stop the snapshot task, let the thread drain the queue and close the sinks."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self._thread is not None:
+            try:
+                self.q.put(_STOP, timeout=CLOSE_BUDGET_S)
+            except queue.Full:
+                pass
+            self._thread.join(CLOSE_BUDGET_S)
+            self._thread = None
+
+    # ---- in the worker thread ----
+
+    def _work(self) -> None:
+        opened = []
+        for s in self.sinks:
+            try:
+                s.open()
+                opened.append(s)
+            except Exception:  # noqa: BLE001 - a sink that cannot open must not stop the relay
+                self.errors += 1
+                log.exception("publisher: %s did not open", type(s).__name__)
+        while True:
+            item = self.q.get()
+            if item is _STOP:
+                break
+            try:
+                decoded = self._decode(item)
+            except Exception:  # noqa: BLE001
+                self.errors += 1
+                log.exception("publisher: decoding failed")
+                continue
+            for s in opened:
+                try:
+                    self._deliver(s, item, decoded)
+                except Exception:  # noqa: BLE001 - one bad publication costs that one only
+                    self.errors += 1
+                    log.exception("publisher: %s failed", type(s).__name__)
+            self.published += 1
+        for s in opened:
+            try:
+                s.close()
+            except Exception:  # noqa: BLE001
+                log.exception("publisher: %s did not close", type(s).__name__)
+
+    def _deliver(self, sink: Any, item: Tuple[Any, ...], decoded: Any) -> None:
+        what = item[0]
+        if what == "track":
+            node, mtype, t_us = item[1], item[2], item[4]
+            if mtype == binding.MSG_PICTURE:
+                fn = getattr(sink, "picture", None)
+                if fn is not None and decoded:
+                    fn(node, self.origins[node], t_us, decoded)
+            else:
+                fn = getattr(sink, "warning", None)
+                if fn is not None and decoded is not None:
+                    fn(node, t_us, decoded)
+        elif what == "snapshot":
+            fn = getattr(sink, "picture", None)
+            if fn is not None:
+                for node, view in self.views.items():
+                    fn(node, self.origins[node], item[1], view.snapshot(), snapshot=True)
+        elif what == "tick":
+            fn = getattr(sink, "tick", None)
+            if fn is not None:
+                fn(item[1], self.views)
+        else:
+            fn = getattr(sink, what, None)
+            if fn is not None:
+                fn(item[1])
+
+    def _decode(self, item: Tuple[Any, ...]) -> Any:
+        """PICTURE: the records it changed in its destination's picture;
+        WARNING: the decoded message, with degrees beside the 1e-7 integers."""
+        if item[0] != "track":
+            return None
+        node, mtype, payload = item[1], item[2], item[3]
+        if mtype == binding.MSG_PICTURE:
+            view = self.views.get(node)
+            if view is None:
+                view = self.views[node] = ReleasedPicture(self.origins[node])
+            return view.apply(payload)
+        try:
+            doc = _msgs.decode(binding.MSG_WARNING, payload)
+        except ValueError:
+            return None
+        doc["lat"] = doc["lat_e7"] / 1e7
+        doc["lon"] = doc["lon_e7"] / 1e7
+        return doc
+
+
+def loop_time_zero() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def relay_now_us() -> int:
+    from trilink_edge.session import relay_now_us as now
+    return now()
+
+
+def health_doc(relay: Any, pub: Optional[Publisher] = None) -> Dict[str, Any]:
+    """Link health: per node its nation, link, session state and frame
+    counts; per link its counters and queue depth; the relay time."""
+    sess = relay.sessions.counters()
+    cfg = relay.config
+    nodes = {}
+    for n in cfg.nodes:
+        s = sess.get(n.name, {})
+        nodes[n.name] = {"node": n.node, "nation": n.nation, "link": n.link, "up": bool(s.get("up", 0)),
+                         "rx_frames": s.get("rx_frames", 0), "tx_frames": s.get("tx_frames", 0),
+                         "rx_errors": s.get("rx_errors", 0)}
+    links = {}
+    for name, c in relay.counters.items():
+        links[name] = {"frames_in": c["frames_in"], "send_errors": c["send_errors"],
+                       "queue_depth": relay.schedulers[name].depth()}
+    doc: Dict[str, Any] = {"relay": cfg.zenoh.relay, "t_us": relay_now_us(), "nodes": nodes, "links": links,
+                           "tracks": relay.pipeline.picture.stats().get("tracks", 0)}
+    if pub is not None:
+        doc["publish"] = pub.counters()
+    return doc
+
+
+def make_publisher(cfg: Any) -> Optional[Publisher]:
+    """The publisher the config asks for ([zenoh] and/or [asterix]), or None."""
+    z, a = cfg.zenoh, cfg.asterix
+    if not z.enabled and not a.enabled:
+        return None
+    origins = {n.node: (n.origin.lat, n.origin.lon, n.origin.alt_m) for n in cfg.nodes}
+    sinks: List[Any] = []
+    if z.enabled:
+        from trilink_edge import zenoh_pub
+        keys = zenoh_pub.load_seal_keys(z.key_file)
+        nations = {n.node: n.nation for n in cfg.nodes}
+        want = set(nations.values()) | ({"ops"} & set(keys))
+        sinks.append(zenoh_pub.ZenohSink(z.relay, {k: v for k, v in keys.items() if k in want}, nations,
+                                         zenoh_pub.zenoh_config(z.mode, z.listen, z.connect,
+                                                                z.multicast_scouting)))
+    if a.enabled:
+        from trilink_edge import asterix
+        node = cfg.node(a.node)
+        sinks.append(asterix.AsterixSink(node.node, a.udp, a.file, a.sac, a.sic))
+    return Publisher(sinks, origins, maxsize=z.queue,
+                     health_period_s=z.health_period_s if z.enabled else 0.0,
+                     stats_period_s=z.stats_period_s if z.enabled else 0.0,
+                     tick_period_s=a.period_s if a.enabled else 0.0,
+                     snapshot_period_s=z.snapshot_period_s if z.enabled else 0.0)
