@@ -418,9 +418,6 @@ class _Writer:
 
 class _Reader:
     def __init__(self, data, pos):
-        self.reset(data, pos)
-
-    def reset(self, data, pos):
         self.data = data
         self.bit = pos * 8
         self.end = len(data) * 8
@@ -449,11 +446,13 @@ class _Reader:
         z = self.ue()
         return -((z + 1) >> 1) if z & 1 else z >> 1
 
-    def group_into(self, out, at, k):
+    def group(self, k):
         w = self.bits(6)
-        for i in range(at, at + k):
+        out = []
+        for _ in range(k):
             z = self.bits(w)
-            out[i] = -((z + 1) >> 1) if z & 1 else z >> 1
+            out.append(-((z + 1) >> 1) if z & 1 else z >> 1)
+        return out
 
 
 def _nations(rd):
@@ -680,565 +679,162 @@ class Batch:
         self.items = items
 
 
-STALE_US = 15000000   # Table: a held track not updated for this long (3 relay heartbeats) goes first
-
-
-_ITEM = {"b": 1, "h": 2, "H": 2, "I": 4, "q": 8, "Q": 8}
-
-
-def _zeros(code, n):
-    # array(code) of n zeros, built from a zeroed buffer (a raw copy on MicroPython too)
-    return array(code, bytes(n * _ITEM[code]))
-
-
-class Table:
-    """Held copies (5.6) of at most ``size`` tracks in preallocated columns, and
-    ``batch`` scratch rows that one payload decodes into: a receiver that must
-    not allocate per record (a board's PICTURE) decodes with ``Table.decode``;
-    ``decode(payload, held_dict)`` runs the same decoder.
-
-        >>> t = Table(24, 16)
-        >>> n = t.decode(payload)           # CodecError: nothing applied
-        >>> for row in range(t.size, t.size + n):
-        ...     t.rtype[row], t.status[row], t.tid[row], t.nsrc[row]
-
-    Row r's columns: ``tid t upd rid flags nations sent hasimp it`` (one value),
-    ``pq vq`` (3 from 3r), ``sig`` (6 from 6r), ``cor`` (15 from 15r), ``imp``
-    (east, north, semi-major, semi-minor, orientation codes, 5 from 5r); scratch rows
-    also ``rtype status nsrc src0`` (sources at ``snode/srid[src0 .. src0 + nsrc]``).
-    Rows 0..size-1 are held (``index``: tid -> row); a batch of more than ``batch``
-    records raises CodecError("no_space") and changes nothing.
-
-    Full table: a track not held (a KEY, or an OK delta of a track held in this
-    batch) is kept, in this order, (1) in a free row, (2) in place of the held
-    track longest without an update if that one is older than ``STALE_US``
-    against it, (3) in place of the held track with no predicted impact, else the
-    latest predicted impact (the oldest among equals), only if the newcomer's
-    impact is sooner; otherwise it is not kept (``refused`` counts them) and
-    what the table holds stays. ``wanted(row)`` says whether a delta without base
-    would be kept, so that a receiver asks a keyframe only for tracks it keeps.
-    """
-
-    def __init__(self, size, batch=16):
-        self.size = size
-        self.batch = batch
-        self.index = {}
-        self.used = 0           # held rows in use
-        self.refused = 0
-        self.evicted = 0
-        self.kind = 0
-        self.prec = Precision()
-        self.base_us = 0
-        self._rd = _Reader(b"", 0)
-        self._p = [0] * 6       # state codes of the record being decoded
-        self._s = [0] * 6
-        self._c = [0] * 15
-        self._i = [0] * 5
-        self._alloc(size, batch)
-
-    def _alloc(self, size, batch):
-        n = size + batch
-        self.size = size
-        self.batch = batch
-        self.tid = _zeros("I", n)
-        self.t = _zeros("Q", n)
-        self.upd = bytearray(n)
-        self.rid = _zeros("I", n)
-        self.pq = _zeros("q", 3 * n)
-        self.vq = _zeros("q", 3 * n)
-        self.sig = _zeros("h", 6 * n)
-        self.cor = _zeros("b", 15 * n)
-        self.flags = bytearray(n)
-        self.nations = _zeros("I", n)
-        self.sent = bytearray(n)
-        self.hasimp = bytearray(n)
-        self.imp = _zeros("q", 5 * n)
-        self.it = _zeros("Q", n)
-        self.rtype = bytearray(n)
-        self.status = bytearray(n)
-        self.held = bytearray(n)        # 1: a held row in use
-        self.nsrc = bytearray(n)
-        self.src0 = _zeros("H", n)
-        self.snode = bytearray(MAX_SOURCES * batch)
-        self.srid = _zeros("I", MAX_SOURCES * batch)
-
-    def clear(self):
-        """Forget every held copy."""
-        self.index.clear()
-        for r in range(self.size):
-            self.held[r] = 0
-        self.used = 0
-
-    def __len__(self):
-        return self.used
-
-    def find(self, tid):
-        """The held row of track ``tid``, or -1."""
-        return self.index.get(tid, -1)
-
-    # ---- decoding ----
-
-    def _room(self, count):
-        if count > self.batch:
-            raise CodecError("no_space", "batch of %d records, this table decodes %d" % (count, self.batch))
-
-    def _held_row(self, tid):
-        return self.index.get(tid, -1)
-
-    def _base_row(self, tid, row):
-        # The copy a record of tid applies to: a record of tid decoded earlier in this
-        # batch (-1 after its DROP), else the held copy.
-        j = row - 1
-        while j >= self.size:
-            if self.tid[j] == tid:
-                st = self.status[j]
-                if st == OK:
-                    return j
-                if st == GONE:
-                    return -1
-            j -= 1
-        return self._held_row(tid)
-
-    def _delta_ok(self, h, t, prec):
-        dt = t - self.t[h]
-        if not (0 <= dt < MAX_DELTA_US):
-            return False
-        vq = self.vq
-        for k in range(3 * h, 3 * h + 3):
-            if not (abs(vq[k]) * prec.vel_mmps < MAX_VEL_MM):
-                return False
-        return True
-
-    def _parse(self, payload):
-        data = payload
-        if len(data) < 2:
-            raise CodecError("truncated")
-        if data[0] != VERSION:
-            raise CodecError("version", "codec version %d" % data[0])
-        kind = data[1]
-        if kind not in (REPORT, PICTURE):
-            raise CodecError("malformed", "batch kind")
-        pos_mm, p = _read_varint(data, 2)
-        vel_mm, p = _read_varint(data, p)
-        if not (1 <= pos_mm <= MAX_STEP and 1 <= vel_mm <= MAX_STEP):
-            raise CodecError("malformed", "precision")
-        prec = self.prec
-        if prec.pos_mm != pos_mm or prec.vel_mmps != vel_mm:
-            prec = Precision(pos_mm, vel_mm)
-        base_us, p = _read_varint(data, p)
-        prev_rid = 0
-        if kind == REPORT:
-            prev_rid, p = _read_varint(data, p)
-            if prev_rid >= (1 << 32):
-                raise CodecError("malformed", "report id")
-        count, p = _read_varint(data, p)
-        if count > MAX_RECORDS:
-            raise CodecError("malformed", "record count")
-        self._room(count)
-        rd = self._rd
-        rd.reset(data, p)
-        T = self.tid
-        S = self.status
-        P = self._p
-        sg = self._s
-        cr = self._c
-        im = self._i
-        ps = prec.pos_mm
-        vs = prec.vel_mmps
-        prev_id = 0
-        prev_t = base_us
-        nsrc_total = 0
-        row = self.size
-        for _ in range(count):
-            rtype = rd.bits(2)
-            if rtype > DROP:
-                raise CodecError("malformed", "record type 3")
-            upd = rd.bits(4) if rtype != DROP else 0
-            tid = prev_id + rd.se()
-            if not (0 <= tid < (1 << 32)):
-                raise CodecError("malformed", "track id")
-            t = prev_t + rd.se()
-            if not (0 <= t < (1 << 64)):
-                raise CodecError("malformed", "time")
-            prev_id = tid
-            prev_t = t
-            h = self._base_row(tid, row)
-            T[row] = tid
-            self.t[row] = t
-            self.rtype[row] = rtype
-            self.upd[row] = upd
-            self.src0[row] = nsrc_total
-            self.nsrc[row] = 0
-            for k in range(6):
-                P[k] = 0
-                sg[k] = 0
-            for k in range(15):
-                cr[k] = 0
-            flags = 0
-            nations = 0
-            sent = 0
-            hasimp = 0
-            it = 0
-            for k in range(5):
-                im[k] = 0
-            rid = 0
-            status = OK
-            if rtype == DROP:
-                status = GONE
-            else:
-                if kind == REPORT:
-                    rid = prev_rid + rd.se()
-                    if not (0 <= rid < (1 << 32)):
-                        raise CodecError("malformed", "report id")
-                    prev_rid = rid
-                if rtype == KEY:
-                    rd.group_into(P, 0, 3)
-                    rd.group_into(P, 3, 3)
-                    for k in range(6):
-                        sg[k] = rd.bits(SIG_BITS) + SIG_MIN
-                    for k in range(15):
-                        cr[k] = rd.bits(COR_BITS) - COR_MAX
-                    flags = rd.bits(8)
-                    nations = _nations(rd)
-                    sent = SEND_COV | SEND_META
-                else:
-                    rd.group_into(P, 0, 3)
-                    rd.group_into(P, 3, 3)
-                    base = -1
-                    if h >= 0 and self.upd[h] == (upd - 1) % 16 and self._delta_ok(h, t, prec):
-                        base = h
-                    if h >= 0 and self.upd[h] == upd and self.t[h] == t:
-                        status = DUP
-                    elif base < 0:
-                        status = NO_BASE
-                    if base >= 0:
-                        # the integer prediction of 5.5 (``predict``) from the base row
-                        dt = t - self.t[base]
-                        dtm = dt // 1000
-                        pq = self.pq
-                        vq = self.vq
-                        b3 = 3 * base
-                        for k in range(3):
-                            P[k] += pq[b3 + k] + rdiv(vq[b3 + k] * vs * dt, ps * 1000000)
-                            P[3 + k] += vq[b3 + k]
-                        P[2] -= rdiv(G_MM * dtm * dtm, 2000000 * ps)
-                        P[5] -= rdiv(G_MM * dtm, 1000 * vs)
-                    else:
-                        for k in range(6):
-                            P[k] = 0
-                    b6 = 6 * base
-                    b15 = 15 * base
-                    if rd.bits(1):
-                        sent |= SEND_COV
-                        for k in range(6):
-                            sg[k] = rd.se()
-                        for k in range(15):
-                            cr[k] = rd.se()
-                        if base >= 0:
-                            for k in range(6):
-                                sg[k] += self.sig[b6 + k]
-                            for k in range(15):
-                                cr[k] += self.cor[b15 + k]
-                        else:
-                            for k in range(6):
-                                sg[k] = 0
-                            for k in range(15):
-                                cr[k] = 0
-                    elif base >= 0:
-                        for k in range(6):
-                            sg[k] = self.sig[b6 + k]
-                        for k in range(15):
-                            cr[k] = self.cor[b15 + k]
-                    if rd.bits(1):
-                        sent |= SEND_META
-                        flags = rd.bits(8)
-                        nations = _nations(rd)
-                    elif base >= 0:
-                        flags = self.flags[base]
-                        nations = self.nations[base]
-                    if base >= 0 and self.hasimp[base]:
-                        hasimp = 1
-                        it = self.it[base]
-                        b5 = 5 * base
-                        for k in range(5):
-                            im[k] = self.imp[b5 + k]
-                if kind == PICTURE:
-                    if rd.bits(1):
-                        n = rd.ue() + 1
-                        if n > MAX_SOURCES:
-                            raise CodecError("malformed", "more than 16 sources")
-                        first = self.src0[row]
-                        for _ in range(n):
-                            node = rd.bits(8)
-                            j = nsrc_total - 1
-                            while j >= 0 and self.snode[j] != node:
-                                j -= 1
-                            if j < 0:
-                                rid_s = rd.bits(32)
-                            else:
-                                rid_s = self.srid[j] + rd.se()
-                                if not (0 <= rid_s < (1 << 32)):
-                                    raise CodecError("malformed", "source report id")
-                            self.snode[nsrc_total] = node
-                            self.srid[nsrc_total] = rid_s
-                            nsrc_total += 1
-                        self.nsrc[row] = nsrc_total - first
-                    if rd.bits(1):
-                        sent |= SEND_IMPACT
-                        rd.group_into(im, 0, 2)
-                        dtm = rd.se()
-                        a = rd.ue()
-                        b = rd.ue()
-                        o = rd.bits(15)
-                        if not (-_CODE_LIMIT < dtm < _CODE_LIMIT):
-                            raise CodecError("malformed", "impact time")
-                        ti = t + 1000 * dtm
-                        if o >= ORIENT_CODES or not (0 <= ti < (1 << 64)):
-                            raise CodecError("malformed", "impact orientation or time")
-                        for v in (im[0], im[1], a, b):
-                            if not (-_CODE_LIMIT < v < _CODE_LIMIT):
-                                raise CodecError("malformed", "impact code out of range")
-                        im[2] = a
-                        im[3] = b
-                        im[4] = o
-                        it = ti
-                        hasimp = 1
-                    elif rtype == KEY:
-                        hasimp = 0
-                if status == OK:
-                    for k in range(6):
-                        if not (-_CODE_LIMIT < P[k] < _CODE_LIMIT):
-                            raise CodecError("malformed", "state code out of range")
-                    for k in range(6):
-                        if not (SIG_MIN <= sg[k] <= SIG_MIN + 255):
-                            raise CodecError("malformed", "sigma code out of range")
-                    for k in range(15):
-                        if not (-COR_MAX <= cr[k] <= COR_MAX):
-                            raise CodecError("malformed", "correlation code out of range")
-                    if not (0 <= nations < (1 << 32)):
-                        raise CodecError("malformed", "nations")
-            # Only checked codes reach the columns: nothing out of range is stored.
-            S[row] = status
-            self.rid[row] = rid
-            self.flags[row] = flags
-            self.nations[row] = nations
-            self.sent[row] = sent
-            self.hasimp[row] = hasimp
-            self.it[row] = it
-            r3 = 3 * row
-            for k in range(3):
-                self.pq[r3 + k] = P[k]
-                self.vq[r3 + k] = P[3 + k]
-            r6 = 6 * row
-            for k in range(6):
-                self.sig[r6 + k] = sg[k]
-            r15 = 15 * row
-            for k in range(15):
-                self.cor[r15 + k] = cr[k]
-            r5 = 5 * row
-            for k in range(5):
-                self.imp[r5 + k] = im[k]
-            row += 1
-        # padding: zero bits up to the byte boundary, then nothing
-        if rd.bit & 7:
-            if rd.bits(8 - (rd.bit & 7)):
-                raise CodecError("malformed", "nonzero padding")
-        if rd.bit != rd.end:
-            raise CodecError("malformed", "trailing bytes")
-        self.kind = kind
-        self.prec = prec
-        self.base_us = base_us
-        return count
-
-    def decode(self, payload):
-        """Decode one batch into the scratch rows ``size .. size + n - 1`` and apply it to the
-        held rows (the policy in the class docstring); returns n. Raises CodecError
-        ("truncated"|"version"|"malformed"|"no_space"), leaving the held rows unchanged."""
-        n = self._parse(payload)
-        for row in range(self.size, self.size + n):
-            st = self.status[row]
-            if st == GONE:
-                self._forget(self.tid[row])
-            elif st == OK:
-                self._keep(row)
-        return n
-
-    # ---- keeping: the policy of the class docstring ----
-
-    def _forget(self, tid):
-        r = self.index.pop(tid, -1)
-        if r >= 0:
-            self.held[r] = 0
-            self.used -= 1
-
-    def _victim(self, row):
-        """(held row a newcomer at ``row`` would take, whether it is free or stale) or (-1, False)."""
-        worst = -1
-        stale = -1
-        t_new = self.t[row]
-        for r in range(self.size):
-            if not self.held[r]:
-                return r, True
-            tr = self.t[r]
-            if tr + STALE_US < t_new and (stale < 0 or tr < self.t[stale]):
-                stale = r
-            if worst < 0 or self._sooner(worst, r):
-                worst = r
-        if stale >= 0:
-            return stale, True
-        return worst, False
-
-    def _sooner(self, a, b):
-        # True if row a ranks before row b (kept first): an impact predicted sooner; for
-        # equal ranks the more recently updated
-        if self.hasimp[a] != self.hasimp[b]:
-            return self.hasimp[a] > self.hasimp[b]
-        if self.hasimp[a] and self.it[a] != self.it[b]:
-            return self.it[a] < self.it[b]
-        return self.t[a] > self.t[b]
-
-    def wanted(self, row):
-        """True if the track of scratch row ``row`` is held or would be kept (the policy)."""
-        if self.tid[row] in self.index:
-            return True
-        v, free = self._victim(row)
-        return free or (v >= 0 and self._sooner_imp(row, v))
-
-    def _sooner_imp(self, row, v):
-        return self.hasimp[row] and (not self.hasimp[v] or self.it[row] < self.it[v])
-
-    def _keep(self, row):
-        tid = self.tid[row]
-        r = self.index.get(tid, -1)
-        if r < 0:
-            r, free = self._victim(row)
-            if r < 0 or (not free and not self._sooner_imp(row, r)):
-                self.refused += 1
-                return
-            if self.held[r]:
-                self.index.pop(self.tid[r], None)
-                self.evicted += 1
-            else:
-                self.used += 1
-            self.held[r] = 1
-            self.index[tid] = r
-        self._copy_row(row, r)
-
-    def _copy_row(self, a, b):
-        self.tid[b] = self.tid[a]
-        self.t[b] = self.t[a]
-        self.upd[b] = self.upd[a]
-        self.rid[b] = self.rid[a]
-        self.flags[b] = self.flags[a]
-        self.nations[b] = self.nations[a]
-        self.sent[b] = self.sent[a]
-        self.hasimp[b] = self.hasimp[a]
-        self.it[b] = self.it[a]
-        for k in range(3):
-            self.pq[3 * b + k] = self.pq[3 * a + k]
-            self.vq[3 * b + k] = self.vq[3 * a + k]
-        for k in range(6):
-            self.sig[6 * b + k] = self.sig[6 * a + k]
-        for k in range(15):
-            self.cor[15 * b + k] = self.cor[15 * a + k]
-        for k in range(5):
-            self.imp[5 * b + k] = self.imp[5 * a + k]
-
-    # ---- rows as records ----
-
-    def rec(self, row):
-        """The ``Rec`` of row ``row`` (scratch rows with their sources)."""
-        r = Rec()
-        r.tid = self.tid[row]
-        r.t_us = self.t[row]
-        if row >= self.size and self.rtype[row] == DROP:
-            return r
-        r.upd = self.upd[row]
-        r.report_id = self.rid[row]
-        r.pq = list(self.pq[3 * row:3 * row + 3])
-        r.vq = list(self.vq[3 * row:3 * row + 3])
-        r.sig = list(self.sig[6 * row:6 * row + 6])
-        r.cor = list(self.cor[15 * row:15 * row + 15])
-        r.flags = self.flags[row]
-        r.nations = self.nations[row]
-        r.sent = self.sent[row]
-        if self.hasimp[row]:
-            q = self.imp[5 * row:5 * row + 5]
-            r.imp = [q[0], q[1], self.it[row], q[2], q[3], q[4]]
-        if row >= self.size:
-            s = self.src0[row]
-            r.sources = [(self.snode[k], self.srid[k]) for k in range(s, s + self.nsrc[row])]
-        return r
-
-    def load(self, row, rec):
-        """Put ``rec`` (codes in range) into row ``row``."""
-        self.tid[row] = rec.tid
-        self.t[row] = rec.t_us
-        self.upd[row] = rec.upd
-        self.rid[row] = rec.report_id
-        self.flags[row] = rec.flags
-        self.nations[row] = rec.nations
-        self.sent[row] = rec.sent
-        for k in range(3):
-            self.pq[3 * row + k] = rec.pq[k]
-            self.vq[3 * row + k] = rec.vq[k]
-        for k in range(6):
-            self.sig[6 * row + k] = rec.sig[k]
-        for k in range(15):
-            self.cor[15 * row + k] = rec.cor[k]
-        imp = rec.imp
-        self.hasimp[row] = 0 if imp is None else 1
-        if imp is not None:
-            self.it[row] = imp[2]
-            for k, v in enumerate((imp[0], imp[1], imp[3], imp[4], imp[5])):
-                self.imp[5 * row + k] = v
-
-
-class _DictTable(Table):
-    # The decoder of Table over a dict tid -> Rec (``decode``): rows sized to the batch,
-    # held copies loaded from the dict as records refer to them.
-
-    def __init__(self, held):
-        self.src = held
-        self.loaded = {}
-        Table.__init__(self, 0, 0)
-
-    def _room(self, count):
-        self._alloc(count, count)
-
-    def _held_row(self, tid):
-        r = self.loaded.get(tid)
-        if r is not None:
-            return r
-        if self.src is None:
-            return -1
-        rec = self.src.get(tid)
-        if rec is None:
-            return -1
-        r = len(self.loaded)
-        self.load(r, rec)
-        self.loaded[tid] = r
-        return r
-
-
 def decode(payload, held=None):
     """Decode one batch against ``held`` (dict tid -> Rec, updated in place;
     None = keyframes only, a delta gets NO_BASE). Each item's Rec is the
     receiver's resulting copy; ``rec.sources`` and ``rec.sent`` are what this
     record carried. Raises CodecError("truncated"|"version"|"malformed"),
-    leaving ``held`` unchanged. (``Table`` is the same decoder over preallocated rows.)"""
-    t = _DictTable(held)
-    n = t._parse(payload)
+    leaving ``held`` unchanged."""
+    data = payload
+    if len(data) < 2:
+        raise CodecError("truncated")
+    if data[0] != VERSION:
+        raise CodecError("version", "codec version %d" % data[0])
+    kind = data[1]
+    if kind not in (REPORT, PICTURE):
+        raise CodecError("malformed", "batch kind")
+    pos_mm, p = _read_varint(data, 2)
+    vel_mm, p = _read_varint(data, p)
+    if not (1 <= pos_mm <= MAX_STEP and 1 <= vel_mm <= MAX_STEP):
+        raise CodecError("malformed", "precision")
+    prec = Precision(pos_mm, vel_mm)
+    base_us, p = _read_varint(data, p)
+    prev_rid = 0
+    if kind == REPORT:
+        prev_rid, p = _read_varint(data, p)
+        if prev_rid >= (1 << 32):
+            raise CodecError("malformed", "report id")
+    count, p = _read_varint(data, p)
+    if count > MAX_RECORDS:
+        raise CodecError("malformed", "record count")
+    prev_src = {}  # type: dict
+    rd = _Reader(data, p)
+    prev_id = 0
+    prev_t = base_us
+    staged = {}  # type: dict
     items = []
-    for row in range(t.size, t.size + n):
-        items.append((t.rtype[row], t.status[row], t.rec(row)))
+    for _ in range(count):
+        rtype = rd.bits(2)
+        if rtype > DROP:
+            raise CodecError("malformed", "record type 3")
+        upd = rd.bits(4) if rtype != DROP else 0
+        tid = prev_id + rd.se()
+        if not (0 <= tid < (1 << 32)):
+            raise CodecError("malformed", "track id")
+        t = prev_t + rd.se()
+        if not (0 <= t < (1 << 64)):
+            raise CodecError("malformed", "time")
+        prev_id = tid
+        prev_t = t
+        h = staged[tid] if tid in staged else (held.get(tid) if held is not None else None)
+        if rtype == DROP:
+            staged[tid] = None
+            r = Rec()
+            r.tid = tid
+            r.t_us = t
+            items.append((DROP, GONE, r))
+            continue
+        r = Rec()
+        r.tid = tid
+        r.t_us = t
+        r.upd = upd
+        if kind == REPORT:
+            r.report_id = prev_rid + rd.se()
+            if not (0 <= r.report_id < (1 << 32)):
+                raise CodecError("malformed", "report id")
+            prev_rid = r.report_id
+        status = OK
+        if rtype == KEY:
+            r.pq = rd.group(3)
+            r.vq = rd.group(3)
+            r.sig = [rd.bits(SIG_BITS) + SIG_MIN for _ in range(6)]
+            r.cor = [rd.bits(COR_BITS) - COR_MAX for _ in range(15)]
+            r.flags = rd.bits(8)
+            r.nations = _nations(rd)
+            r.sent = SEND_COV | SEND_META
+        else:
+            dp = rd.group(3)
+            dv = rd.group(3)
+            # The held copy this delta applies to, else None (a name type checkers can narrow).
+            base = h if h is not None and h.upd == (upd - 1) % 16 and delta_ok(h, t, prec) else None
+            if h is not None and h.upd == upd and h.t_us == t:
+                status = DUP
+            elif base is None:
+                status = NO_BASE
+            if base is not None:
+                pp, pv = predict(base, t - base.t_us, prec)
+                r.pq = [pp[i] + dp[i] for i in range(3)]
+                r.vq = [pv[i] + dv[i] for i in range(3)]
+            if rd.bits(1):
+                r.sent |= SEND_COV
+                ds = [rd.se() for _ in range(6)]
+                dc = [rd.se() for _ in range(15)]
+                if base is not None:
+                    r.sig = [base.sig[i] + ds[i] for i in range(6)]
+                    r.cor = [base.cor[i] + dc[i] for i in range(15)]
+            elif base is not None:
+                r.sig = list(base.sig)
+                r.cor = list(base.cor)
+            if rd.bits(1):
+                r.sent |= SEND_META
+                r.flags = rd.bits(8)
+                r.nations = _nations(rd)
+            elif base is not None:
+                r.flags = base.flags
+                r.nations = base.nations
+            if base is not None:
+                r.imp = base.imp
+        if kind == PICTURE:
+            if rd.bits(1):
+                n = rd.ue() + 1
+                if n > MAX_SOURCES:
+                    raise CodecError("malformed", "more than 16 sources")
+                for _ in range(n):
+                    node = rd.bits(8)
+                    last = prev_src.get(node)
+                    if last is None:
+                        rid = rd.bits(32)
+                    else:
+                        rid = last + rd.se()
+                        if not (0 <= rid < (1 << 32)):
+                            raise CodecError("malformed", "source report id")
+                    prev_src[node] = rid
+                    r.sources.append((node, rid))
+            if rd.bits(1):
+                r.sent |= SEND_IMPACT
+                en = rd.group(2)
+                dtm = rd.se()
+                a = rd.ue()
+                b = rd.ue()
+                o = rd.bits(15)
+                if not (-_CODE_LIMIT < dtm < _CODE_LIMIT):
+                    raise CodecError("malformed", "impact time")
+                ti = t + 1000 * dtm
+                if o >= ORIENT_CODES or not (0 <= ti < (1 << 64)):
+                    raise CodecError("malformed", "impact orientation or time")
+                for v in (en[0], en[1], a, b):
+                    if not (-_CODE_LIMIT < v < _CODE_LIMIT):
+                        raise CodecError("malformed", "impact code out of range")
+                r.imp = [en[0], en[1], ti, a, b, o]
+            elif rtype == KEY:
+                r.imp = None
+        if status == OK:
+            _check_codes(r)
+            keep = r.copy()
+            keep.sources = []
+            staged[tid] = keep
+        items.append((rtype, status, r))
+    # padding: zero bits up to the byte boundary, then nothing
+    if rd.bit & 7:
+        if rd.bits(8 - (rd.bit & 7)):
+            raise CodecError("malformed", "nonzero padding")
+    if rd.bit != rd.end:
+        raise CodecError("malformed", "trailing bytes")
     if held is not None:
-        for rtype, status, r in items:
-            if status == GONE:
-                if r.tid in held:
-                    del held[r.tid]
-            elif status == OK:
-                keep = r.copy()
-                keep.sources = []
-                held[r.tid] = keep
-    return Batch(t.kind, t.prec, t.base_us, items)
+        for tid in staged:
+            if staged[tid] is None:
+                if tid in held:
+                    del held[tid]
+            else:
+                held[tid] = staged[tid]
+    return Batch(kind, prec, base_us, items)

@@ -29,8 +29,7 @@ What it does, all from one loop that polls the link:
   so ids keep rising across reboots: PROTOCOL.md 5.5).
   Record times are the scan's instant on the relay timebase (frame flag
   RELAY_TIME) once synced, on the board clock before;
-* PICTURE: decoded into the bounded picture (``codec.Table``, 16 tracks: what goes
-  first when full is in its docstring); every fused update decoded
+* PICTURE: decoded against the picture held; every fused update decoded
   that carried source reports gives a DELIVERY frame (its track id, the
   (node, report_id) pairs, the local receive time and its relay
   mapping); deltas without a base are asked for with KEYFRAME_REQ;
@@ -69,8 +68,7 @@ _GC_US = const(1000000)          # collect and sample the heap this often
 _RETRY_US = const(1000000)       # reopen a failed tty this often
 _POLL_MAX_MS = const(50)
 _SEEN_WARNINGS = const(32)
-_PICTURE_TRACKS = const(16)      # fused tracks a board holds (codec.Table; what it drops first when full: there)
-_PICTURE_BATCH = const(10)       # records per PICTURE it decodes (the relay sends at most 8 by default)
+_MAX_PICTURE = const(128)
 _COV_SIG = const(2)              # covariance codes that moved this far travel in a delta
 _COV_COR = const(4)
 _RXBUF = const(256)              # serial reads; a UDP datagram needs MAX_FRAME
@@ -143,9 +141,7 @@ class Node:
         self.nations_bit = (1 << (self.node - 1)) if self.node <= 32 else 0
         self.prec = codec.Precision()
         self.up_held = {}           # tid -> codec.Rec: the copy the relay holds of our tracks
-        # The fused picture as decoded: preallocated rows, bounded (codec.Table's policy).
-        self.picture = codec.Table(_PICTURE_TRACKS, _PICTURE_BATCH)
-        self.dbuf = bytearray(21 + 5 * codec.MAX_SOURCES)   # one DELIVERY payload, reused
+        self.picture = {}           # tid -> codec.Rec: the fused picture as decoded
         self.seen = {}              # warning_id -> crc32 of its payload
         self.seen_order = []
         self.active = {}            # warning ids not yet obsolete
@@ -162,8 +158,7 @@ class Node:
                        "keyframes": 0, "deltas": 0, "pictures": 0, "fused_updates": 0, "no_base": 0,
                        "keyframe_reqs_sent": 0, "keyframe_reqs_rx": 0, "deliveries": 0, "warnings": 0,
                        "warning_copies": 0, "warning_acks": 0, "sync_samples": 0, "hello_rx": 0,
-                       "link_errors": 0, "scans": 0, "late_scans": 0, "picture_refused": 0,
-                       "picture_evicted": 0}
+                       "link_errors": 0, "scans": 0, "late_scans": 0}
         self.max_lag_us = 0
         self.peak_live = 0
         self.peak_alloc = 0
@@ -443,7 +438,7 @@ class Node:
             self.pending = {}
             self.next_sync = 0
             self.up_held = {}
-            self.picture.clear()
+            self.picture = {}
             self._hello()
         self.relay_epoch = epoch
 
@@ -460,36 +455,31 @@ class Node:
                 del self.up_held[tid]
 
     def _on_picture(self, f, rx_local):
-        pic = self.picture
-        n = pic.decode(f.payload)
-        c = self.counts
-        c["pictures"] += 1
-        c["picture_refused"] = pic.refused
-        c["picture_evicted"] = pic.evicted
+        batch = codec.decode(f.payload, self.picture)
+        self.counts["pictures"] += 1
         rx_relay = self.sync.to_relay(rx_local) if self.sync.synced else 0
         missing = []  # type: list
-        buf = self.dbuf
-        for row in range(pic.size, pic.size + n):
-            status = pic.status[row]
+        for rtype, status, rec in batch.items:
             if status == codec.NO_BASE:
-                c["no_base"] += 1
-                # Ask again only for a track the table keeps: a refused one would be
-                # refused again (and displace nothing), so its keyframe is wasted downlink.
-                if pic.wanted(row) and len(missing) < 255:
-                    missing.append(pic.tid[row])
-            elif status == codec.OK and pic.rtype[row] != codec.DROP:
-                c["fused_updates"] += 1
-                k = pic.nsrc[row]
-                if k:
-                    struct.pack_into(_DELIVERY, buf, 0, rx_local, rx_relay, pic.tid[row], k)
-                    s = pic.src0[row]
-                    for j in range(k):
-                        struct.pack_into(_PAIR, buf, 21 + 5 * j, pic.snode[s + j], pic.srid[s + j])
-                    self.send(wire.DELIVERY, memoryview(buf)[:21 + 5 * k])
-                    c["deliveries"] += 1
+                self.counts["no_base"] += 1
+                if len(missing) < 255:
+                    missing.append(rec.tid)
+            elif status == codec.OK and rtype != codec.DROP:
+                self.counts["fused_updates"] += 1
+                if rec.sources:
+                    out = bytearray(struct.pack(_DELIVERY, rx_local, rx_relay, rec.tid, len(rec.sources)))
+                    for node, rid in rec.sources:
+                        out += struct.pack(_PAIR, node, rid)
+                    self.send(wire.DELIVERY, out)
+                    self.counts["deliveries"] += 1
         if missing:
             self.send(wire.KEYFRAME_REQ, struct.pack("<B%dI" % len(missing), len(missing), *missing))
-            c["keyframe_reqs_sent"] += 1
+            self.counts["keyframe_reqs_sent"] += 1
+        if len(self.picture) > _MAX_PICTURE:
+            # Keep the freshest tracks; the relay re-sends a dropped one as a keyframe on request.
+            old = sorted(self.picture, key=lambda tid: self.picture[tid].t_us)
+            for tid in old[:len(old) - _MAX_PICTURE]:
+                del self.picture[tid]
 
     def _on_warning(self, f):
         _need(f.payload, 36)
