@@ -47,9 +47,15 @@ def analyse(out: Any) -> Tuple[Dict[str, Any], List[Any], Capture]:
     }
     report["bytes_per_update"] = _bytes_per_update(cap, nodes)
     report["link_utilisation"] = _utilisation(cap, plan, baud)
+    for p in paths:
+        # a path whose source sent nothing (its radars never saw a missile) has nothing to carry
+        report["paths"][p]["source_records"] = cap.report_records.get(nodes[p.split("->")[0]], 0)
     truth = _truth(out, cap, nodes, baud) if not plan.attach else None
-    report["time_to_first_warning_s"] = truth["ttfw"] if truth else {n: None for n in nodes}
+    first = truth["first"] if truth else {}
+    report["time_to_first_warning_s"] = {n: (first.get(n) or {}).get("s") for n in nodes}
+    report["first_warnings"] = first or None
     report["warnings"] = _warnings(cap, nodes)
+    report["warning_records"] = truth["warnings"] if truth else None
     report["accuracy"] = truth["accuracy"] if truth else {"rmse_m": None, "impact_error_km": {},
                                                           "note": "attached boards: truth not aligned"}
     report["time_sync"] = _time_sync(out, cap, nodes)
@@ -57,7 +63,10 @@ def analyse(out: Any) -> Tuple[Dict[str, Any], List[Any], Capture]:
     report["emulator_check"] = emulator_check(samples, out.emulators, names) if serial and out.emulators else None
     report["boards"] = {n: {"returncode": b.returncode, "counts": (b.summary or {}).get("counts"),
                             "peak_live_heap": (b.summary or {}).get("peak_live_heap"),
-                            "max_lag_us": (b.summary or {}).get("max_lag_us")} for n, b in out.boards.items()}
+                            "peak_alloc_heap": (b.summary or {}).get("peak_alloc_heap"),
+                            "picture_tracks": (b.summary or {}).get("picture_tracks"),
+                            "max_lag_us": (b.summary or {}).get("max_lag_us"),
+                            "error": _board_error(b.lines)} for n, b in out.boards.items()}
     report["relay_returncode"] = out.relay_returncode
     report["loss"] = {"paths": {p: report["paths"][p]["lost"] for p in paths},
                       "uplink_records": {n: _uplink_loss(out, cap, n, node) for n, node in nodes.items()}}
@@ -102,14 +111,23 @@ def _truth(out: Any, cap: Capture, nodes: Dict[str, int], baud: Optional[int]) -
         origins[node] = (o["lat"], o["lon"], o["alt_m"])
     tc = TruthCheck(scenario, out.plan.start_s, out.epoch_us)
     names = {v: k for k, v in nodes.items()}
-    acc = tc.accuracy(cap.fused, origins, names)
+    acc = tc.accuracy(cap.fused, origins, names, list(cap.reports.values()))
     votes: Dict[Tuple[int, int], Dict[str, int]] = {}
     for rec, missile, _ in tc.follow(cap.fused, origins):
         if missile is not None:
             v = votes.setdefault((rec.dst, rec.tid), {})
             v[missile] = v.get(missile, 0) + 1
     by_tid = {k: max(v, key=lambda m: v[m]) for k, v in votes.items()}
-    return {"accuracy": acc, "ttfw": tc.first_warnings(cap, nodes, by_tid, baud)}
+    return {"accuracy": acc, "first": tc.first_warnings(cap, nodes, by_tid, baud),
+            "warnings": tc.warning_records(cap, nodes, by_tid, baud)}
+
+
+def _board_error(lines: List[str]) -> Optional[str]:
+    """The last line of a board's traceback (e.g. ``MemoryError: ...``), or None."""
+    for line in reversed(lines or []):
+        if re.match(r"^\w*(Error|Exception)\b", line):
+            return line.strip()
+    return None
 
 
 def _warnings(cap: Capture, nodes: Dict[str, int]) -> Dict[str, Dict[str, int]]:

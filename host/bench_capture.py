@@ -56,6 +56,7 @@ class Report:
     wire_bytes: int
     frame_records: int
     raw: bytes
+    state: Optional[List[float]] = None     # e, n, u, ve, vn, vu in the source's ENU frame
 
 
 @dataclasses.dataclass
@@ -98,6 +99,9 @@ class Warning:
     lat: float
     lon: float
     wire_bytes: int
+    semi_major_m: int = 0
+    semi_minor_m: int = 0
+    orient_deg: float = 0.0
 
 
 @dataclasses.dataclass
@@ -170,7 +174,7 @@ def _rx(cap: Capture, f: "wire.Frame", t_ns: int, size: int, held_up: Dict[int, 
             key = (f.src, rec.report_id)
             if key not in cap.reports:
                 cap.reports[key] = Report(f.src, rec.report_id, rec.tid, rec.t_us if rt else 0, rt, t_ns, size,
-                                          len(recs), bytes(f.raw))
+                                          len(recs), bytes(f.raw), rec.state(batch.prec))
     elif f.mtype == wire.DELIVERY:
         p = bytes(f.payload)
         rx_local, rx_relay, tid, n = _DELIVERY.unpack_from(p, 0)
@@ -204,4 +208,5 @@ def _tx(cap: Capture, f: "wire.Frame", t_ns: int, size: int, held_down: Dict[int
         cap.picture_records[f.dst] = cap.picture_records.get(f.dst, 0) + n
     elif f.mtype == wire.WARNING:
         m = _WARNING.unpack(bytes(f.payload))
-        cap.warnings.append(Warning(f.dst, t_ns, m[0], m[1], m[2], m[3], m[4], m[5] * 1e-7, m[6] * 1e-7, size))
+        cap.warnings.append(Warning(f.dst, t_ns, m[0], m[1], m[2], m[3], m[4], m[5] * 1e-7, m[6] * 1e-7, size,
+                                    m[7], m[8], m[9] * 0.01))

@@ -2,13 +2,22 @@
 """Runs the boards' own truth (trilink_board.truth, the same code and
 scenario) in-process and compares what the relay sent:
 
-* fused position RMSE: every fused record sent to a nation (its ENU frame)
-  against the nearest flying truth object at the record's time;
+* fused position RMSE per destination: every fused record sent to a nation (its
+  ENU frame) against the nearest flying truth object at the record's time; and
+  per sensor nation: every track report a nation's board sent (its own frame);
 * impact-point error: each fused record's predicted impact against the
   impact point of the truth object the track follows, at fixed times before
-  impact (``CHECKPOINTS_S``, those the window covers) and at the window's end;
-* time to first warning per nation: launch (truth) to the first WARNING the
-  nation decoded (its WARNING_ACK back at the relay, minus the ack's wire time).
+  impact (``CHECKPOINTS_S``, those the window covers) and at the window's end.
+  A PICTURE impact is (east, north) of the point on the WGS-84 ellipsoid in the
+  destination's ENU frame (PROTOCOL.md 5.5): ``impact_point`` finds the up
+  coordinate that puts it on the ellipsoid (a point at u = 0 is d^2/2R above it,
+  d from the frame's origin: ~500 km off at 3,500 km), and the error is the
+  straight line between the two surface points (ECEF);
+* time to first warning per nation: from the warned missile's launch (truth)
+  to the first WARNING *naming that nation* that the nation decoded (its
+  WARNING_ACK back at the relay, minus the ack's wire time); None when none did;
+* per-warning records: destination, nation named, kind, status timeline,
+  predicted point and ellipse, the truth's impact and whether the ellipse holds it.
 
 Scenario time of relay time ``t_us``: ``start_s + (t_us - epoch_us) / 1e6``
 (the boards fly scenario time ``start_s`` at relay time ``epoch_us``, at real speed).
@@ -27,6 +36,43 @@ from trilink_board.prng import Rng
 from trilink_board.truth import Truth
 
 CHECKPOINTS_S = (1200.0, 600.0, 300.0, 120.0, 60.0, 30.0)
+STATUS = ("ACTIVE", "UPDATED", "OBSOLETE")
+SEA = 0xFF              # WARNING nation of an impact outside every territory
+
+
+def impact_point(frame: geo.LocalFrame, e: float, n: float) -> Tuple[float, float]:
+    """(lat, lon) deg of the PICTURE impact (east ``e``, north ``n`` m in ``frame``): the point
+    of the ellipsoid (height 0) with those ENU east/north, found by Newton steps on up."""
+    u = 0.0
+    lat, lon = frame.lat, frame.lon
+    for _ in range(10):
+        lat, lon, h = frame.enu_to_geodetic(e, n, u)
+        if abs(h) < 1e-4:
+            break
+        la, lo = math.radians(lat), math.radians(lon)
+        normal = (math.cos(la) * math.cos(lo), math.cos(la) * math.sin(lo), math.sin(la))
+        # dh/du: the frame's up axis against the ellipsoid's normal at the point
+        u -= h / sum(a * b for a, b in zip(normal, frame.up))
+    return lat, lon
+
+
+def surface_distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Straight-line (ECEF) distance of two points on the ellipsoid; within 1e-6 of the
+    geodesic below 60 km, no sphere assumed."""
+    return math.dist(geo.geodetic_to_ecef(lat1, lon1, 0.0), geo.geodetic_to_ecef(lat2, lon2, 0.0))
+
+
+def in_ellipse(lat: float, lon: float, clat: float, clon: float, a_m: float, b_m: float,
+               orient_deg: float) -> bool:
+    """True if (lat, lon) lies in the ellipse centred on (clat, clon), semi-axes ``a_m`` (along
+    ``orient_deg`` from north) and ``b_m``, on the tangent plane at its centre."""
+    e, n, _ = geo.LocalFrame(clat, clon, 0.0).geodetic_to_enu(lat, lon, 0.0)
+    o = math.radians(orient_deg)
+    x = e * math.sin(o) + n * math.cos(o)       # along the major axis
+    y = e * math.cos(o) - n * math.sin(o)
+    if a_m <= 0 or b_m <= 0:
+        return False
+    return (x / a_m) ** 2 + (y / b_m) ** 2 <= 1.0
 _ASSOC_M = 50_000.0     # a fused track farther than this from every object follows none
 
 
@@ -70,18 +116,19 @@ class TruthCheck:
                 res.append((o.name, f.enu_to_ecef(o.p[0], o.p[1], o.p[2])))
         return res
 
-    def follow(self, fused: List[Any], origins: Dict[int, Tuple[float, float, float]]
-               ) -> List[Tuple[Any, Optional[str], float]]:
-        """Each fused record (time order) with the truth object it is nearest to and the distance (m)."""
+    def follow(self, fused: List[Any], origins: Dict[int, Tuple[float, float, float]], node: str = "dst",
+               time: str = "t_us") -> List[Tuple[Any, Optional[str], float]]:
+        """Each record (time order: ``state``, relay time in attribute ``time``, its frame's node in ``node``)
+        with the truth object it is nearest to and the distance (m)."""
         frames = {n: geo.LocalFrame(*o) for n, o in origins.items()}
         tr = _truth(self.scenario)
         out = []
-        for rec in sorted(fused, key=lambda r: r.t_us):
-            ts = self.scen(rec.t_us)
+        for rec in sorted(fused, key=lambda r: getattr(r, time)):
+            ts = self.scen(getattr(rec, time))
             if ts < 0:
                 continue
             tr.advance(ts)
-            f = frames.get(rec.dst)
+            f = frames.get(getattr(rec, node))
             if f is None:
                 continue
             best, dist = None, math.inf
@@ -94,24 +141,30 @@ class TruthCheck:
         return out
 
     def accuracy(self, fused: List[Any], origins: Dict[int, Tuple[float, float, float]],
-                 names: Dict[int, str]) -> Dict[str, Any]:
-        """``rmse_m`` (all nations), ``rmse_m_by_nation``, ``impact_error_km`` per missile and
-        ``impact_checkpoints`` (see module docstring)."""
+                 names: Dict[int, str], reports: Optional[List[Any]] = None) -> Dict[str, Any]:
+        """``rmse_m`` (all fused records), ``rmse_m_by_destination`` (the fused picture each
+        nation received), ``rmse_m_by_sensor`` (each nation's own track reports, from
+        ``reports``: bench_capture.Report with a state on the relay timebase),
+        ``impact_error_km`` per missile and ``impact_checkpoints`` (module docstring)."""
         followed = self.follow(fused, origins)
         sq: Dict[str, List[float]] = {}
         for rec, name, d in followed:
             if name is not None:
                 sq.setdefault(names.get(rec.dst, str(rec.dst)), []).append(d * d)
         allsq = [v for vs in sq.values() for v in vs]
+        sensor: Dict[str, List[float]] = {}
+        own = [r for r in (reports or []) if r.relay_time and r.state is not None]
+        for rec, name, d in self.follow(own, origins, node="src", time="t_meas_us"):
+            if name is not None:
+                sensor.setdefault(names.get(rec.src, str(rec.src)), []).append(d * d)
         frames = {n: geo.LocalFrame(*o) for n, o in origins.items()}
         per: Dict[str, List[Tuple[float, float, str]]] = {}   # missile -> [(scenario t, error km, nation)]
         for rec, name, _ in followed:
             if name is None or rec.impact is None or name not in self.impacts:
                 continue
-            f = frames[rec.dst]
-            lat, lon, _ = f.enu_to_geodetic(rec.impact[0], rec.impact[1], 0.0)
+            lat, lon = impact_point(frames[rec.dst], rec.impact[0], rec.impact[1])
             _, _, tlat, tlon = self.impacts[name]
-            err = geo.great_circle_m(lat, lon, tlat, tlon) / 1000.0
+            err = surface_distance_m(lat, lon, tlat, tlon) / 1000.0
             per.setdefault(name, []).append((self.scen(rec.tx_ns / 1000.0), err, names.get(rec.dst, "")))
         impact: Dict[str, Any] = {}
         checkpoints: List[Dict[str, Any]] = []
@@ -126,33 +179,96 @@ class TruthCheck:
                 if before and t_imp - cp - before[-1][0] < 5.0:
                     checkpoints.append({"missile": name, "t_before_impact_s": cp,
                                         "error_km": round(before[-1][1], 2)})
-        return {"rmse_m": round(math.sqrt(sum(allsq) / len(allsq)), 1) if allsq else None,
-                "rmse_m_by_nation": {k: round(math.sqrt(sum(v) / len(v)), 1) for k, v in sorted(sq.items())},
-                "records": len(allsq), "impact_error_km": impact, "impact_checkpoints": checkpoints,
+
+        def rms(v: List[float]) -> float:
+            return round(math.sqrt(sum(v) / len(v)), 1)
+        return {"rmse_m": rms(allsq) if allsq else None,
+                "rmse_m_by_destination": {k: rms(v) for k, v in sorted(sq.items())},
+                "rmse_m_by_sensor": {k: rms(v) for k, v in sorted(sensor.items())},
+                "records": len(allsq), "sensor_records": sum(len(v) for v in sensor.values()),
+                "impact_error_km": impact, "impact_checkpoints": checkpoints,
                 "truth_impacts": {k: {"t_launch_s": v[0], "t_impact_s": round(v[1], 1), "lat": round(v[2], 3),
                                       "lon": round(v[3], 3)} for k, v in self.impacts.items()}}
 
+    def _decoded(self, cap: Any, node: int, baud: Optional[int]) -> Dict[int, float]:
+        """warning_id -> relay ns at which ``node`` decoded it (its first WARNING_ACK, minus the ack's wire time)."""
+        acks: Dict[int, float] = {}
+        for n, t_ns, wid, size in cap.acks:
+            if n == node and wid not in acks:
+                acks[wid] = t_ns - (size * 10e9 / baud if baud else 0.0)
+        return acks
+
     def first_warnings(self, cap: Any, nodes: Dict[str, int], followed_by_tid: Dict[Tuple[int, int], str],
-                       baud: Optional[int]) -> Dict[str, Optional[float]]:
-        """Nation -> seconds from the warned missile's launch to the first warning it decoded (None: none)."""
-        out: Dict[str, Optional[float]] = {}
+                       baud: Optional[int]) -> Dict[str, Dict[str, Any]]:
+        """Nation -> the first warning naming it that it decoded: ``s`` (from the warned missile's
+        launch; None: no warning named it), ``missile``, ``track_id``, ``warning_id``,
+        ``t_decoded_s`` (scenario time) and ``at_window_start`` (decoded in the window's first
+        5 s, of a missile launched before it: a bound set by the window, not a measurement)."""
+        out: Dict[str, Dict[str, Any]] = {}
         for name, node in nodes.items():
-            acks = {}
-            for n, t_ns, wid, size in cap.acks:
-                if n == node and wid not in acks:
-                    acks[wid] = t_ns - (size * 10e9 / baud if baud else 0.0)
-            best: Optional[float] = None
+            acks = self._decoded(cap, node, baud)
+            best: Optional[Dict[str, Any]] = None
             for w in cap.warnings:
-                if w.dst != node or w.status == 2:
+                if w.dst != node or w.nation != node or w.status == 2:
                     continue
                 decoded_ns = acks.get(w.warning_id)
                 if decoded_ns is None:
                     continue
                 missile = followed_by_tid.get((node, w.track_id))
-                launch = (self.impacts[missile][0] if missile in self.impacts
-                          else min((v[0] for v in self.impacts.values()), default=0.0))
-                ttfw = self.scen(decoded_ns / 1000.0) - launch
-                if best is None or ttfw < best:
-                    best = ttfw
-            out[name] = None if best is None else round(best, 2)
+                t_dec = self.scen(decoded_ns / 1000.0)
+                launch = self.impacts[missile][0] if missile in self.impacts else None
+                if best is None or t_dec < best["t_decoded_s"]:
+                    best = {"s": None if launch is None else round(t_dec - launch, 2), "missile": missile,
+                            "track_id": w.track_id, "warning_id": w.warning_id, "t_decoded_s": round(t_dec, 2),
+                            "at_window_start": launch is not None and launch < self.start_s
+                            and t_dec < self.start_s + 5.0}
+            out[name] = best or {"s": None, "missile": None, "track_id": None, "warning_id": None,
+                                 "t_decoded_s": None, "at_window_start": False}
+        return out
+
+    def warning_records(self, cap: Any, nodes: Dict[str, int], followed_by_tid: Dict[Tuple[int, int], str],
+                        baud: Optional[int]) -> List[Dict[str, Any]]:
+        """One record per (destination, warning_id): nation named, kind, the status timeline
+        (each distinct content sent: scenario time, status, decoded time), the last predicted
+        point and ellipse, and against the truth of the missile its track follows: the impact
+        error and whether the ellipse holds the true impact point."""
+        names = {v: k for k, v in nodes.items()}
+        groups: Dict[Tuple[int, int], List[Any]] = {}
+        for w in sorted(cap.warnings, key=lambda w: w.tx_ns):
+            groups.setdefault((w.dst, w.warning_id), []).append(w)
+        decoded = {node: self._decoded(cap, node, baud) for node in nodes.values()}
+        out = []
+        for (dst, wid), ws in groups.items():
+            timeline: List[Dict[str, Any]] = []
+            for w in ws:
+                key = (w.status, w.lat, w.lon, w.impact_us)
+                if timeline and timeline[-1]["_key"] == key:
+                    continue       # a retransmission
+                timeline.append({"_key": key, "t_sent_s": round(self.scen(w.tx_ns / 1000.0), 2),
+                                 "status": STATUS[w.status] if w.status < 3 else str(w.status)})
+            dec = decoded.get(dst, {}).get(wid)
+            for e in timeline:
+                del e["_key"]
+            if timeline and dec is not None:
+                timeline[0]["t_decoded_s"] = round(self.scen(dec / 1000.0), 2)
+            last = ws[-1]
+            live = [w for w in ws if w.status != 2] or ws
+            p = live[-1]
+            missile = followed_by_tid.get((dst, last.track_id))
+            rec: Dict[str, Any] = {
+                "destination": names.get(dst, str(dst)), "warning_id": wid, "track_id": last.track_id,
+                "nation": "sea" if last.nation == SEA else names.get(last.nation, str(last.nation)),
+                "kind": "open sea" if last.nation == SEA else "impact on territory",
+                "timeline": timeline, "final_status": STATUS[last.status] if last.status < 3 else str(last.status),
+                "predicted": {"lat": round(p.lat, 4), "lon": round(p.lon, 4),
+                              "t_impact_s": round(self.scen(p.impact_us), 1),
+                              "ellipse_m": [p.semi_major_m, p.semi_minor_m, round(p.orient_deg, 2)]},
+                "missile": missile}
+            if missile in self.impacts:
+                _, t_imp, tlat, tlon = self.impacts[missile]
+                rec["truth"] = {"lat": round(tlat, 4), "lon": round(tlon, 4), "t_impact_s": round(t_imp, 1)}
+                rec["error_km"] = round(surface_distance_m(p.lat, p.lon, tlat, tlon) / 1000.0, 2)
+                rec["ellipse_holds_truth"] = in_ellipse(tlat, tlon, p.lat, p.lon, p.semi_major_m, p.semi_minor_m,
+                                                        p.orient_deg)
+            out.append(rec)
         return out

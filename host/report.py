@@ -39,16 +39,38 @@ def format_report(r: Dict[str, Any]) -> str:
     out += ["", f"relay (report received -> picture written): p50 {_f(rm['p50'], '{:.2f}')} ms, "
                 f"p99 {_f(rm['p99'], '{:.2f}')} ms, share of e2e p50 {_f(rm['share_p50'], '{:.1%}' if rm['share_p50'] is not None else '{}')}"]
     tw = r["time_to_first_warning_s"]
+    fw = r.get("first_warnings") or {}
     ws = r.get("warnings", {})
-    out.append("time to first warning from launch: " + ", ".join(
-        f"{n} {_f(v, '{:.1f} s')} ({ws.get(n, {}).get('warnings', 0)} warnings, {ws.get(n, {}).get('acked', 0)} acked)"
-        for n, v in tw.items()))
+
+    def first(n: str, v: Optional[float]) -> str:
+        d = fw.get(n) or {}
+        if v is None:
+            return f"{n} - (none named it)"
+        bound = ", bounded by the window's start" if d.get("at_window_start") else ""
+        return f"{n} {v:.1f} s ({d.get('missile') or '?'}{bound})"
+    out.append("time to first warning naming the nation, from launch: " + ", ".join(first(n, v) for n, v in tw.items()))
+    out.append("warnings per destination: " + ", ".join(
+        f"{n} {w.get('warnings', 0)} ({w.get('acked', 0)} acked)" for n, w in ws.items()))
+    for w in r.get("warning_records") or []:
+        steps = " -> ".join(f"{e['status']} {e['t_sent_s']:.1f}" for e in w["timeline"])
+        p = w["predicted"]
+        truth = (f"; truth {w['missile']} error {w['error_km']:.1f} km, ellipse "
+                 f"{'holds' if w['ellipse_holds_truth'] else 'misses'} it" if "error_km" in w else "")
+        out.append(f"  warning {w['warning_id']} to {w['destination']}: {w['kind']} {w['nation']}, "
+                   f"{p['lat']:.2f} {p['lon']:.2f} at t={p['t_impact_s']:.0f} s; {steps}{truth}")
     acc = r["accuracy"]
     imp = ", ".join(f"{m} {v['error_km']:.1f} km at T-{v['t_before_impact_s']:.0f} s"
                     for m, v in (acc.get("impact_error_km") or {}).items()) or "-"
-    out.append(f"accuracy: fused position RMSE {_f(acc.get('rmse_m'), '{:.0f} m')}"
-               f" ({', '.join(f'{k} {v:.0f} m' for k, v in (acc.get('rmse_m_by_nation') or {}).items())}); "
-               f"impact point error {imp}")
+
+    def per(d: Optional[Dict[str, float]]) -> str:
+        return ", ".join(f"{k} {v:.0f} m" for k, v in (d or {}).items()) or "-"
+    out.append(f"accuracy: fused position RMSE {_f(acc.get('rmse_m'), '{:.0f} m')} (as received by "
+               f"{per(acc.get('rmse_m_by_destination'))}); each nation's own reports: "
+               f"{per(acc.get('rmse_m_by_sensor'))}; impact point error {imp}")
+    heap = ", ".join(f"{n} {b['peak_live_heap'] / 1024:.0f} KB" + (f" ({b['error']})" if b.get("error") else "")
+                     for n, b in (r.get("boards") or {}).items() if b.get("peak_live_heap"))
+    if heap:
+        out.append(f"board peak live heap: {heap}")
     bpu = r["bytes_per_update"]
     util = ", ".join(f"{k} up {v.get('up', 0):.1%} down {v.get('down', 0):.1%}" if "up" in v
                      else f"{k} up {v['up_bytes']} B down {v['down_bytes']} B"
