@@ -163,6 +163,9 @@ def verdict(report: Dict[str, Any], budget_ms: Optional[float]) -> Dict[str, Any
         if budget_ms is not None:
             checks.append({"check": f"{path} p99 <= {budget_ms:g} ms", "ok": p["p99_ms"] <= budget_ms,
                            "value": p["p99_ms"], "budget": True})
+    # a path may go unjudged when its source saw nothing, but a run must carry something
+    carried = sum(p["count"] for p in report["paths"].values())
+    checks.append({"check": "reports delivered on some path", "ok": carried > 0, "value": carried})
     share = report["relay_ms"].get("share_p50")
     if share is not None:
         checks.append({"check": f"relay share <= {RELAY_SHARE_MAX:.0%}", "ok": share <= RELAY_SHARE_MAX,

@@ -149,3 +149,7 @@ def test_a_path_whose_source_sent_nothing_is_not_failed() -> None:
     checks = {c["check"]: c["ok"] for c in verdict(rep, None)["checks"]}
     assert checks["jp->kr delivered reports"] is True
     assert checks["kr->jp delivered reports"] is False
+    assert checks["reports delivered on some path"] is False        # and a run that carried nothing fails
+    rep["paths"]["kr->jp"] = {"count": 4, "source_records": 12, "p50_ratio": 1.1, "p99_ratio": 1.2, "p99_ms": 9.0}
+    checks = {c["check"]: c["ok"] for c in verdict(rep, None)["checks"]}
+    assert checks["jp->kr delivered reports"] and checks["reports delivered on some path"]
