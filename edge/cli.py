@@ -5,8 +5,9 @@
     $ trilink-edge --config relay.toml --check      # validate config and key file, exit 0 or 2
     $ trilink-edge --config relay.toml --capture /tmp/x.pcapng --stats 127.0.0.1:0
 
-Exit status: 0 after a clean stop (SIGTERM, SIGINT), 2 for a bad config or
-key file (the message names the file and the key), 1 if the relay failed.
+Exit status: 0 after a clean stop (SIGTERM, SIGINT), 2 for a bad config,
+key file or state file (one line naming the file and the key), 1 if the
+relay failed. ``--check`` reads the key file and the state file too.
 SIGTERM stops the relay within 1 s: links closed, replay marks saved, the
 capture flushed.
 """
@@ -16,6 +17,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 import sys
 from typing import Any, List, Optional, Sequence
@@ -81,6 +83,7 @@ def check(cfg: _config.Config) -> List[str]:
             raise _config.ConfigError(f"{cfg.source}: nodes.{n.name}.key_id: key {n.key_id} is bound to node "
                                       f"{entry.node} in {cfg.relay.key_file}, not {n.node}")
     lines = [f"{cfg.source}: OK: relay node {cfg.relay.node}, {len(cfg.nodes)} nodes, {len(cfg.links)} links"]
+    lines.append("  " + check_state(cfg))
     for name, lk in cfg.links.items():
         where = f"{lk.device} at {lk.baud} baud" if lk.kind == "serial" else \
             f"bind {lk.bind[0]}:{lk.bind[1]} peer {'%s:%d' % lk.peer if lk.peer else '(learned)'}"  # type: ignore[index]
@@ -89,6 +92,26 @@ def check(cfg: _config.Config) -> List[str]:
         dst = sorted(d for d in {n.nation for n in cfg.nodes} if d != src and cfg.release.may(src, d))
         lines.append(f"  release {src} -> {', '.join(dst) or '(none)'}")
     return lines
+
+
+def check_state(cfg: _config.Config) -> str:
+    """Read the state file (PROTOCOL.md 2.2) as the relay will: a summary
+    line; ConfigError naming the file when it is unreadable or corrupt, or
+    when its folder cannot be written (the relay writes it at every start)."""
+    from trilink_edge.session import RelayState, StateFileError
+    path = cfg.relay.state_file
+    if path is None:
+        return "state: none configured (relay.state_file): the relay epoch starts at 1 at every start"
+    try:
+        st = RelayState.load(path)
+    except StateFileError as e:
+        raise _config.ConfigError(f"{cfg.source}: relay.state_file: {e}") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _config.ConfigError(f"{cfg.source}: relay.state_file: {folder}: folder not writable")
+    if not os.path.exists(path):
+        return f"state: {path}: none yet (the relay creates it)"
+    return f"state: {path}: relay epoch {st.epoch}, board epochs seen for {len(st.seen)} keys"
 
 
 def _setup_logging(level: str) -> None:
@@ -101,7 +124,12 @@ async def run(cfg: _config.Config, relay: Any = None) -> int:
     from trilink_edge import stats as _stats
     if relay is None:
         from trilink_edge.relay import Relay
-        relay = Relay(cfg)
+        from trilink_edge.session import StateFileError
+        try:
+            relay = Relay(cfg)
+        except (StateFileError, OSError) as e:   # a corrupt state file, a state folder it cannot write
+            log.error("%s", e if isinstance(e, StateFileError) else f"relay.state_file: cannot write: {e}")
+            return 2
     loop = asyncio.get_running_loop()
     st = _stats.Stats(links=lambda: getattr(relay, "links", {}))
     if hasattr(relay, "stats"):

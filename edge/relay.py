@@ -367,7 +367,6 @@ class Relay:
 
     def _tick(self, now: int) -> None:
         self._part("heartbeats", self.sessions.tick, now)
-        self._part("state_save", self.sessions.save_if_due, now)
         self._part("warnings", self.pipeline.desk.tick, now)
         if self.stats_frames_ns > 0 and now - self._last_stats_ns >= self.stats_frames_ns:
             self._last_stats_ns = now
@@ -421,9 +420,14 @@ class Relay:
              "bytes_in": ls.get("bytes_in", 0), "bytes_out": ls.get("bytes_out", 0),
              "dropped_stale": self.pipeline.destinations[node].dropped_stale,
              "queue_depth": self.schedulers[name].depth()}
+        le = self.sessions.link_errors.get(name, {})
         for k in ("crc_error", "malformed", "oversize"):
             d[k] = s.errors.get(k, 0) + ls.get(k, 0)
-        for k in ("auth_fail", "replay", "wrong_link", "unknown_type", "not_for_me"):
+        # A bad tag or a node not on the link proves nothing about who sent it:
+        # those are the counts of the board's link (PROTOCOL 3.3).
+        for k in ("auth_fail", "wrong_link"):
+            d[k] = le.get(k, 0)
+        for k in ("replay", "unknown_type", "not_for_me"):
             d[k] = s.errors.get(k, 0)
         return d
 
@@ -494,8 +498,6 @@ class Relay:
             for link in self.links.values():
                 if hasattr(link, "handler"):
                     link.handler = None
-            self._part_retry.clear()
-            self._part("state_save", self.sessions.save)
             if self.publisher is not None:
                 self.publisher.close()      # bounded (publish.CLOSE_BUDGET_S); never raises
             closes = [asyncio.ensure_future(link.close()) for link in self.links.values()]
@@ -522,7 +524,8 @@ class Relay:
             close()
 
     async def stop(self) -> None:
-        """Stop within 1 s: tasks cancelled, state saved, links closed, capture flushed."""
+        """Stop within 1 s: tasks cancelled, links closed, capture flushed (the
+        state file needs no final write: PROTOCOL.md 2.2)."""
         if self._stopped is not None:
             self._stopped.set()
         if self._done is not None:
@@ -554,7 +557,10 @@ class Relay:
             d = dict(self.counters[name])
             d.update(vars(s.counters))
             on_link = [n for n, lk in self.node_link.items() if lk == name]
-            for k in ("auth_fail", "replay", "wrong_link", "unknown_type", "not_for_me"):
+            le = self.sessions.link_errors.get(name, {})
+            for k in ("auth_fail", "wrong_link"):
+                d[k] = le.get(k, 0)
+            for k in ("replay", "unknown_type", "not_for_me", "state_error"):
                 d[k] = sum(self.sessions.sessions[n].errors.get(k, 0) for n in on_link)
             d["dropped_stale"] = sum(self.pipeline.destinations[n].dropped_stale for n in on_link)
             d["queue_depth"] = s.depth()

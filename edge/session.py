@@ -28,11 +28,27 @@ counter for all the relay's keys (strictly increasing per key is what the
 boards need). The epoch is read from the state file at start, incremented
 and written back before the first frame is sent, so a restarted relay's
 counters are above every counter it sent before.
+
+Replay protection that survives any restart (PROTOCOL.md 2.2): nothing the
+relay persists says which counters it accepted. At start every key's mark
+is the top of the counter space (``UNVERIFIED``): every frame is a
+``replay`` until the board has answered the relay's challenge (a HELLO
+carrying a random ``nonce``) with its own HELLO carrying that nonce; that
+answer, necessarily made after the challenge, becomes the key's mark.
+Every frame made before it has a lower counter, so no capture from before
+any restart (clean, ``kill -9``, power loss, a deleted state file) is
+accepted. The state file keeps the relay's epoch and, per key, the highest
+board epoch ever accepted (``seen``, written before a frame of a higher
+epoch is accepted): a board whose answer comes from a lower epoch (it lost
+its stored epoch) is told ``min_epoch`` (section 4.1) and taken only from
+that epoch on.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
+import secrets
 import struct
 import tempfile
 import time
@@ -49,9 +65,17 @@ HEARTBEAT_NS = 1_000_000_000       # PROTOCOL 4.2: every 1 s
 LINK_DOWN_NS = 3_500_000_000       # PROTOCOL 4.2: down after 3.5 s without an accepted frame
 REPLAY_HELLO_NS = 1_000_000_000    # PROTOCOL 2.2: at most one corrective HELLO per second
 REPLAY_HELLO_AFTER = 3             # replays in a row (valid tag) before the corrective HELLO
-STATE_SAVE_NS = 10_000_000_000     # periodic state-file write
-STATE_FORMAT = "trilink-relay-state/1"
+STATE_FORMAT = "trilink-relay-state/2"
+STATE_FORMAT_V1 = "trilink-relay-state/1"   # read: its marks give the epochs seen
+STATE_TEMP_PREFIX = ".relay-state-"
+CHALLENGE_NS = 5_000_000_000       # PROTOCOL 2.2: an answer counts within 5 s of its challenge
+CHALLENGES_KEPT = 4                # outstanding challenges per node (the latest ones)
+SAVE_BACKOFF_FIRST_NS = 100_000_000
+SAVE_BACKOFF_MAX_NS = 10_000_000_000
+UNVERIFIED = binding.MAX_COUNTER   # the mark of a key that has not answered a challenge yet
 RELAY_NAME = "relay"
+
+log = logging.getLogger("trilink_edge.session")
 
 # Message types the session answers itself; everything else goes to the pipeline.
 CONTROL_TYPES = (binding.MSG_HELLO, binding.MSG_HEARTBEAT, binding.MSG_TIME_SYNC_REQ)
@@ -77,20 +101,22 @@ class StateFileError(ValueError):
 
 @dataclass
 class RelayState:
-    """What the relay persists (PROTOCOL 2.2): its own counter epoch and the
-    uplink high-water mark of every key. ``save`` is atomic (temp + rename).
+    """What the relay persists (PROTOCOL 2.2): its own counter epoch and, per
+    key id, the highest board epoch it ever accepted. ``save`` is atomic
+    (temporary file, fsync, rename, fsync of the folder) and creates the
+    file 0600.
 
-        >>> st = RelayState(epoch=3, marks={1: 5 << 28})
-        >>> RelayState.from_json(st.to_json()).marks
-        {1: 1342177280}
+        >>> st = RelayState(epoch=3, seen={1: 5})
+        >>> RelayState.from_json(st.to_json()).seen
+        {1: 5}
     """
 
     epoch: int = 0
-    marks: Dict[int, int] = field(default_factory=dict)
+    seen: Dict[int, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps({"format": STATE_FORMAT, "epoch": self.epoch,
-                           "marks": {str(k): v for k, v in sorted(self.marks.items())}})
+                           "seen": {str(k): v for k, v in sorted(self.seen.items())}})
 
     @classmethod
     def from_json(cls, text: str, where: str = "state") -> "RelayState":
@@ -98,34 +124,49 @@ class RelayState:
             doc = json.loads(text)
         except ValueError as e:
             raise StateFileError(f"{where}: not JSON ({e})") from None
-        if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
+        fmt = doc.get("format") if isinstance(doc, dict) else None
+        if fmt not in (STATE_FORMAT, STATE_FORMAT_V1):
             raise StateFileError(f"{where}: format is not {STATE_FORMAT!r}")
         epoch = doc.get("epoch")
-        marks = doc.get("marks")
-        if not isinstance(epoch, int) or not 0 <= epoch <= EPOCH_MAX or not isinstance(marks, dict):
-            raise StateFileError(f"{where}: epoch must be 0..{EPOCH_MAX} and marks an object")
+        table = doc.get("seen" if fmt == STATE_FORMAT else "marks")
+        if (not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= EPOCH_MAX
+                or not isinstance(table, dict)):
+            raise StateFileError(f"{where}: epoch must be 0..{EPOCH_MAX} and "
+                                 f"{'seen' if fmt == STATE_FORMAT else 'marks'} an object")
         out = {}
-        for k, v in marks.items():
-            if not (k.isdigit() and 1 <= int(k) <= 255 and isinstance(v, int)
-                    and 0 <= v <= binding.MAX_COUNTER):
-                raise StateFileError(f"{where}: marks.{k}: key id 1..255 with a 48-bit counter")
+        for k, v in table.items():
+            if fmt == STATE_FORMAT_V1:   # v1 kept marks: their epochs are what was seen
+                if not (k.isdigit() and 1 <= int(k) <= 255 and isinstance(v, int) and not isinstance(v, bool)
+                        and 0 <= v <= binding.MAX_COUNTER):
+                    raise StateFileError(f"{where}: marks.{k}: key id 1..255 with a 48-bit counter")
+                v >>= EPOCH_SHIFT
+            elif not (k.isdigit() and 1 <= int(k) <= 255 and isinstance(v, int) and not isinstance(v, bool)
+                      and 0 <= v <= EPOCH_MAX):
+                raise StateFileError(f"{where}: seen.{k}: key id 1..255 with an epoch 0..{EPOCH_MAX}")
             out[int(k)] = v
         return cls(epoch, out)
 
     @classmethod
     def load(cls, path: Optional[str]) -> "RelayState":
-        """The state at ``path``; a fresh state when there is no file yet."""
+        """The state at ``path``; a fresh state when there is no file. A file
+        that cannot be read or parsed raises StateFileError naming it."""
         if path is None or not os.path.exists(path):
             return cls()
-        with open(path) as fh:
-            return cls.from_json(fh.read(), path)
+        try:
+            with open(path) as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise StateFileError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+        return cls.from_json(text, path)
 
     def save(self, path: Optional[str]) -> None:
-        """Write atomically: a temporary file in the same directory, fsync, rename."""
+        """Write atomically and durably: a 0600 temporary file in the same
+        folder, fsync, rename over ``path``, fsync of the folder (so that the
+        rename itself survives a power cut). Raises OSError."""
         if path is None:
             return
         d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".relay-state-", dir=d)
+        fd, tmp = tempfile.mkstemp(prefix=STATE_TEMP_PREFIX, dir=d)   # mode 0600
         try:
             with os.fdopen(fd, "w") as fh:
                 fh.write(self.to_json())
@@ -136,6 +177,31 @@ class RelayState:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+        dfd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    @staticmethod
+    def clean_temps(path: Optional[str]) -> int:
+        """Remove temporary files a killed save left beside ``path``; returns how many."""
+        if path is None:
+            return 0
+        d = os.path.dirname(os.path.abspath(path))
+        n = 0
+        try:
+            names = os.listdir(d)
+        except OSError:
+            return 0
+        for name in names:
+            if name.startswith(STATE_TEMP_PREFIX):
+                try:
+                    os.unlink(os.path.join(d, name))
+                    n += 1
+                except OSError:
+                    pass
+        return n
 
 
 @dataclass(frozen=True)
@@ -148,14 +214,18 @@ class NodeInfo:
     link: str
 
 
-# Rejection counters a session keeps (PROTOCOL 3.3 names).
+# Rejection counters a session keeps (PROTOCOL 3.3 names). A node's entry
+# counts only authenticated frames (a valid tag): a frame that fails
+# wrong_link or auth_fail proves nothing about its claimed sender and is
+# counted on the link it arrived on (``Sessions.link_errors``).
 ERROR_COUNTERS = ("crc_error", "malformed", "oversize", "auth_fail", "replay", "wrong_link",
-                  "unknown_type", "not_for_me")
+                  "unknown_type", "not_for_me", "state_error")
+LINK_ERRORS = ("crc_error", "malformed", "oversize", "auth_fail", "wrong_link")
 
 
 @dataclass
 class Session:
-    """One board as the relay sees it: link state, counters, clocks."""
+    """One board as the relay sees it: link state, counters, clocks, challenges."""
 
     info: NodeInfo
     up: bool = False
@@ -166,8 +236,11 @@ class Session:
     rx_frames: int = 0
     rx_errors: int = 0
     board_epoch: int = -1          # from the board's HELLO (-1: none seen)
+    verified: bool = False         # answered a challenge in this run (its mark is real)
+    required_epoch: int = 0        # HELLO min_epoch: > 0 once the board proved itself behind
+    challenges: Dict[int, int] = field(default_factory=dict)   # nonce -> relay_now_ns() sent
+    last_challenge_ns: int = -REPLAY_HELLO_NS
     replay_streak: int = 0
-    last_replay_hello_ns: int = -REPLAY_HELLO_NS
     up_events: int = 0
     down_events: int = 0
     errors: Dict[str, int] = field(default_factory=lambda: {k: 0 for k in ERROR_COUNTERS})
@@ -190,17 +263,18 @@ class Sessions:
     the sessions want sent (HELLO, HEARTBEAT, TIME_SYNC_RESP); ``payload``
     may be a zero-argument callable evaluated when the frame is written
     (TIME_SYNC_RESP stamps t3 then). ``on_link(node, up)`` reports link-up
-    and link-down transitions.
+    and link-down transitions. ``offline=True`` (reading a capture, where
+    no challenge can be answered) accepts each key's first valid frame.
     """
 
     def __init__(self, relay_node: int, nodes: Iterable[NodeInfo], keys: Dict[int, bytes],
                  state_path: Optional[str], emit: Optional[Emit] = None,
                  on_link: Optional[Callable[[int, bool], None]] = None,
-                 heartbeat_ns: int = HEARTBEAT_NS, down_ns: int = LINK_DOWN_NS,
-                 save_every_ns: int = STATE_SAVE_NS) -> None:
+                 heartbeat_ns: int = HEARTBEAT_NS, down_ns: int = LINK_DOWN_NS, offline: bool = False) -> None:
         self.relay_node = relay_node
         self.sessions: Dict[int, Session] = {}
         self.by_link: Dict[str, Tuple[int, ...]] = {}
+        self.by_key: Dict[int, Session] = {}
         for info in nodes:
             if info.node in self.sessions:
                 raise ValueError(f"node {info.node} configured twice")
@@ -208,27 +282,50 @@ class Sessions:
                 raise ValueError(f"node {info.name}: no key {info.key_id} in the key file")
             self.sessions[info.node] = Session(info)
             self.by_link[info.link] = self.by_link.get(info.link, ()) + (info.node,)
+        self.link_errors: Dict[str, Dict[str, int]] = {
+            link: dict.fromkeys(LINK_ERRORS, 0) for link in self.by_link}
         self.keyring = binding.Keyring(relay_node, ())
         self._keys: Dict[int, binding.HmacKey] = {}
+        self._key_bytes = dict(keys)
+        self.offline = False
         for sess in self.sessions.values():
             kid = sess.info.key_id
             self.keyring.add(kid, sess.node, keys[kid])
             self._keys[kid] = binding.HmacKey(keys[kid])
+            self.by_key[kid] = sess
+            self.keyring.set_mark(kid, UNVERIFIED)
+        if offline:
+            self.go_offline()
         self.state_path = state_path
+        if state_path is not None:
+            if RelayState.clean_temps(state_path):
+                log.info("state file %s: removed the temporary files of an interrupted save", state_path)
+            if not os.path.exists(state_path):
+                log.warning("state file %s: none yet (first start, or deleted): starting at relay epoch 1; "
+                            "every board is taken only after it answers this relay's challenge", state_path)
         self.state = RelayState.load(state_path)
-        for kid, mark in self.state.marks.items():
-            if kid in self._keys:
-                self.keyring.set_mark(kid, mark)
+        self.seen: Dict[int, int] = dict(self.state.seen)
         self.emit: Emit = emit or (lambda *a: None)
         self.on_link = on_link or (lambda node, up: None)
         self.heartbeat_ns = heartbeat_ns
         self.down_ns = down_ns
-        self.save_every_ns = save_every_ns
-        self._last_save_ns = 0
         self._index = 0
+        self._save_retry_ns = 0
+        self._save_delay_ns = 0           # > 0 while state writes fail
         # A new epoch per start, persisted before the first frame goes out.
         self._new_epoch()
         self.frames_accepted = 0
+
+    def go_offline(self) -> None:
+        """Take each key's first valid frame as its mark, as when reading a
+        capture (``trilink replay``): no challenge can be answered there."""
+        for sess in self.sessions.values():
+            if not sess.verified:
+                kid = sess.info.key_id
+                self.keyring.remove(kid)          # forgets the UNVERIFIED mark
+                self.keyring.add(kid, sess.node, self._key_bytes[kid])
+                sess.verified = True
+        self.offline = True
 
     # ---- counter and state ----
 
@@ -252,17 +349,47 @@ class Sessions:
         return c
 
     def save(self) -> None:
-        """Persist the epoch and the current high-water marks (atomic)."""
-        self.state.marks = dict(self.keyring.marks)
+        """Persist the relay epoch and the epochs seen per key (atomic, durable); OSError if it cannot."""
+        self.state.seen = dict(self.seen)
         self.state.save(self.state_path)
-        self._last_save_ns = relay_now_ns()
+
+    def _see_epoch(self, kid: int, epoch: int, t_ns: int) -> bool:
+        """Persist that key ``kid`` reached board epoch ``epoch`` before a frame
+        of it is accepted. False (the frame must be dropped) when the state
+        file cannot be written: logged once per outage, retried after a
+        doubling backoff, never for a rejected frame."""
+        if epoch <= self.seen.get(kid, -1):
+            return True
+        if self.state_path is None:
+            self.seen[kid] = epoch
+            return True
+        if t_ns < self._save_retry_ns:
+            return False
+        old = self.seen.get(kid)
+        self.seen[kid] = epoch
+        try:
+            self.save()
+        except OSError as e:
+            if old is None:
+                del self.seen[kid]
+            else:
+                self.seen[kid] = old
+            if not self._save_delay_ns:
+                log.error("state file %s: cannot write (%s): frames of a new board epoch are dropped "
+                          "(state_error) until it can", self.state_path, e.strerror or e)
+            self._save_delay_ns = min(max(2 * self._save_delay_ns, SAVE_BACKOFF_FIRST_NS), SAVE_BACKOFF_MAX_NS)
+            self._save_retry_ns = t_ns + self._save_delay_ns
+            return False
+        if self._save_delay_ns:
+            log.info("state file %s: written again", self.state_path)
+        self._save_delay_ns = 0
+        return True
 
     def min_epoch(self, node: int) -> int:
-        """Lowest board epoch the relay accepts for ``node``: one above the
-        epoch of its key's high-water mark (0 with no mark)."""
-        kid = self.sessions[node].info.key_id
-        mark = self.keyring.marks.get(kid)
-        return 0 if mark is None else (mark >> EPOCH_SHIFT) + 1
+        """HELLO ``min_epoch`` for ``node`` (PROTOCOL 2.2): 0, or, once the
+        board answered a challenge from an epoch below what the relay must
+        refuse, the epoch it has to move to."""
+        return self.sessions[node].required_epoch
 
     # ---- packing ----
 
@@ -277,10 +404,12 @@ class Sessions:
         s.tx_frames += 1
         return raw
 
-    def hello_payload(self, node: int) -> bytes:
-        return _msgs.encode(binding.MSG_HELLO, {
-            "role": 1, "proto": binding.WIRE_VERSION, "max_payload": binding.MAX_PAYLOAD,
-            "epoch": self.state.epoch, "min_epoch": self.min_epoch(node), "name": RELAY_NAME})
+    def hello_payload(self, node: int, nonce: int = 0) -> bytes:
+        msg = {"role": 1, "proto": binding.WIRE_VERSION, "max_payload": binding.MAX_PAYLOAD,
+               "epoch": self.state.epoch, "min_epoch": self.min_epoch(node), "name": RELAY_NAME}
+        if nonce:
+            msg["nonce"] = nonce
+        return _msgs.encode(binding.MSG_HELLO, msg)
 
     def heartbeat_payload(self, node: int) -> bytes:
         s = self.sessions[node]
@@ -292,10 +421,28 @@ class Sessions:
         # The payload is built when the frame is written (time_us and counters are current then).
         return lambda: self.heartbeat_payload(node)
 
+    def challenge(self, node: int, t_ns: int) -> int:
+        """Send ``node`` a HELLO carrying a fresh random nonce (PROTOCOL 2.2);
+        its answer (a HELLO with that nonce, within CHALLENGE_NS) is fresh
+        evidence of the board's counter. Returns the nonce."""
+        s = self.sessions[node]
+        nonce = secrets.randbits(32) or 1
+        s.challenges[nonce] = t_ns
+        while len(s.challenges) > CHALLENGES_KEPT:
+            del s.challenges[min(s.challenges, key=s.challenges.__getitem__)]
+        s.last_challenge_ns = t_ns
+        self.emit(node, binding.MSG_HELLO, self.hello_payload(node, nonce), 0)
+        return nonce
+
     def start(self) -> None:
-        """Send HELLO to every board (PROTOCOL 4.1: the relay at start)."""
-        for node in self.sessions:
-            self.emit(node, binding.MSG_HELLO, self.hello_payload(node), 0)
+        """Send HELLO to every board (PROTOCOL 4.1: the relay at start): a
+        challenge to each board not yet verified."""
+        now = relay_now_ns()
+        for node, s in self.sessions.items():
+            if s.verified:
+                self.emit(node, binding.MSG_HELLO, self.hello_payload(node), 0)
+            else:
+                self.challenge(node, now)
 
     # ---- receiving ----
 
@@ -306,29 +453,42 @@ class Sessions:
             s.rx_errors += 1
 
     def reject(self, link: str, reason: str) -> None:
-        """Count a deframer rejection (cases 1-7) against the link's single
-        node when there is one (the sender of a damaged frame is unknown)."""
-        nodes = self.by_link.get(link, ())
-        self._count(nodes[0] if len(nodes) == 1 else None, reason)
+        """Count a rejection that proves nothing about the sender (a damaged
+        frame, a bad tag, a node not on the link) against the link it came in on."""
+        c = self.link_errors.setdefault(link, dict.fromkeys(LINK_ERRORS, 0))
+        c[reason] = c.get(reason, 0) + 1
 
     def accept(self, link: str, raw: bytes, t_ns: int) -> Optional[binding.Frame]:
         """Verify one raw frame received on ``link`` at ``t_ns`` (cases 3-14).
         Returns the frame when the pipeline should see it (TRACK_REPORT,
         KEYFRAME_REQ, WARNING_ACK, DELIVERY, STATS), answers control
         messages itself and returns them too; None when rejected (counted)."""
+        sess = self.by_key.get(raw[5]) if len(raw) > 15 else None
+        rollback = None
+        if sess is not None and sess.verified and (int.from_bytes(raw[8:14], "little") >> EPOCH_SHIFT) > \
+                self.seen.get(sess.info.key_id, -1):
+            rollback = self.keyring.marks.get(sess.info.key_id)   # a new board epoch (rare): keep the mark
         try:
             f = self.keyring.verify(raw, link=self.by_link.get(link, ()))
         except binding.WireError as e:
-            src = raw[2] if len(raw) > 2 else None
-            if src in self.sessions:
-                self._count(src, e.reason)
-            else:   # a node id nobody configured: count it where it arrived, never nowhere
+            if e.reason != "replay":      # unauthenticated: the sender is not known, the link is
                 self.reject(link, e.reason)
-            if e.reason == "replay" and src in self.sessions:
-                self._on_replay(self.sessions[src], t_ns)
-            return None
-        s = self.sessions[f.src]
+                return None
+            s = self.sessions[raw[2]]     # a valid tag: the key's own board sent it (some time)
+            f = self._answer(s, raw, t_ns)
+            if f is None:
+                self._count(s.node, "replay")
+                self._on_replay(s, t_ns)
+                return None
+        else:
+            s = self.sessions[f.src]
+            if rollback is not None and not self._see_epoch(f.key_id, f.counter >> EPOCH_SHIFT, t_ns):
+                self.keyring.set_mark(f.key_id, rollback)
+                self._count(s.node, "state_error")
+                return None
         s.replay_streak = 0
+        if s.required_epoch and f.counter >> EPOCH_SHIFT >= s.required_epoch:
+            s.required_epoch = 0
         if f.dst != self.relay_node and f.dst != binding.BROADCAST:
             self._count(f.src, "not_for_me")
             return None
@@ -351,13 +511,58 @@ class Sessions:
             self._control(s, f, msg, t_ns)
         return f
 
+    def _answer(self, s: Session, raw: bytes, t_ns: int) -> Optional[binding.Frame]:
+        """A frame the keyring refused as ``replay`` (its tag is valid) that
+        answers one of our challenges: the board made it after the challenge
+        went out. It becomes the key's mark (the frame is accepted), unless
+        it shows the board's counter behind what the relay must refuse: then
+        the board is told ``min_epoch`` and challenged again."""
+        if raw[4] != binding.MSG_HELLO or not s.challenges:
+            return None
+        f = binding.parse_frame(raw)
+        try:
+            nonce = _msgs.decode(binding.MSG_HELLO, bytes(f.payload)).get("nonce", 0)
+        except ValueError:
+            return None
+        sent = s.challenges.get(nonce) if nonce else None
+        if sent is None or not 0 <= t_ns - sent <= CHALLENGE_NS or f.dst != self.relay_node:
+            return None
+        del s.challenges[nonce]
+        if s.verified and s.last_rx_ns >= sent:
+            return None   # the board's later frames were accepted since: a reordered answer, not a lag
+        kid, epoch = f.key_id, f.counter >> EPOCH_SHIFT
+        floor = self.seen.get(kid, -1)
+        if s.verified:
+            floor = max(floor, self.keyring.marks[kid] >> EPOCH_SHIFT)
+            behind = f.counter <= self.keyring.marks[kid]
+        else:
+            behind = epoch < floor
+        if behind:
+            s.required_epoch = floor + 1
+            log.warning("node %s: counter epoch %d is behind (the relay refuses below epoch %d): "
+                        "HELLO min_epoch %d", s.info.name, epoch, floor + 1, s.required_epoch)
+            self.challenge(s.node, t_ns)
+            return None
+        if not self._see_epoch(kid, epoch, t_ns):
+            self._count(s.node, "state_error")
+            return None
+        self.keyring.set_mark(kid, f.counter)
+        if not s.verified:
+            log.info("node %s: answered the challenge (counter epoch %d): accepted from now on",
+                     s.info.name, epoch)
+        s.verified = True
+        s.challenges.clear()
+        return f
+
     def _on_replay(self, s: Session, t_ns: int) -> None:
-        # Section 2.2: a board whose counters fell below our mark (reflashed)
-        # is told min_epoch, at most once per second.
+        # An authentic frame the relay refused: a capture played back, a board
+        # not yet verified, or one whose counter fell behind (reflashed). A
+        # challenge (at most one a second) tells them apart: only a board can
+        # answer it, and only its answer may move min_epoch.
         s.replay_streak += 1
-        if s.replay_streak >= REPLAY_HELLO_AFTER and t_ns - s.last_replay_hello_ns >= REPLAY_HELLO_NS:
-            s.last_replay_hello_ns = t_ns
-            self.emit(s.node, binding.MSG_HELLO, self.hello_payload(s.node), 0)
+        if (s.replay_streak >= (1 if not s.verified else REPLAY_HELLO_AFTER)
+                and t_ns - s.last_challenge_ns >= REPLAY_HELLO_NS):
+            self.challenge(s.node, t_ns)
 
     def _control(self, s: Session, f: binding.Frame, msg: dict, t_ns: int) -> None:
         if f.mtype == binding.MSG_HELLO:
@@ -386,19 +591,13 @@ class Sessions:
                 s.down_events += 1
                 self.on_link(s.node, False)
 
-    def save_if_due(self, now_ns: int) -> None:
-        """The periodic state-file write (every ``save_every_ns``); raises
-        OSError when the file cannot be written (the relay's ticker guards it)."""
-        if now_ns - self._last_save_ns >= self.save_every_ns:
-            self._last_save_ns = now_ns     # a failing write is retried by the caller's backoff, not every tick
-            self.save()
-
     def counters(self) -> Dict[str, Dict[str, int]]:
-        """Per node: rx/tx frames, errors by reason, link state."""
+        """Per node: rx/tx frames, errors by reason (authenticated frames only), link state."""
         out = {}
         for s in self.sessions.values():
             d = {"up": int(s.up), "rx_frames": s.rx_frames, "tx_frames": s.tx_frames,
-                 "rx_errors": s.rx_errors, "up_events": s.up_events, "down_events": s.down_events}
+                 "rx_errors": s.rx_errors, "up_events": s.up_events, "down_events": s.down_events,
+                 "verified": int(s.verified), "min_epoch": s.required_epoch}
             d.update(s.errors)
             out[s.info.name] = d
         return out

@@ -101,6 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (OSError, ValueError) as e:
         print(f"trilink replay: {e}", file=sys.stderr)
         return 2
+    relay.sessions.go_offline()    # a capture cannot answer the live relay's challenges (PROTOCOL.md 2.2)
     result = feed(records, relay)
     print("pipeline: " + ", ".join(f"{k} {v}" for k, v in result.items()))
     print("picture: " + ", ".join(f"{k} {v}" for k, v in relay.pipeline.picture.stats().items()))

@@ -86,9 +86,12 @@ class BoardStandIn:
         self.seq += 1
         return raw
 
-    def hello(self) -> bytes:
-        return self._pack(wire.HELLO, messages.encode(wire.HELLO, {
-            "role": 0, "proto": 1, "max_payload": 1024, "epoch": self.epoch, "min_epoch": 0, "name": self.name}))
+    def hello(self, nonce: int = 0) -> bytes:
+        """HELLO; with ``nonce``, the answer to the relay's challenge (PROTOCOL 2.2)."""
+        msg = {"role": 0, "proto": 1, "max_payload": 1024, "epoch": self.epoch, "min_epoch": 0, "name": self.name}
+        if nonce:
+            msg["nonce"] = nonce
+        return self._pack(wire.HELLO, messages.encode(wire.HELLO, msg))
 
     def heartbeat(self, t_us: int = 0) -> bytes:
         return self._pack(wire.HEARTBEAT, messages.encode(wire.HEARTBEAT, {
@@ -124,8 +127,15 @@ class BoardStandIn:
         return f
 
     def answer(self, f: wire.Frame) -> Optional[bytes]:
-        """The frame a board sends back for ``f`` on its own, or None."""
-        return None
+        """What a board does with a relay HELLO (PROTOCOL 2.2): move to its
+        ``min_epoch`` when that is above ours, and answer a challenge (a
+        nonce) with our HELLO carrying it. Returns the frame to send or None."""
+        if f.mtype != wire.HELLO:
+            return None
+        m = messages.decode(wire.HELLO, bytes(f.payload))
+        if m["min_epoch"] > self.epoch:
+            self.epoch, self.index = m["min_epoch"], 0
+        return self.hello(m["nonce"]) if m.get("nonce") else None
 
     def receive_serial(self, data: bytes) -> List[wire.Frame]:
         out = []

@@ -136,3 +136,14 @@ def test_sigterm_stops_within_1s_with_capture_flushed(tmp_path: Any) -> None:
     rec = [r for r in iter_capture(str(tmp_path / "cap" / "relay.pcapng")) if r.link == "jp" and r.direction == "tx"]
     assert len(got) >= 2
     assert [r.data for r in rec] == got      # every frame sent is in the capture, nothing more
+
+
+def test_corrupt_state_file_is_one_line_exit_2_and_check_reads_it(tmp_path: Any) -> None:
+    cfg = write_config(tmp_path, 9, 0)
+    (tmp_path / "state.json").write_text('{"format": "trilink-relay-state/2", "epoch": "x"')
+    for args in (["--check"], []):
+        p = subprocess.run([sys.executable, "-m", "trilink_edge.cli", "--config", cfg, *args],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2, p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and "state.json" in lines[0] and "Traceback" not in p.stderr

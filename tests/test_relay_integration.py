@@ -71,6 +71,9 @@ class UdpBoard:
                 return
             f = self.sb.receive(data)
             self.frames.append(f)
+            answer = self.sb.answer(f)        # the relay's challenge (PROTOCOL 2.2)
+            if answer is not None:
+                self.send(answer)
             if f.mtype == wire.WARNING:
                 self.send(self.sb.ack(self.sb.warnings[-1]["warning_id"]))
 
@@ -237,7 +240,10 @@ def test_serial_relay_over_ptys_within_budget(tmp_path):
                     for n, p in ports.items():
                         data = p.read(65536)
                         if data:
-                            sbs[n].receive_serial(data)
+                            for f in sbs[n].receive_serial(data):
+                                answer = sbs[n].answer(f)
+                                if answer is not None:
+                                    ports[n].write(wire.serial_encode(answer))
             stats = relay.stats()
             t0 = time.monotonic()
             await relay.stop()
@@ -369,4 +375,4 @@ def test_process_sigterm_and_restart_rebuilds_picture(tmp_path):
     # the second run fused only reports sent after its start
     assert min(seen[1]) > max(seen[0])
     state = json.loads((tmp_path / "state.json").read_text())
-    assert state["epoch"] == 2 and state["marks"]["1"] >= 1 << 28
+    assert state["epoch"] == 2 and state["seen"] == {"1": 1, "2": 1}   # the boards' epochs, nothing per frame

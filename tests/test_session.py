@@ -1,6 +1,11 @@
-"""Sessions: verification, replay marks and the relay epoch persisted across
-restarts, corrective HELLO, heartbeats, link down after 3.5 s, time sync."""
+"""Sessions: verification, the challenge that makes every restart safe
+against replays (PROTOCOL 2.2), the relay epoch and the epochs seen
+persisted, min_epoch moved only by a board's fresh answer, heartbeats,
+link down after 3.5 s, time sync."""
 import json
+import logging
+import os
+import shutil
 
 import pytest
 
@@ -10,39 +15,97 @@ from trilink_edge.session import NodeInfo, RelayState, Sessions, StateFileError,
 from trilink_native import binding
 
 
-def make(tmp_path, emit=None, **kw):
-    return Sessions(0, [NodeInfo(1, "jp", 1, "jp")], {1: TEST_KEYS[1]}, str(tmp_path / "st.json"),
+def make(tmp_path, emit=None, state="st.json", **kw):
+    return Sessions(0, [NodeInfo(1, "jp", 1, "jp")], {1: TEST_KEYS[1]}, str(tmp_path / state),
                     emit=emit, **kw)
 
 
+def deliver(s, b, sent, t=None):
+    """Write what the sessions emitted for b.node to the board stand-in, and
+    give the relay the board's answers (to challenges); returns how many."""
+    n = 0
+    while sent:
+        node, mtype, payload, flags = sent.pop(0)
+        if node != b.node:
+            continue
+        f = b.receive(s.pack(node, mtype, payload() if callable(payload) else payload, flags))
+        ans = b.answer(f)
+        if ans is not None:
+            n += 1
+            assert s.accept("jp", ans, relay_now_ns() if t is None else t) is not None
+    return n
+
+
+def verified(tmp_path, b, **kw):
+    sent = []
+    s = make(tmp_path, emit=lambda *a: sent.append(a), **kw)
+    s.start()
+    assert deliver(s, b, sent) == 1
+    return s, sent
+
+
 def test_accept_and_reject_reasons(tmp_path):
-    s = make(tmp_path)
     b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN)
+    s, _ = verified(tmp_path, b)
     raw = b.heartbeat()
-    assert s.accept("jp", raw, 1).mtype == wire.HEARTBEAT
-    assert s.accept("jp", raw, 2) is None                      # same counter again
+    t = relay_now_ns()
+    assert s.accept("jp", raw, t).mtype == wire.HEARTBEAT
+    assert s.accept("jp", raw, t + 1) is None                  # same counter again
     assert s.counters()["jp"]["replay"] == 1
     bad = bytearray(b.heartbeat()); bad[20] ^= 1; bad[-4:] = binding.crc32(bytes(bad[:-4])).to_bytes(4, "little")
-    assert s.accept("jp", bytes(bad), 3) is None
-    assert s.counters()["jp"]["auth_fail"] == 1
-    assert s.accept("kr", b.heartbeat(), 4) is None            # jp's frame on another link
-    assert s.counters()["jp"]["wrong_link"] == 1
+    assert s.accept("jp", bytes(bad), t + 2) is None
+    assert s.accept("kr", b.heartbeat(), t + 3) is None        # jp's frame on another link
+    # Unauthenticated rejections are the link's, never the node's the frame claims.
+    assert s.link_errors["jp"]["auth_fail"] == 1 and s.link_errors["kr"]["wrong_link"] == 1
+    assert s.counters()["jp"]["auth_fail"] == 0 and s.counters()["jp"]["wrong_link"] == 0
 
 
-def test_marks_and_epoch_survive_restart(tmp_path):
-    s = make(tmp_path)
+def test_fresh_relay_takes_a_board_only_after_its_answer(tmp_path, caplog):
+    sent = []
+    b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=4)
+    old = [b.heartbeat() for _ in range(3)]                    # captured before the relay started
+    with caplog.at_level(logging.WARNING, logger="trilink_edge.session"):
+        s = make(tmp_path, emit=lambda *a: sent.append(a))
+    assert [r for r in caplog.records if "none yet" in r.getMessage()]   # one line: no state file
+    t = relay_now_ns()
+    for i, raw in enumerate(old):
+        assert s.accept("jp", raw, t + i) is None              # no answer yet: nothing is taken
+    assert s.counters()["jp"]["replay"] == 3
+    challenges = [a for a in sent if a[1] == wire.HELLO and "nonce" in messages.decode(wire.HELLO, a[2])]
+    assert len(challenges) == 1                                # one a second, however many frames
+    assert deliver(s, b, sent) == 1                            # the board answers; that is the mark
+    for raw in old:
+        assert s.accept("jp", raw, relay_now_ns()) is None     # the captures stay refused
+    assert s.accept("jp", b.heartbeat(), relay_now_ns()) is not None
+    assert json.loads((tmp_path / "st.json").read_text())["seen"] == {"1": 4}
+
+
+@pytest.mark.parametrize("how", ["clean", "kill", "deleted"])
+def test_no_capture_is_accepted_after_any_restart(tmp_path, how):
     b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=5)
-    old = b.heartbeat()
-    assert s.accept("jp", old, 1) is not None
-    e1 = s.epoch
-    c1 = s.next_counter()
-    s.save()
-    s2 = make(tmp_path)
-    assert s2.epoch == e1 + 1 and s2.next_counter() > c1      # the relay's counters keep rising
-    assert s2.accept("jp", old, 2) is None                      # an old capture is refused after restart
-    assert s2.min_epoch(1) == 6
-    doc = json.loads((tmp_path / "st.json").read_text())
-    assert doc["marks"]["1"] == 5 << 28
+    s, _ = verified(tmp_path, b)
+    capture = [b.heartbeat() for _ in range(40)]
+    for raw in capture:
+        assert s.accept("jp", raw, relay_now_ns()) is not None
+    e1, c1 = s.epoch, s.next_counter()
+    # Nothing is written at a stop: a clean stop and kill -9 leave the same file.
+    if how == "deleted":
+        os.unlink(tmp_path / "st.json")
+        # Its epoch lost, the relay counts from epoch 1 again: a board that kept its mark of the
+        # relay's counter refuses it until it reboots (PROTOCOL 2.2); this one rebooted.
+        b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=6)
+    sent = []
+    s2 = make(tmp_path, emit=lambda *a: sent.append(a))
+    if how != "deleted":
+        assert s2.epoch == e1 + 1 and s2.next_counter() > c1   # the relay's counters keep rising
+    s2.start()
+    for raw in capture:
+        assert s2.accept("jp", raw, relay_now_ns()) is None    # before the answer
+    assert deliver(s2, b, sent) == 1
+    for raw in capture:
+        assert s2.accept("jp", raw, relay_now_ns()) is None    # and after it
+    assert s2.counters()["jp"]["replay"] == 80
+    assert b.epoch == (6 if how == "deleted" else 5)         # the board never had to move
 
 
 def test_state_file_errors_name_the_file(tmp_path):
@@ -50,28 +113,87 @@ def test_state_file_errors_name_the_file(tmp_path):
     p.write_text("{not json")
     with pytest.raises(StateFileError, match="st.json"):
         make(tmp_path)
-    p.write_text(json.dumps({"format": "trilink-relay-state/1", "epoch": 1, "marks": {"300": 1}}))
-    with pytest.raises(StateFileError, match="marks.300"):
+    p.write_text(json.dumps({"format": "trilink-relay-state/2", "epoch": 1, "seen": {"300": 1}}))
+    with pytest.raises(StateFileError, match="seen.300"):
         make(tmp_path)
+    p.write_text(json.dumps({"format": "trilink-relay-state/1", "epoch": 3, "marks": {"1": 7 << 28}}))
+    assert RelayState.load(str(p)).seen == {1: 7}              # the old format: its marks' epochs were seen
 
 
-def test_reflashed_board_gets_min_epoch_hello_at_most_once_a_second(tmp_path):
-    sent = []
-    s = make(tmp_path, emit=lambda *a: sent.append(a))
-    assert s.accept("jp", BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=9).heartbeat(), 0)
+def test_temp_files_of_a_killed_save_are_removed_and_state_is_0600(tmp_path):
+    (tmp_path / ".relay-state-abc123").write_text("half")
+    make(tmp_path)
+    assert not (tmp_path / ".relay-state-abc123").exists()
+    assert os.stat(tmp_path / "st.json").st_mode & 0o777 == 0o600
+
+
+def test_reflashed_board_is_told_min_epoch_after_its_answer(tmp_path):
+    b9 = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=9)
+    s, sent = verified(tmp_path, b9)
     b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=2)   # lost its stored epoch
+    t = relay_now_ns() + 2_000_000_000
     for i in range(10):
-        assert s.accept("jp", b.heartbeat(), i * 10_000_000) is None   # 10 replays in 0.1 s
-    hellos = [a for a in sent if a[1] == wire.HELLO]
-    assert len(hellos) == 1
-    assert messages.decode(wire.HELLO, hellos[0][2])["min_epoch"] == 10
+        assert s.accept("jp", b.heartbeat(), t + i * 10_000_000) is None   # 10 refused in 0.1 s
+    hellos = [messages.decode(wire.HELLO, a[2]) for a in sent if a[1] == wire.HELLO]
+    assert len(hellos) == 1 and hellos[0]["nonce"] and hellos[0]["min_epoch"] == 0   # a question, not an order
+    f = b.receive(s.pack(1, wire.HELLO, sent.pop()[2]))
+    assert s.accept("jp", b.answer(f), t + 200_000_000) is None     # the answer: epoch 2, behind 9
+    order = messages.decode(wire.HELLO, sent[-1][2])
+    assert order["min_epoch"] == 10 and order["nonce"]
+    assert deliver(s, b, sent, t + 300_000_000) == 1               # the board moves to 10 and answers
+    assert b.epoch == 10
+    assert s.accept("jp", b.heartbeat(), t + 400_000_000) is not None
+    assert s.min_epoch(1) == 0
+
+
+def test_replays_never_move_min_epoch_nor_write_state(tmp_path):
+    b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=3)
+    s, sent = verified(tmp_path, b)
+    captured = [b.heartbeat() for _ in range(5)]
+    for raw in captured:
+        s.accept("jp", raw, relay_now_ns())
+    before = (tmp_path / "st.json").read_bytes(), os.stat(tmp_path / "st.json").st_mtime_ns
+    t = relay_now_ns() + 2_000_000_000
+    for i in range(60):                                            # 60 replays in 3 s
+        assert s.accept("jp", captured[i % 5], t + i * 50_000_000) is None
+    hellos = [messages.decode(wire.HELLO, a[2]) for a in sent if a[1] == wire.HELLO]
+    assert 1 <= len(hellos) <= 4 and all(h["min_epoch"] == 0 for h in hellos)
+    deliver(s, b, sent)                                            # the board answers: it is not behind
+    assert b.epoch == 3 and s.min_epoch(1) == 0
+    assert ((tmp_path / "st.json").read_bytes(), os.stat(tmp_path / "st.json").st_mtime_ns) == before
+
+
+def test_board_reboot_is_taken_at_once_without_a_second_epoch(tmp_path):
+    b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=3)
+    s, sent = verified(tmp_path, b)
+    b2 = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=4)  # rebooted: epoch 3 + 1
+    assert s.accept("jp", b2.hello(), relay_now_ns()) is not None
+    assert json.loads((tmp_path / "st.json").read_text())["seen"] == {"1": 4}   # written before it was taken
+    deliver(s, b2, sent)
+    assert b2.epoch == 4                                           # the relay's answer asks for nothing
+
+
+def test_new_epoch_dropped_while_state_cannot_be_written(tmp_path):
+    (tmp_path / "d").mkdir()
+    b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=3)
+    s, sent = verified(tmp_path, b, state="d/st.json")
+    shutil.rmtree(tmp_path / "d")
+    b2 = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=4)
+    t = relay_now_ns()
+    assert s.accept("jp", b2.hello(), t) is None
+    assert s.counters()["jp"]["state_error"] == 1
+    assert s.accept("jp", b.heartbeat(), t + 1) is not None         # the mark did not move
+    (tmp_path / "d").mkdir()
+    assert s.accept("jp", b2.heartbeat(), t + 2) is None            # within the backoff: not tried again
+    assert s.accept("jp", b2.heartbeat(), t + 11_000_000_000) is not None
 
 
 def test_heartbeat_and_link_down(tmp_path):
-    sent, links = [], []
-    s = make(tmp_path, emit=lambda *a: sent.append(a), on_link=lambda n, up: links.append((n, up)))
+    links = []
     b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN)
-    t = 10_000_000_000
+    s, sent = verified(tmp_path, b, on_link=lambda n, up: links.append((n, up)))
+    sent.clear()
+    t = relay_now_ns() + 10_000_000_000
     s.accept("jp", b.heartbeat(), t)
     s.tick(t + 1_000_000_000)
     s.tick(t + 1_500_000_000)
@@ -83,9 +205,8 @@ def test_heartbeat_and_link_down(tmp_path):
 
 
 def test_time_sync_response_stamps_t3_when_packed(tmp_path):
-    sent = []
-    s = make(tmp_path, emit=lambda *a: sent.append(a))
     b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN)
+    s, sent = verified(tmp_path, b)
     t2 = relay_now_ns()
     s.accept("jp", b._pack(wire.TIME_SYNC_REQ, messages.encode(wire.TIME_SYNC_REQ, {"req_id": 4, "t1_us": 77})), t2)
     (node, mtype, build, flags), = [a for a in sent if a[1] == wire.TIME_SYNC_RESP]

@@ -37,9 +37,11 @@ What it does, all from one loop that polls the link:
   exists) the first time a warning_id (with that content) arrives; every
   copy is acknowledged with WARNING_ACK, so a lost ack is repaired by the
   relay's retransmission; obsolete warnings turn the LED off;
-* HELLO from the relay: ``min_epoch`` above ours moves the counter epoch;
-  a new relay epoch (a restarted relay) resets the time sync, the copies
-  the relay held (keyframes follow) and the picture.
+* HELLO from the relay: ``min_epoch`` above ours moves the counter epoch
+  (the only state write a HELLO can cause); a challenge (a HELLO with a
+  nonce) is answered with our HELLO carrying that nonce; a new relay epoch
+  (a restarted relay) resets the time sync, the copies the relay held
+  (keyframes follow) and the picture.
 
 ``counts`` holds the PROTOCOL.md 3.3 receive counters and the board's own;
 ``summary()`` is the dict printed at exit, with the peak heap.
@@ -216,10 +218,11 @@ class Node:
         self.counts["bytes_out"] += len(data)
         return len(data)
 
-    def _hello(self):
+    def _hello(self, nonce=0):
+        # nonce: the relay challenge this HELLO answers (PROTOCOL.md 2.2), appended when set.
         name = self.name.encode()
-        self.send(wire.HELLO, struct.pack(_HELLO, 0, wire.VERSION, wire.MAX_PAYLOAD, self.ctr.epoch, 0,
-                                          len(name)) + name)
+        p = struct.pack(_HELLO, 0, wire.VERSION, wire.MAX_PAYLOAD, self.ctr.epoch, 0, len(name)) + name
+        self.send(wire.HELLO, p + struct.pack("<I", nonce) if nonce else p)
 
     def _heartbeat(self, now):
         c = self.counts
@@ -420,8 +423,11 @@ class Node:
         if len(p) < 13:
             raise wire.WireError("malformed", "HELLO")
         role, _, max_payload, epoch, min_epoch, n = struct.unpack_from(_HELLO, p, 0)
-        if len(p) != 13 + n or n > 16 or role > 1 or max_payload > wire.MAX_PAYLOAD:
+        if len(p) not in (13 + n, 17 + n) or n > 16 or role > 1 or max_payload > wire.MAX_PAYLOAD:
             raise wire.WireError("malformed", "HELLO")
+        # A challenge (a nonce after the name): answered with our HELLO carrying it, so that the
+        # relay learns our counter from a frame made now (PROTOCOL.md 2.2). Nothing is stored.
+        nonce = struct.unpack_from("<I", p, 13 + n)[0] if len(p) == 17 + n else 0
         if role != 1:
             self.counts["unknown_type"] += 1
             return
@@ -439,8 +445,11 @@ class Node:
             self.next_sync = 0
             self.up_held = {}
             self.picture = {}
-            self._hello()
+            if not nonce:
+                self._hello()
         self.relay_epoch = epoch
+        if nonce:
+            self._hello(nonce)
 
     def _on_keyframe_req(self, f):
         p = f.payload

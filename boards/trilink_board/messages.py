@@ -150,7 +150,10 @@ def encode(mtype, msg):
             raise _bad("name of %d bytes, at most %d" % (len(raw), _NAME_MAX))
         values = [_field(msg, f, c) for f, c in
                   (("role", "B"), ("proto", "B"), ("max_payload", "H"), ("epoch", "I"), ("min_epoch", "I"))]
-        return struct.pack(_HELLO, *(values + [len(raw)])) + raw
+        out = struct.pack(_HELLO, *(values + [len(raw)])) + raw
+        if "nonce" in msg:   # the optional challenge / answer of §2.2
+            out += struct.pack("<I", _field(msg, "nonce", "I"))
+        return out
     if mtype == KEYFRAME_REQ:
         try:
             ids = list(msg["track_ids"])
@@ -192,15 +195,18 @@ def decode(mtype, payload):
         if size < 13:
             raise _bad("HELLO of %d bytes, want at least 13" % size)
         role, proto, max_payload, epoch, min_epoch, n = struct.unpack_from(_HELLO, payload, 0)
-        if n > _NAME_MAX or size != 13 + n:
+        if n > _NAME_MAX or size not in (13 + n, 17 + n):
             raise _bad("HELLO name of %d bytes in a %d-byte payload" % (n, size))
-        raw = payload[13:]
+        raw = payload[13:13 + n]
         if not _utf8_ok(raw):
             raise _bad("HELLO name is not UTF-8")
         _check("role", "B", role)
         _check("max_payload", "H", max_payload)
-        return {"role": role, "proto": proto, "max_payload": max_payload, "epoch": epoch,
-                "min_epoch": min_epoch, "name": raw.decode("utf-8")}
+        out = {"role": role, "proto": proto, "max_payload": max_payload, "epoch": epoch,
+               "min_epoch": min_epoch, "name": bytes(raw).decode("utf-8")}
+        if size == 17 + n:
+            out["nonce"] = struct.unpack_from("<I", payload, 13 + n)[0]
+        return out
     if mtype == KEYFRAME_REQ:
         if size < 1 or size != 1 + 4 * payload[0]:
             raise _bad("KEYFRAME_REQ of %d bytes" % size)
