@@ -206,10 +206,11 @@ class Link:
         """Most bytes a frame of ``frame_len`` bytes costs on this link (for budgets)."""
         return frame_len
 
-    def learn_peer(self, peer: Any) -> None:
-        """Tell the link that an authenticated frame came from ``peer``. A UDP
-        link without a configured peer sends to the latest such address;
-        other links ignore it."""
+    def learn_peer(self, peer: Any, node: Optional[int] = None) -> None:
+        """Tell the link that a frame the relay accepted came from ``peer``
+        (sent by board ``node``). A UDP link without a configured peer sends
+        each board's frames to that board's latest such address; other links
+        ignore it."""
 
     def counters(self) -> Dict[str, Any]:
         """``stats`` as a dict plus ``rx_queue_depth`` (received frames not yet
@@ -542,10 +543,12 @@ class UdpLink(Link):
     datagram (PROTOCOL 3.2); a datagram that is not exactly one well-formed
     frame is counted (``malformed`` / ``crc_error``) and dropped.
 
-    With ``peer=None`` the link sends to the address of the latest
-    authenticated frame, which the session reports through ``learn_peer``
-    (never to an unauthenticated source address); until then ``send``
-    drops and counts ``tx_dropped``.
+    With ``peer=None`` the link sends each frame to the address of the
+    latest frame its destination board sent that the relay accepted, which
+    the relay reports through ``learn_peer(addr, node)`` (never an address
+    a rejected frame came from): boards behind one link each keep their
+    own address. Until a board's address is known, frames for it are
+    dropped and counted (``tx_dropped``), never sent to another board.
 
         >>> link = UdpLink("au", ("0.0.0.0", 9100), ("192.0.2.10", 9101))
     """
@@ -557,7 +560,9 @@ class UdpLink(Link):
         super().__init__(name, rx_queue)
         self.bind = bind
         self.configured_peer = peer
-        self.peer = peer
+        self.peer = peer                      # link-wide: configured, or learned without a node
+        self.peers: Dict[int, Tuple[str, int]] = {}   # learned per board node (accepted frames)
+        self.hello_peers: Dict[int, Tuple[str, int]] = {}   # ... from authentic refused frames: HELLO only
         self._transport: Optional[asyncio.DatagramTransport] = None
         self._protocol: Optional[_UdpProtocol] = None
 
@@ -581,10 +586,38 @@ class UdpLink(Link):
         self.configured_peer = peer
         self.peer = peer
 
-    def learn_peer(self, peer: Any) -> None:
-        if self.configured_peer is None and peer is not None and peer != self.peer:
-            log.info("link %s: peer is now %s:%d", self.name, peer[0], peer[1])
-            self.peer = (peer[0], peer[1])
+    def learn_peer(self, peer: Any, node: Optional[int] = None, accepted: bool = True) -> None:
+        """``accepted=False``: ``peer`` sent an authentic frame of ``node``
+        that was refused (a board not yet verified, or a replay): only the
+        relay's HELLO (its challenge) may go there, and only while no
+        accepted frame has given that board's address."""
+        if self.configured_peer is not None or peer is None:
+            return
+        addr = (peer[0], peer[1])
+        if not accepted:
+            if node is not None:
+                self.hello_peers[node] = addr
+            return
+        if node is None:
+            if addr != self.peer:
+                log.info("link %s: peer is now %s:%d", self.name, addr[0], addr[1])
+                self.peer = addr
+        elif self.peers.get(node) != addr:
+            log.info("link %s: node %d is at %s:%d", self.name, node, addr[0], addr[1])
+            self.peers[node] = addr
+
+    def _peer_for(self, frame: bytes) -> Optional[Tuple[str, int]]:
+        if self.configured_peer is not None:
+            return self.configured_peer
+        if len(frame) > 4:
+            dst = frame[3]
+            if dst in self.peers:
+                return self.peers[dst]
+            if frame[4] == binding.MSG_HELLO and dst in self.hello_peers:
+                return self.hello_peers[dst]    # the challenge that lets the board be accepted
+        if self.peers:     # per board: a frame for a board not heard from yet goes nowhere
+            return None
+        return self.peer
 
     async def _open(self) -> None:
         assert self._loop is not None
@@ -621,11 +654,12 @@ class UdpLink(Link):
         self._deliver(bytes(data), t_ns, addr)
 
     def _write_wire(self, frame: bytes) -> Optional[int]:
-        if self._transport is None or self.peer is None:
+        peer = self._peer_for(frame)
+        if self._transport is None or peer is None:
             self.stats.tx_dropped += 1
             return None
         try:
-            self._transport.sendto(frame, self.peer)
+            self._transport.sendto(frame, peer)
         except OSError:
             self.stats.tx_errors += 1
             return None

@@ -204,12 +204,15 @@ class Relay:
         c["frames_in"] += 1
         c["bytes_in"] += len(raw)
         f = self.sessions.accept(name, raw, t_ns)
+        link = self.links.get(name)
         if f is None:
             c["rejected"] += 1
+            node = self.sessions.refused_authentic
+            if node is not None and link is not None and hasattr(link, "learn_peer"):
+                link.learn_peer(rec.peer, node, accepted=False)   # where the challenge may go
             return
-        link = self.links.get(name)
         if link is not None and hasattr(link, "learn_peer"):
-            link.learn_peer(rec.peer)
+            link.learn_peer(rec.peer, f.src)     # only an accepted frame, and per board
         mt = f.mtype
         if mt == binding.MSG_TRACK_REPORT:
             if self.pipeline.ingest(f.src, f, t_ns) and not self._round_pending and self._loop is not None:
@@ -560,7 +563,7 @@ class Relay:
             le = self.sessions.link_errors.get(name, {})
             for k in ("auth_fail", "wrong_link"):
                 d[k] = le.get(k, 0)
-            for k in ("replay", "unknown_type", "not_for_me", "state_error"):
+            for k in ("replay", "unknown_type", "not_for_me", "unverified", "state_error"):
                 d[k] = sum(self.sessions.sessions[n].errors.get(k, 0) for n in on_link)
             d["dropped_stale"] = sum(self.pipeline.destinations[n].dropped_stale for n in on_link)
             d["queue_depth"] = s.depth()

@@ -219,7 +219,7 @@ class NodeInfo:
 # wrong_link or auth_fail proves nothing about its claimed sender and is
 # counted on the link it arrived on (``Sessions.link_errors``).
 ERROR_COUNTERS = ("crc_error", "malformed", "oversize", "auth_fail", "replay", "wrong_link",
-                  "unknown_type", "not_for_me", "state_error")
+                  "unknown_type", "not_for_me", "unverified", "state_error")
 LINK_ERRORS = ("crc_error", "malformed", "oversize", "auth_fail", "wrong_link")
 
 
@@ -315,6 +315,7 @@ class Sessions:
         # A new epoch per start, persisted before the first frame goes out.
         self._new_epoch()
         self.frames_accepted = 0
+        self.refused_authentic: Optional[int] = None   # node of the last frame refused with a valid tag
 
     def go_offline(self) -> None:
         """Take each key's first valid frame as its mark, as when reading a
@@ -463,6 +464,7 @@ class Sessions:
         Returns the frame when the pipeline should see it (TRACK_REPORT,
         KEYFRAME_REQ, WARNING_ACK, DELIVERY, STATS), answers control
         messages itself and returns them too; None when rejected (counted)."""
+        self.refused_authentic = None
         sess = self.by_key.get(raw[5]) if len(raw) > 15 else None
         rollback = None
         if sess is not None and sess.verified and (int.from_bytes(raw[8:14], "little") >> EPOCH_SHIFT) > \
@@ -477,7 +479,9 @@ class Sessions:
             s = self.sessions[raw[2]]     # a valid tag: the key's own board sent it (some time)
             f = self._answer(s, raw, t_ns)
             if f is None:
-                self._count(s.node, "replay")
+                self.refused_authentic = s.node
+                # Before its answer a board's frames are "unverified", not an attack on its mark.
+                self._count(s.node, "replay" if s.verified else "unverified")
                 self._on_replay(s, t_ns)
                 return None
         else:

@@ -170,3 +170,78 @@ def test_full_capture_disk_is_logged_and_stop_within_1s(tmp_path, caplog):
     assert relay.recorder.dropped >= 1
     lines = [r for r in caplog.records if "capture stopped" in r.getMessage()]
     assert len(lines) == 1
+
+
+def test_two_boards_behind_one_learned_udp_link_get_only_their_own_frames(tmp_path):
+    from edge_boards import KR_ORIGIN
+    relay_port = _port()
+    doc = {"relay": {"node": 0, "state_file": str(tmp_path / "state.json"), "stats": "off", "stats_frames_s": 0},
+           "nodes": {"jp": {"id": 1, "key_id": 1, "nation": "jp",
+                            "origin": {"lat": JP_ORIGIN[0], "lon": JP_ORIGIN[1], "alt_m": 0.0}},
+                     "kr": {"id": 2, "key_id": 2, "nation": "kr",
+                            "origin": {"lat": KR_ORIGIN[0], "lon": KR_ORIGIN[1], "alt_m": 0.0}}},
+           # one UDP link, no configured peer: both boards' addresses are learned
+           "links": {"shared": {"kind": "udp", "bind": f"127.0.0.1:{relay_port}", "boards": ["jp", "kr"]}},
+           "release": {}}
+    cfg = edge_config.from_dict(doc, "test.toml", str(tmp_path))
+    boards = {n: Board(_port(), relay_port) for n in (1, 2)}
+    boards[2].sb = BoardStandIn(2, "kr", 2, TEST_KEYS[2], KR_ORIGIN)
+    got = {1: [], 2: []}
+    attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    attacker.bind(("127.0.0.1", 0))
+    attacker.setblocking(False)
+
+    def poll(n):
+        b = boards[n]
+        while True:
+            try:
+                data, _ = b.sock.recvfrom(4096)
+            except BlockingIOError:
+                return
+            got[n].append(data[3])                      # the frame's dst
+            if data[3] == n:
+                f = b.sb.receive(data)
+                answer = b.sb.answer(f)
+                if answer is not None:
+                    b.send(answer)
+
+    async def main():
+        relay = Relay(cfg, keys=TEST_KEYS)
+        task = asyncio.ensure_future(relay.run())
+        await asyncio.sleep(0.1)
+        captured = []
+        for n, b in boards.items():
+            b.send(b.sb.hello())
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end:
+            await asyncio.sleep(0.05)
+            for n, b in boards.items():
+                raw = b.sb.heartbeat()
+                captured.append(raw)
+                b.send(raw)
+                poll(n)
+        # Replays of jp's frames from another address: refused, and jp's address stays.
+        for raw in captured[-20:]:
+            attacker.sendto(raw, ("127.0.0.1", relay_port))
+        await asyncio.sleep(1.5)
+        for n in boards:
+            poll(n)
+        stats = relay.stats()
+        await asyncio.wait_for(relay.stop(), 1.0)
+        await asyncio.wait_for(task, 1.0)
+        return stats
+
+    stats = asyncio.run(main())
+    leaked = []
+    while True:
+        try:
+            leaked.append(attacker.recvfrom(4096)[0])
+        except BlockingIOError:
+            break
+    attacker.close()
+    for b in boards.values():
+        b.close()
+    assert len(got[1]) >= 5 and len(got[2]) >= 5
+    assert set(got[1]) == {1} and set(got[2]) == {2}     # never the other board's frames
+    assert leaked == []                                  # nothing went to the replaying address
+    assert stats["nodes"]["jp"]["replay"] >= 20

@@ -70,7 +70,7 @@ def test_fresh_relay_takes_a_board_only_after_its_answer(tmp_path, caplog):
     t = relay_now_ns()
     for i, raw in enumerate(old):
         assert s.accept("jp", raw, t + i) is None              # no answer yet: nothing is taken
-    assert s.counters()["jp"]["replay"] == 3
+    assert s.counters()["jp"]["unverified"] == 3 and s.counters()["jp"]["replay"] == 0
     challenges = [a for a in sent if a[1] == wire.HELLO and "nonce" in messages.decode(wire.HELLO, a[2])]
     assert len(challenges) == 1                                # one a second, however many frames
     assert deliver(s, b, sent) == 1                            # the board answers; that is the mark
@@ -104,7 +104,7 @@ def test_no_capture_is_accepted_after_any_restart(tmp_path, how):
     assert deliver(s2, b, sent) == 1
     for raw in capture:
         assert s2.accept("jp", raw, relay_now_ns()) is None    # and after it
-    assert s2.counters()["jp"]["replay"] == 80
+    assert s2.counters()["jp"]["unverified"] == 40 and s2.counters()["jp"]["replay"] == 40
     assert b.epoch == (6 if how == "deleted" else 5)         # the board never had to move
 
 
