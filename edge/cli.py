@@ -63,25 +63,12 @@ def _apply_overrides(cfg: _config.Config, args: argparse.Namespace) -> _config.C
 
 
 def check(cfg: _config.Config) -> List[str]:
-    """Check what the config refers to: the key file exists, parses, and has
-    each node's key bound to that node. Returns summary lines; raises
-    ConfigError naming the file and key."""
-    from trilink_board import keys as _keys
-    if cfg.relay.key_file is None:
-        raise _config.ConfigError(f"{cfg.source}: relay.key_file: missing")
-    try:
-        kf = _keys.load(cfg.relay.key_file)
-    except (OSError, ValueError) as e:
-        raise _config.ConfigError(f"{cfg.source}: relay.key_file: {cfg.relay.key_file}: {e}") from None
-    by_id = {e.key_id: e for e in kf.entries}
-    for n in cfg.nodes:
-        entry = by_id.get(n.key_id)
-        if entry is None:
-            raise _config.ConfigError(f"{cfg.source}: nodes.{n.name}.key_id: key {n.key_id} is not in "
-                                      f"{cfg.relay.key_file}")
-        if entry.node != n.node:
-            raise _config.ConfigError(f"{cfg.source}: nodes.{n.name}.key_id: key {n.key_id} is bound to node "
-                                      f"{entry.node} in {cfg.relay.key_file}, not {n.node}")
+    """Check what the config refers to: the key file (private, parses, each
+    node's key bound to that node, no duplicate or test keys: keyfile.load)
+    and the state file. Returns summary lines; raises ConfigError naming
+    the file and key."""
+    from trilink_edge import keyfile
+    keyfile.load(cfg)
     lines = [f"{cfg.source}: OK: relay node {cfg.relay.node}, {len(cfg.nodes)} nodes, {len(cfg.links)} links"]
     lines.append("  " + check_state(cfg))
     for name, lk in cfg.links.items():
@@ -127,8 +114,8 @@ async def run(cfg: _config.Config, relay: Any = None) -> int:
         from trilink_edge.session import StateFileError
         try:
             relay = Relay(cfg)
-        except (StateFileError, OSError) as e:   # a corrupt state file, a state folder it cannot write
-            log.error("%s", e if isinstance(e, StateFileError) else f"relay.state_file: cannot write: {e}")
+        except (StateFileError, OSError, _config.ConfigError) as e:   # corrupt state, unwritable folder, keys
+            log.error("%s", e if not isinstance(e, OSError) else f"relay.state_file: cannot write: {e}")
             return 2
     loop = asyncio.get_running_loop()
     st = _stats.Stats(links=lambda: getattr(relay, "links", {}))

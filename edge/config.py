@@ -65,6 +65,7 @@ class RelaySection:
     stats_interval_s: float = 10.0                               # periodic log line; 0 = off
     stats_frames_s: float = 10.0                                 # STATS frame to every board; 0 = off
     log_level: str = "INFO"
+    allow_test_keys: bool = False                                # TEST-ONLY / all-zero keys: tests and benches only
 
 
 @dataclass(frozen=True)
@@ -337,8 +338,9 @@ class _V:
         v = self.str_(d, key, name, None)
         return None if v is None else os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(v)))
 
-    def addr(self, d: Mapping[str, Any], key: str, name: str, default: Any) -> Any:
-        """``"host:port"`` -> (host, port); an IPv6 host goes in brackets."""
+    def addr(self, d: Mapping[str, Any], key: str, name: str, default: Any, empty_host: str = "0.0.0.0") -> Any:
+        """``"host:port"`` -> (host, port); an IPv6 host goes in brackets;
+        ``":port"`` means ``empty_host``."""
         full = f"{key}.{name}" if key else name
         v = self.str_(d, key, name, default)
         if v is default:
@@ -347,7 +349,7 @@ class _V:
         host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise self.fail(full, f"{v!r}: expected \"host:port\"")
-        return (host or "0.0.0.0", int(port))
+        return (host or empty_host, int(port))
 
     def names(self, d: Mapping[str, Any], key: str, name: str, default: Any) -> Any:
         full = f"{key}.{name}" if key else name
@@ -362,7 +364,8 @@ class _V:
 
 
 _REQUIRED = object()
-_RELAY_KEYS = ("node", "key_file", "state_file", "stats", "stats_interval_s", "stats_frames_s", "log_level")
+_RELAY_KEYS = ("node", "key_file", "state_file", "stats", "stats_interval_s", "stats_frames_s", "log_level",
+               "allow_test_keys")
 _NODE_KEYS = ("name", "id", "nation", "key_id", "nation_file", "origin", "territory")
 _LINK_KEYS = ("kind", "device", "baud", "low_latency", "bind", "peer", "boards", "budget", "burst")
 
@@ -444,12 +447,14 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
     if r.get("stats") in ("", "off", False):
         stats = None
     elif "stats" in r:
-        stats = v.addr(r, "relay", "stats", DEFAULT_STATS_ADDR)
+        # The endpoint is unauthenticated: ":port" is loopback, every address only when written out.
+        stats = v.addr(r, "relay", "stats", DEFAULT_STATS_ADDR, empty_host="127.0.0.1")
     relay = RelaySection(
         node=relay_node, key_file=v.path(r, "relay", "key_file"), state_file=v.path(r, "relay", "state_file"),
         stats_addr=stats, stats_interval_s=v.num(r, "relay", "stats_interval_s", 10.0, 0.0, 86400.0),
         stats_frames_s=v.num(r, "relay", "stats_frames_s", 10.0, 0.0, 86400.0),
-        log_level=v.str_(r, "relay", "log_level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")))
+        log_level=v.str_(r, "relay", "log_level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        allow_test_keys=v.bool_(r, "relay", "allow_test_keys", False))
 
     # Links first: a node's link is the one whose `boards` names it.
     links_raw = data.get("links", {})

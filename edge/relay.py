@@ -44,7 +44,6 @@ import logging
 from typing import Any, Deque, Dict, List, Optional, Set
 
 from trilink_native import binding
-from trilink_board import keys as _keys
 from trilink_board import messages as _msgs
 from trilink_edge.pipeline import NodeGeo, Pipeline
 from trilink_edge.publish import make_publisher
@@ -94,9 +93,11 @@ class Relay:
                  keys: Optional[Dict[int, bytes]] = None, impact_period_s: float = 1.0) -> None:
         self.config = config
         cfg = config
+        from trilink_edge import keyfile
         if keys is None:
-            kf = _keys.load(cfg.relay.key_file)
-            keys = {e.key_id: e.key for e in kf.entries}
+            keys = keyfile.load(cfg)          # private, distinct, not test keys (or ConfigError)
+        else:
+            keyfile.check_keys(keys, cfg.relay.allow_test_keys, "keys")
         self._link_objs = links
         if recorder is None and cfg.recorder.path:
             from trilink_edge.recorder import Recorder

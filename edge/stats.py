@@ -143,9 +143,34 @@ class Stats:
 
 _MAX_REQUEST = 8192
 _READ_TIMEOUT_S = 2.0
+MAX_CONNECTIONS = 16      # open at once; more are closed at once (file handles are the frame path's too)
 
 
-async def _handle(stats: Stats, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+class _Gate:
+    """Counts the endpoint's open connections and refuses those over the cap."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.open = 0
+        self.refused = 0
+
+
+async def _handle(stats: Stats, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                  gate: Optional[_Gate] = None) -> None:
+    if gate is not None:
+        if gate.open >= gate.cap:
+            gate.refused += 1
+            writer.close()
+            return
+        gate.open += 1
+    try:
+        await _serve_one(stats, reader, writer)
+    finally:
+        if gate is not None:
+            gate.open -= 1
+
+
+async def _serve_one(stats: Stats, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     status, body, ctype = "400 Bad Request", b"bad request\n", "text/plain"
     try:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT_S)
@@ -173,10 +198,15 @@ async def _handle(stats: Stats, reader: asyncio.StreamReader, writer: asyncio.St
         writer.close()
 
 
-async def serve(stats: Stats, host: str = "127.0.0.1", port: int = 8765) -> asyncio.AbstractServer:
+async def serve(stats: Stats, host: str = "127.0.0.1", port: int = 8765,
+                max_connections: int = MAX_CONNECTIONS) -> asyncio.AbstractServer:
     """Start the endpoint (``GET /stats`` -> the snapshot as JSON); port 0
-    picks a free one (``server.sockets[0].getsockname()``)."""
-    return await asyncio.start_server(lambda r, w: _handle(stats, r, w), host, port, limit=_MAX_REQUEST)
+    picks a free one (``server.sockets[0].getsockname()``). At most
+    ``max_connections`` are served at once (each for at most 2 s); more are
+    closed at once and counted (``stats_endpoint.refused`` in the snapshot)."""
+    gate = _Gate(max_connections)
+    stats.add_source(lambda: {"stats_endpoint": {"open": gate.open, "refused": gate.refused, "cap": gate.cap}})
+    return await asyncio.start_server(lambda r, w: _handle(stats, r, w, gate), host, port, limit=_MAX_REQUEST)
 
 
 async def log_periodically(stats: Stats, interval_s: float, logger: Optional[logging.Logger] = None) -> None:

@@ -38,6 +38,7 @@ def write_config(tmp_path: Any, peer_port: int, stats_port: int) -> str:
     keyfile(tmp_path / "keys.json")
     text = f"""
 [relay]
+allow_test_keys = true
 key_file = "keys.json"
 state_file = "state.json"
 stats = "127.0.0.1:{stats_port}"

@@ -37,7 +37,7 @@ def free_ports(n):
 def relay_config(tmp_path, ports, budget=20000, release=None):
     """A config of three UDP links: relay ports ports[0:3], boards ports[3:6]."""
     doc = {
-        "relay": {"node": 0, "state_file": str(tmp_path / "state.json"), "stats": "off"},
+        "relay": {"node": 0, "state_file": str(tmp_path / "state.json"), "stats": "off", "allow_test_keys": True},
         "nodes": {
             "jp": {"id": 1, "key_id": 1, "nation_file": os.path.join(NATIONS, "jp.json")},
             "kr": {"id": 2, "key_id": 2, "nation_file": os.path.join(NATIONS, "kr.json")},
@@ -190,7 +190,7 @@ def codec_prec():
 
 def serial_config(tmp_path, devices, budget=1200, burst=600):
     doc = {
-        "relay": {"node": 0, "state_file": str(tmp_path / "state.json"), "stats": "off"},
+        "relay": {"node": 0, "state_file": str(tmp_path / "state.json"), "stats": "off", "allow_test_keys": True},
         "nodes": {
             "jp": {"id": 1, "key_id": 1, "nation_file": os.path.join(NATIONS, "jp.json")},
             "kr": {"id": 2, "key_id": 2, "nation_file": os.path.join(NATIONS, "kr.json")},
@@ -294,6 +294,7 @@ def write_process_config(tmp_path, ports):
     os.chmod(kp, 0o600)
     toml = f"""
 [relay]
+allow_test_keys = true
 key_file = "{kp}"
 state_file = "{tmp_path / 'state.json'}"
 stats = "off"

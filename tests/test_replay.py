@@ -19,8 +19,10 @@ KEYS = {1: b"TEST-ONLY-jp".ljust(32, b"-"), 2: b"TEST-ONLY-kr".ljust(32, b"-")}
 def test_counts_and_feed(tmp_path: Any, capsys: Any) -> None:
     (tmp_path / "keys.json").write_text(json.dumps({"format": "trilink-keys/1", "relay": 0, "keys": [
         {"key_id": k, "node": k, "name": n, "key": KEYS[k].hex()} for k, n in ((1, "jp"), (2, "kr"))]}))
+    os.chmod(tmp_path / "keys.json", 0o600)
     (tmp_path / "relay.toml").write_text(f"""
 [relay]
+allow_test_keys = true
 key_file = "keys.json"
 [nodes.jp]
 id = 1
