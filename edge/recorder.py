@@ -23,7 +23,9 @@ Rotation: when a file would pass ``rotate_bytes`` it is closed and renamed
 ``path.1`` (older ones shift to ``.2``, ...); at most ``max_files`` files
 are kept, the oldest removed. Writing happens in a background thread with
 buffered writes, so ``record()`` (called from the event loop) only appends
-to a queue; ``close()`` flushes everything.
+to a queue; ``close()`` flushes everything. Frames the relay refused go to
+``path.refused`` instead (``record_refused``: two files of at most 4 MiB),
+so that a sender without a key cannot rotate accepted history away.
 
     >>> rec = Recorder("/tmp/relay.pcapng", rotate_bytes=1 << 20, max_files=3)
     >>> rec.record("jp", "rx", frame, time.monotonic_ns())   # also a links.Tap
@@ -58,6 +60,8 @@ _FLAG_IN, _FLAG_OUT = 1, 2
 _QUEUE_MAX = 200_000            # records waiting for the writer; beyond: dropped and counted
 _FLUSH_BYTES = 64 * 1024
 _FLUSH_S = 0.25
+REFUSED_BYTES = 4 << 20         # each of the two files of the refused-frames capture
+REFUSED_SUFFIX = ".refused"
 
 log = logging.getLogger("trilink_edge.recorder")
 
@@ -111,7 +115,7 @@ class Recorder:
     """Rotating pcapng writer; ``record`` is a ``links.Tap``."""
 
     def __init__(self, path: str, rotate_bytes: int = 64 << 20, max_files: int = 10,
-                 links: Sequence[str] = ()) -> None:
+                 links: Sequence[str] = (), refused_bytes: int = REFUSED_BYTES) -> None:
         if rotate_bytes < 4096:
             raise ValueError("rotate_bytes must be at least 4096")
         if max_files < 1:
@@ -146,6 +150,11 @@ class Recorder:
         self._open_file()
         self._thread = threading.Thread(target=self._run, name="trilink-recorder", daemon=True)
         self._thread.start()
+        # Frames the relay refused (bad tag, replays, ...) go to their own small capture, so
+        # that whoever can send them cannot push accepted history out of the rotation.
+        self.refused: Optional["Recorder"] = None
+        if refused_bytes:
+            self.refused = Recorder(path + REFUSED_SUFFIX, max(4096, refused_bytes), 2, links, refused_bytes=0)
 
     # -- loop side ------------------------------------------------------------
     def record(self, link: str, direction: str, frame: bytes, t_ns: int) -> None:
@@ -160,6 +169,12 @@ class Recorder:
             self._wake.set()
 
     __call__ = record
+
+    def record_refused(self, link: str, direction: str, frame: bytes, t_ns: int) -> None:
+        """Queue a frame the relay refused: into ``path.refused`` (two files of
+        at most ``refused_bytes``), never into the main capture."""
+        if self.refused is not None:
+            self.refused.record(link, direction, frame, t_ns)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued record is on disk (written and flushed)."""
@@ -180,6 +195,8 @@ class Recorder:
             return
         self._stop = True
         self._wake.set()
+        if self.refused is not None:
+            self.refused.close(timeout)
         self._thread.join(timeout)
         if self._thread.is_alive():
             self._fail(f"{self.path}: writer still busy after {timeout} s at close")

@@ -190,11 +190,21 @@ class Relay:
         log.info("node %d link %s", node, "up" if up else "down")
 
     def _tap(self, link: str, direction: str, raw: bytes, t_ns: int) -> None:
-        if self.recorder is not None:
-            try:
+        # The links' tap: the frames sent. Received frames are recorded by
+        # _on_frame once the sessions judged them (refused ones apart).
+        if direction == "tx":
+            self._record(link, direction, raw, t_ns, True)
+
+    def _record(self, link: str, direction: str, raw: bytes, t_ns: int, accepted: bool) -> None:
+        if self.recorder is None:
+            return
+        try:
+            if accepted:
                 self.recorder.record(link, direction, raw, t_ns)
-            except Exception:  # the capture must never stop the relay
-                log.exception("recorder failed")
+            else:
+                getattr(self.recorder, "record_refused", self.recorder.record)(link, direction, raw, t_ns)
+        except Exception:  # the capture must never stop the relay
+            log.exception("recorder failed")
 
     # ---- receiving ----
 
@@ -205,6 +215,7 @@ class Relay:
         c["frames_in"] += 1
         c["bytes_in"] += len(raw)
         f = self.sessions.accept(name, raw, t_ns)
+        self._record(name, "rx", raw, t_ns, f is not None)
         link = self.links.get(name)
         if f is None:
             c["rejected"] += 1

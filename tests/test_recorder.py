@@ -143,3 +143,20 @@ def test_bad_files_raise_capture_error(tmp_path: Any) -> None:
         list(iter_capture(str(p)))
     with pytest.raises(ValueError):
         Recorder(str(tmp_path / "y"), rotate_bytes=100)
+
+
+def test_writer_error_of_any_kind_stops_the_capture_loudly(tmp_path: Any, caplog: Any) -> None:
+    import logging
+    path = str(tmp_path / "relay.pcapng")
+    rec = Recorder(path)
+    with caplog.at_level(logging.ERROR, logger="trilink_edge.recorder"):
+        rec.record("x" * 70000, "rx", frame(1), time.monotonic_ns())   # no pcapng option holds that name
+        rec.flush(2.0)
+        for i in range(5):
+            rec.record("jp", "rx", frame(i), time.monotonic_ns())
+        rec.close()
+    assert rec.error and "writer failed" in rec.error
+    assert rec.dropped == 6 and rec.recorded == 0            # counted, not queued for a dead writer
+    assert len([r for r in caplog.records if "capture stopped" in r.getMessage()]) == 1
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert os.stat(path + ".refused").st_mode & 0o777 == 0o600

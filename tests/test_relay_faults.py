@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import socket
 import time
@@ -246,3 +247,45 @@ def test_two_boards_behind_one_learned_udp_link_get_only_their_own_frames(tmp_pa
     assert set(got[1]) == {1} and set(got[2]) == {2}     # never the other board's frames
     assert leaked == []                                  # nothing went to the replaying address
     assert stats["nodes"]["jp"]["replay"] + stats["nodes"]["kr"]["replay"] >= 20
+
+
+def test_refused_frames_cannot_rotate_accepted_history_away(tmp_path):
+    from trilink_edge.recorder import capture_files, iter_capture
+    relay_port, board_port = _port(), _port()
+    cap = tmp_path / "cap" / "relay.pcapng"
+    cfg = _config(tmp_path, relay_port, board_port,
+                  recorder={"path": str(cap), "rotate_bytes": 1 << 20, "max_files": 2})
+    board = Board(board_port, relay_port)
+    forger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    from trilink_native import binding
+
+    async def main():
+        relay = Relay(cfg, keys=TEST_KEYS)
+        relay.recorder.refused.rotate_bytes = 64 << 10     # a small refused capture: 2 x 64 KiB
+        task = asyncio.ensure_future(relay.run())
+        await asyncio.sleep(0.1)
+        board.send(board.sb.hello())
+        await _run_for(board, 1.0)
+        for _ in range(3):
+            board.send(board.sb.heartbeat())
+        await _run_for(board, 0.3)
+        # 3 MB of CRC-valid frames with a bad tag: three times the whole main rotation
+        for i in range(3000):
+            forger.sendto(binding.pack_frame(bytes(range(32)), 1, 1, 0, wire.HEARTBEAT, i, 1 << 40, bytes(1000)),
+                          ("127.0.0.1", relay_port))
+            if i % 100 == 0:
+                await asyncio.sleep(0.01)
+        await _run_for(board, 0.5)
+        await asyncio.wait_for(relay.stop(), 1.0)
+        await asyncio.wait_for(task, 1.0)
+        return relay
+
+    relay = asyncio.run(main())
+    board.close()
+    forger.close()
+    rx = [r for p in capture_files(str(cap)) for r in iter_capture(p) if r.direction == "rx"]
+    assert rx and all(r.data[5] == 1 and len(r.data) < 100 for r in rx)   # the board's own frames, all kept
+    assert relay.recorder.rotations == 0
+    refused = capture_files(str(cap) + ".refused")
+    assert refused and sum(os.path.getsize(p) for p in refused) <= 2 * (64 << 10) + 2048
+    assert sum(1 for p in refused for _ in iter_capture(p)) >= 50
