@@ -48,7 +48,7 @@ from trilink_board import messages as _msgs
 from trilink_edge.pipeline import NodeGeo, Pipeline
 from trilink_edge.publish import make_publisher
 from trilink_edge.scheduler import CONTROL, DEFAULT_BURST, TRACK, Item, LinkScheduler, WindowMeter, serial_size, udp_size
-from trilink_edge.session import NodeInfo, Sessions, relay_now_ns
+from trilink_edge.session import REPLAY_WINDOW, NodeInfo, Sessions, relay_now_ns
 
 log = logging.getLogger("trilink_edge.relay")
 TICK_S = 0.1               # warnings retransmit >= 0.25 s apart and heartbeats go every 1 s
@@ -105,6 +105,9 @@ class Relay:
         self.recorder = recorder
         self.sessions = Sessions(cfg.relay.node, [NodeInfo(n.node, n.name, n.key_id, n.link) for n in cfg.nodes],
                                  keys, cfg.relay.state_file, emit=self._emit_control, on_link=self._on_link)
+        for n in cfg.nodes:                       # datagram links reorder: a window (PROTOCOL 3.2)
+            if cfg.links[n.link].kind == "udp":
+                self.sessions.set_window(n.node, REPLAY_WINDOW)
         self.node_link = {n.node: n.link for n in cfg.nodes}
         self.node_name = {n.node: n.name for n in cfg.nodes}
         nation = {n.node: n.nation for n in cfg.nodes}

@@ -73,6 +73,7 @@ CHALLENGES_KEPT = 4                # outstanding challenges per node (the latest
 SAVE_BACKOFF_FIRST_NS = 100_000_000
 SAVE_BACKOFF_MAX_NS = 10_000_000_000
 UNVERIFIED = binding.MAX_COUNTER   # the mark of a key that has not answered a challenge yet
+REPLAY_WINDOW = 64                 # PROTOCOL 3.2: counters a datagram link may reorder by
 RELAY_NAME = "relay"
 
 log = logging.getLogger("trilink_edge.session")
@@ -287,6 +288,7 @@ class Sessions:
         self.keyring = binding.Keyring(relay_node, ())
         self._keys: Dict[int, binding.HmacKey] = {}
         self._key_bytes = dict(keys)
+        self._windows: Dict[int, int] = {}
         self.offline = False
         for sess in self.sessions.values():
             kid = sess.info.key_id
@@ -317,6 +319,14 @@ class Sessions:
         self.frames_accepted = 0
         self.refused_authentic: Optional[int] = None   # node of the last frame refused with a valid tag
 
+    def set_window(self, node: int, window: int) -> None:
+        """Replay window of ``node``'s key (PROTOCOL 3.2): the relay gives the
+        boards of datagram links REPLAY_WINDOW, so that a frame reordered by
+        less than that is accepted once (and a duplicate never)."""
+        kid = self.sessions[node].info.key_id
+        self._windows[kid] = window
+        self.keyring.set_window(kid, window)
+
     def go_offline(self) -> None:
         """Take each key's first valid frame as its mark, as when reading a
         capture (``trilink replay``): no challenge can be answered there."""
@@ -325,6 +335,7 @@ class Sessions:
                 kid = sess.info.key_id
                 self.keyring.remove(kid)          # forgets the UNVERIFIED mark
                 self.keyring.add(kid, sess.node, self._key_bytes[kid])
+                self.keyring.set_window(kid, self._windows.get(kid, 0))
                 sess.verified = True
         self.offline = True
 

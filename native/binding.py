@@ -363,6 +363,14 @@ class Keyring:
             raise ValueError("key_id outside 1..255 or mark outside 48 bits")
         lib.tl_keyring_set_mark(self._k, key_id, mark)
 
+    def set_window(self, key_id: int, window: int) -> None:
+        """Replay window of ``key_id`` (PROTOCOL.md 3.2): 0 accepts only
+        counters above the mark; 1..64 also accepts, once, a counter below
+        the mark by less than ``window`` (a datagram link that reorders)."""
+        if not 1 <= key_id <= 255 or not 0 <= window <= 64:
+            raise ValueError("key_id outside 1..255 or window outside 0..64")
+        lib.tl_keyring_set_window(self._k, key_id, window)
+
     @property
     def marks(self) -> dict:
         """{key_id: highest counter accepted} for every key id with a mark."""

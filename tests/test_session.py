@@ -216,3 +216,19 @@ def test_time_sync_response_stamps_t3_when_packed(tmp_path):
     assert resp["t3_us"] >= resp["t2_us"]
     raw = s.pack(1, mtype, build(), flags)
     assert b.receive(raw).mtype == wire.TIME_SYNC_RESP         # the board accepts the relay's frame
+
+
+def test_datagram_window_takes_a_reordered_frame_once_and_no_duplicate(tmp_path):
+    b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN)
+    before = b.heartbeat()                    # made before the board answered the challenge
+    s, _ = verified(tmp_path, b)
+    s.set_window(1, 64)
+    t = relay_now_ns()
+    assert s.accept("jp", before, t) is None  # below the answer's mark: refused, window or not
+    f = [b.heartbeat() for _ in range(70)]
+    assert s.accept("jp", f[69], t) is not None
+    assert s.accept("jp", f[68], t) is not None          # late by 1: taken once
+    assert s.accept("jp", f[68], t) is None              # a duplicate: never twice
+    assert s.accept("jp", f[6], t) is not None           # 63 behind the mark: within the window
+    assert s.accept("jp", f[5], t) is None               # 64 behind: outside it
+    assert s.counters()["jp"]["replay"] == 3

@@ -342,6 +342,38 @@ def test_only_a_valid_frame_raises_the_mark():
     assert again.verify(ring.pack(1, 1, 0, 2, 0, 12, b"")).counter == 12
 
 
+def test_window_takes_late_counters_once_against_a_python_model():
+    # The IPsec-style window (PROTOCOL 3.2) against the rule written out in Python,
+    # over random reorderings, duplicates and jumps; window 0 is the strict rule.
+    import random
+    rng = random.Random(7)
+    for window in (0, 1, 17, 64):
+        ring = relay_ring()
+        ring.set_window(1, window)
+        mark, seen = None, set()
+        for _ in range(600):
+            c = max(0, (mark or 50) + rng.choice((-70, -64, -63, -5, -1, 0, 1, 2, 30, 100)))
+            want = mark is None or c > mark or (mark - c < window and c not in seen)
+            try:
+                ring.verify(ring.pack(1, 1, 0, 2, 0, c, b""))
+                got = True
+            except b.WireError as e:
+                assert e.reason == "replay"
+                got = False
+            assert got == want, (window, mark, c)
+            if got:
+                seen.add(c)
+                mark = c if mark is None or c > mark else mark
+    ring = relay_ring()
+    ring.set_window(1, 64)
+    ring.verify(ring.pack(1, 1, 0, 2, 0, 100, b""))
+    ring.set_mark(1, 100)          # a set mark: nothing below it counts as new, window or not
+    with pytest.raises(b.WireError, match="replay"):
+        ring.verify(ring.pack(1, 1, 0, 2, 0, 99, b""))
+    with pytest.raises(ValueError):
+        ring.set_window(1, 65)
+
+
 def test_board_side_binding_rule():
     # At board 2 (node 2), key 2 is its own: frames from the relay (node 0) to
     # node 2 or to 0xFF pass; to node 1 they are not for this pair.

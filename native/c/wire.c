@@ -258,7 +258,16 @@ int32_t tl_keyring_set_mark(tl_keyring *k, uint8_t key_id, uint64_t mark)
     if (k == NULL || key_id == 0 || mark > COUNTER_MAX)
         return TL_ERR_ARG;
     k->slot[key_id].mark = mark;
+    k->slot[key_id].seen = ~(uint64_t)0; /* nothing below a restored mark is new */
     k->slot[key_id].has_mark = 1;
+    return TL_OK;
+}
+
+int32_t tl_keyring_set_window(tl_keyring *k, uint8_t key_id, uint32_t window)
+{
+    if (k == NULL || key_id == 0 || window > 64)
+        return TL_ERR_ARG;
+    k->slot[key_id].window = (uint8_t)window;
     return TL_OK;
 }
 
@@ -306,12 +315,19 @@ int32_t tl_keyring_verify(tl_keyring *k, const uint8_t *f, size_t n, const uint8
     }
     for (i = 6; i-- > 0;)
         counter = (counter << 8) | f[8 + i];
-    if (s->has_mark && counter <= s->mark) { /* case 11 */
-        k->replay++;
-        return TL_ERR_REPLAY;
+    if (s->has_mark && counter <= s->mark) { /* case 11, or a late counter of the window */
+        uint64_t behind = s->mark - counter;
+        if (behind >= s->window || ((s->seen >> behind) & 1u)) {
+            k->replay++;
+            return TL_ERR_REPLAY;
+        }
+        k->slot[f[5]].seen |= (uint64_t)1 << behind;
+    } else {
+        uint64_t ahead = s->has_mark ? counter - s->mark : 64;
+        k->slot[f[5]].seen = ahead >= 64 ? 1u : (s->seen << ahead) | 1u;
+        k->slot[f[5]].mark = counter;
+        k->slot[f[5]].has_mark = 1;
     }
-    k->slot[f[5]].mark = counter;
-    k->slot[f[5]].has_mark = 1;
     k->accepted++;
     return TL_OK;
 }

@@ -135,10 +135,11 @@ int32_t tl_deframer_feed(tl_deframer *d, const uint8_t *data, size_t n, size_t *
 typedef struct {
     tl_hmac_key mac;     /* the 32-byte pair key, prepared */
     uint64_t mark;       /* highest counter accepted, valid when has_mark */
+    uint64_t seen;       /* bit i: counter mark - i accepted (bit 0 is the mark itself) */
     uint8_t present;     /* this key_id is known */
     uint8_t node;        /* the board node the key is bound to */
     uint8_t has_mark;
-    uint8_t spare;
+    uint8_t window;      /* 0: strict (counter > mark); 1..64: below the mark by less than this, once */
 } tl_key_slot;
 
 typedef struct {
@@ -157,14 +158,21 @@ void tl_keyring_init(tl_keyring *k, uint8_t node);
 int32_t tl_keyring_add(tl_keyring *k, uint8_t key_id, uint8_t node, const uint8_t *key, size_t klen);
 /* Forget a key (and its mark). TL_OK or TL_ERR_ARG. */
 int32_t tl_keyring_remove(tl_keyring *k, uint8_t key_id);
-/* Restore a persisted high-water mark (<= 2^48 - 1) for key_id 1..255. */
+/* Restore a persisted high-water mark (<= 2^48 - 1) for key_id 1..255;
+ * every counter at or below it then counts as accepted (the window too). */
 int32_t tl_keyring_set_mark(tl_keyring *k, uint8_t key_id, uint64_t mark);
+/* The replay window of key_id (PROTOCOL.md 3.2): 0 (the default) accepts
+ * only counters above the mark; w in 1..64 also accepts, once each, a
+ * counter below the mark by less than w (a datagram link that reorders),
+ * as IPsec's anti-replay bitmap does. TL_OK or TL_ERR_ARG. */
+int32_t tl_keyring_set_window(tl_keyring *k, uint8_t key_id, uint32_t window);
 /* 1 and *mark if key_id has a mark, 0 if none, TL_ERR_ARG for key_id 0. */
 int32_t tl_keyring_get_mark(const tl_keyring *k, uint8_t key_id, uint64_t *mark);
 
 /* Cases 8-11 on a frame that passed tl_frame_parse; link_mask is 32 bytes,
  * bit (node & 7) of byte (node >> 3) set for each node configured on the
- * link the frame came in on. Returns TL_OK (and raises the key's mark) or
+ * link the frame came in on. Returns TL_OK (and raises the key's mark, or
+ * marks a counter of its window accepted) or
  * TL_ERR_WRONG_LINK / TL_ERR_AUTH / TL_ERR_REPLAY (counted), or
  * TL_ERR_MALFORMED, uncounted, if f is not a well-formed frame. The tag is
  * compared in constant time. */
