@@ -19,9 +19,11 @@ event loop by a task every ``[zenoh] health_period_s`` / ``stats_period_s``
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import queue
 import threading
+import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from trilink_native import binding
@@ -33,6 +35,7 @@ log = logging.getLogger("trilink_edge.publish")
 __all__ = ["Publisher", "make_publisher"]
 _STOP = object()
 CLOSE_BUDGET_S = 0.5      # close() waits this long for the thread
+DELAY_LOG = 4096          # recent write-to-published delays kept (counters() p50/p99)
 
 
 class Publisher:
@@ -50,6 +53,8 @@ class Publisher:
         self.tick_period_s = tick_period_s      # sinks' own periodic work (the ASTERIX export)
         self.snapshot_period_s = snapshot_period_s
         self.views: Dict[int, ReleasedPicture] = {}   # destination node -> its picture (worker thread only)
+        # write of the frame to its link -> publication handed to every sink, µs (recent window)
+        self.delay_us: "collections.deque[int]" = collections.deque(maxlen=DELAY_LOG)
         self.offered = 0
         self.dropped = 0
         self.published = 0
@@ -105,9 +110,17 @@ class Publisher:
                 self._offer_doc("snapshot", relay_now_us())
             await asyncio.sleep(step)
 
-    def counters(self) -> Dict[str, int]:
-        return {"offered": self.offered, "dropped": self.dropped, "published": self.published,
-                "errors": self.errors, "queued": self.q.qsize()}
+    def counters(self) -> Dict[str, Any]:
+        """Offered, dropped (queue full), published, errors, queued now, and
+        the p50/p99 µs from the frame's write to its link to the publication
+        handed to every sink (the recent ``DELAY_LOG``)."""
+        d: Dict[str, Any] = {"offered": self.offered, "dropped": self.dropped, "published": self.published,
+                             "errors": self.errors, "queued": self.q.qsize()}
+        lat = sorted(self.delay_us)
+        if lat:
+            d["delay_us"] = {"count": len(lat), "p50": lat[len(lat) // 2],
+                             "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))]}
+        return d
 
     def close(self) -> None:
         """Stop the snapshot task, let the thread drain the queue and close the sinks."""
@@ -150,6 +163,8 @@ class Publisher:
                     self.errors += 1
                     log.exception("publisher: %s failed", type(s).__name__)
             self.published += 1
+            if item[0] == "track":
+                self.delay_us.append(time.monotonic_ns() // 1000 - item[4])
         for s in opened:
             try:
                 s.close()

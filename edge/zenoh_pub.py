@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import struct
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
@@ -190,7 +191,8 @@ class ZenohSink:
         nation = self.nations[node]
         self._put(picture_key(self.relay, nation), nation, KIND_SNAPSHOT if snapshot else KIND_PICTURE,
                   self._json({"kind": "snapshot" if snapshot else "picture", "relay": self.relay, "node": node,
-                              "nation": nation, "origin": list(origin), "t_us": t_us, "records": list(records)}))
+                              "nation": nation, "origin": list(origin), "t_us": t_us,
+                              "pub_us": time.monotonic_ns() // 1000, "records": list(records)}))
 
     def warning(self, node: int, t_us: int, doc: Mapping[str, Any]) -> None:
         nation = self.nations[node]

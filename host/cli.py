@@ -22,6 +22,7 @@ COMMANDS: Dict[str, "tuple[str, str]"] = {
     "nullmodem": ("trilink.nullmodem", "emulate serial links: pty pairs paced at a baud rate, with impairments"),
     "udpproxy": ("trilink.udpproxy", "forward UDP between two endpoints with loss, duplication, reordering, delay"),
     "watch": ("trilink.watch", "subscribe to a relay's picture on Eclipse Zenoh and print it live"),
+    "zenohbench": ("trilink.zenohbench", "the bench with Zenoh publishing off and on, with N subscribers"),
 }
 
 
