@@ -45,6 +45,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 import numpy as np
 
 from trilink_native import binding
+from trilink_edge import phase as _phase
 from trilink_edge.scheduler import TRACK, WARNING, Item
 from trilink_edge.session import relay_now_us
 from trilink_board import messages as _msgs
@@ -173,6 +174,11 @@ class Destination:
         # tracks this destination holds (the ones with another nation's data).
         self.sent: Dict[int, Dict[int, int]] = {}
         self.impact: Dict[int, Tuple[float, ...]] = {}       # fused id -> (t_s, e, n, a, b, orient)
+        # Flight phase of each fused track (boost / ballistic, edge/phase.py)
+        # and its PICTURE quality flags: no impact is predicted before the
+        # track is ballistic.
+        self.phase = _phase.FlightPhase()
+        self.flags: Dict[int, int] = {}
         self.snapshot: Optional[Tuple[float, dict]] = None   # (t s, Picture.fuse output) of the last round
         self.stats = stats
         self.max_age_ns = int(max_age_s * 1e9)
@@ -256,11 +262,14 @@ class Destination:
             if p.drop:
                 b.rtype[i] = binding.DR_DROP
                 b.P[i] = EYE6
+                b.flags[i] = 0
                 continue
             b.rtype[i] = binding.DR_UPDATE
             b.x[i] = p.x
             b.P[i] = p.P
             b.nations[i] = p.nations
+            fused = _phase.FLAG_FUSED if p.nations & (p.nations - 1) else 0   # two or more nations
+            b.flags[i] = self.flags.get(fid, 0) | fused
             srcs = p.sources[-binding.CODEC_MAX_SOURCES:]
             b.n_src[i] = len(srcs)
             if srcs:
@@ -428,6 +437,7 @@ class Pipeline:
             for n, g in nodes.items()}
         self.held = {n: binding.CodecTable() for n in nodes}
         self.report_rx: Dict[Tuple[int, int], int] = {}   # (node, source track) -> rx ns of its last report
+        self.report_flags: Dict[Tuple[int, int], int] = {}  # (node, source track) -> quality flags of its last report
         self.dirty = False
         self._changed = 0                  # mask of source nodes that reported since the last round
         self._structure: Tuple[int, ...] = ()
@@ -478,6 +488,7 @@ class Pipeline:
                 except binding.PictureError:
                     pass
                 self.report_rx.pop((node, tid), None)
+                self.report_flags.pop((node, tid), None)
             mask = ok & (b.rtype != binding.REC_DROP)
             keep = mask
             n = int(mask.sum())
@@ -501,10 +512,11 @@ class Pipeline:
         refused = n - st.count(0)
         self.stats.records_in += n
         self.stats.records_refused += refused
-        rx = self.report_rx
-        for tid, code in zip(tids.tolist(), st):
+        rx, fl = self.report_rx, self.report_flags
+        for tid, code, f in zip(tids.tolist(), st, b.flags[keep].tolist()):
             if code == 0:
                 rx[(node, tid)] = rx_ns
+                fl[(node, tid)] = f
         self._touch(node)
         return n - refused
 
@@ -680,27 +692,40 @@ class Pipeline:
         P = np.concatenate([o["P"] for _t, o, _n in parts])
         t0 = np.concatenate([np.full(len(o["fused_id"]), t) for t, o, _n in parts])
         terr = list(self.territories)
+        # Evidence of thrust per row (edge/phase.py): its members' boosting bits.
+        flags = self.report_flags
+        boosting = [[any(flags.get((nd, tr), 0) & _phase.FLAG_BOOSTING
+                         for nd, tr in zip(nds[:m], trs[:m]))
+                     for nds, trs, m in zip(o["node"].tolist(), o["track"].tolist(), o["nmem"].tolist())]
+                    for _t, o, _n in parts]
 
         def job() -> list:
             imp = binding.predict_impact(x, P, t0, territories=terr or None)
+            jac = binding.jacobi(x)
             res, k = [], 0
-            for _t, o, nodes in parts:
+            for (t, o, nodes), boost in zip(parts, boosting):
                 m = len(o["fused_id"])
                 sl = slice(k, k + m)
                 part = binding.Impacts(**{f: getattr(imp, f)[sl] for f in _IMPACT_FIELDS})
-                res += [(node, o["fused_id"], part) for node in nodes]
+                ev = (t, jac[sl].tolist(), boost)
+                res += [(node, o["fused_id"], part, ev) for node in nodes]
                 k += m
             return res
         return job
 
     def apply_impacts(self, results: list, now_ns: int) -> None:
-        """Store impacts for the scheduler's priorities and the PICTURE
-        records, and issue / update / cancel warnings. Tracks that left the
-        destination's picture since the job's snapshot are skipped."""
+        """Judge each track's flight phase, store impacts for the scheduler's
+        priorities and the PICTURE records, and issue / update / cancel
+        warnings. Only a ballistic track has an impact: a boosting one's
+        ballistic extrapolation falls far short (docs/FUSION.md). Tracks that
+        left the destination's picture since the job's snapshot are skipped."""
         now_s = now_ns / 1e9
-        for node, fids, imp in results:
+        for node, fids, imp, (t_snap, jac, boost) in results:
             d = self.destinations[node]
             current = set(d.snapshot[1]["fused_id"].tolist()) if d.snapshot is not None else set()
+            for gone in [f for f in d.phase.tracks if f not in current]:
+                d.phase.forget(gone)
+                d.flags.pop(gone, None)
             ok = (imp.status == binding.TRK_OK).tolist()
             en = d.frame.point_en(np.nan_to_num(imp.ecef)).tolist()
             ter = imp.territory.tolist()
@@ -708,6 +733,13 @@ class Pipeline:
             a, b, o = imp.semi_major.tolist(), imp.semi_minor.tolist(), imp.orient.tolist()
             for i, fid in enumerate(fids.tolist()):
                 if fid not in current:
+                    continue
+                ph = d.phase.update(fid, t_snap, jac[i], boost[i])
+                d.flags[fid] = _phase.PHASE_FLAGS[ph]
+                if ph != _phase.BALLISTIC:
+                    # No prediction yet; a warning already out stays until a
+                    # ballistic prediction says otherwise (no flapping).
+                    d.impact.pop(fid, None)
                     continue
                 if not ok[i]:
                     d.impact.pop(fid, None)

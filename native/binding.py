@@ -904,6 +904,20 @@ def acceleration(x, model: _Optional[MotionModel] = None) -> _np.ndarray:
     return a
 
 
+def jacobi(x, model: _Optional[MotionModel] = None) -> _np.ndarray:
+    """Jacobi integral J/kg of ECEF states x[N,6] (energy in the Earth-fixed
+    frame): constant in ballistic flight, rising under thrust.
+
+        >>> e = jacobi([[6.5e6, 0, 0, 0, 7e3, 0], [6.5e6, 0, 0, 0, 7.1e3, 0]])
+        >>> bool(e[1] - e[0] > 0)
+        True
+    """
+    xs = _gm_f64(x, (6,), "x")
+    out = _np.empty(len(xs))
+    _gm_check_call(lib.tl_motion_jacobi(_gm_motion(model), len(xs), _gm_dbl(xs), _gm_dbl(out)), "jacobi")
+    return out
+
+
 def predict_one(x, P, dt: float, model: _Optional[MotionModel] = None):
     """Propagate one track by dt >= 0 s; returns (status, x_new, P_new, Phi) (copies).
 

@@ -148,3 +148,36 @@ def test_bad_arguments_raise():
         b.predict(np.zeros((2, 6), dtype=np.float32), None, np.zeros(2), 1.0)
     with pytest.raises(b.FusionArgumentError):
         b.predict(np.tile(X0, (1, 1)), None, np.zeros(1), 1.0, b.MotionModel(step=0.0))
+
+
+@pytest.mark.parametrize("j2", [True, False])
+def test_jacobi_integral_is_constant_along_the_flight_and_rises_under_thrust(j2):
+    # Along the model's own ballistic flight the Jacobi integral stays put
+    # (to the RK4 error), whatever J2 setting; a thrust a along v raises it
+    # at a.v; the model without J2 has the point-mass potential alone.
+    model = b.MotionModel(j2=j2, step=0.5)
+    x = np.array([X0], float)
+    P = np.eye(6)[None] * 1.0
+    e0 = b.jacobi(x, model)[0]
+    drift = []
+    for _ in range(20):
+        b.predict(x, P, np.zeros(1), 30.0, model)
+        drift.append(b.jacobi(x, model)[0] - e0)
+    assert max(abs(d) for d in drift) < 1e-6 * abs(e0)
+    v = x[0, 3:]
+    dt, acc = 0.01, 40.0
+    pushed = x.copy()
+    pushed[0, 3:] += acc * dt * v / np.linalg.norm(v)
+    rate = (b.jacobi(pushed, model)[0] - b.jacobi(x, model)[0]) / dt
+    assert rate == pytest.approx(acc * np.linalg.norm(v), rel=1e-3)
+    r = np.linalg.norm(x[0, :3])
+    pm = 0.5 * v @ v - 3.986004418e14 / r - 0.5 * 7.292115e-5 ** 2 * (x[0, 0] ** 2 + x[0, 1] ** 2)
+    other = b.jacobi(x, b.MotionModel(j2=not j2, step=0.5))[0]
+    assert (b.jacobi(x, model)[0] if not j2 else other) == pytest.approx(pm, rel=1e-12)
+
+
+def test_jacobi_of_a_non_finite_state_is_nan_and_bad_shapes_raise():
+    out = b.jacobi([[np.nan, 0, 0, 0, 0, 0], list(X0)])
+    assert np.isnan(out[0]) and np.isfinite(out[1])
+    with pytest.raises(ValueError):
+        b.jacobi([[1.0, 2.0, 3.0]])

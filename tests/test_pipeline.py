@@ -8,6 +8,7 @@ import numpy as np
 
 from edge_boards import JP_ORIGIN, KR_ORIGIN, AU_ORIGIN, TEST_KEYS, BoardStandIn, from_enu, to_enu
 from trilink_board import codec, messages, wire
+from trilink_edge import phase
 from trilink_edge.pipeline import Frame6, NodeGeo, Pipeline, STATUS_ACTIVE, STATUS_OBSOLETE
 from trilink_edge.scheduler import LinkScheduler, WARNING, udp_size
 from trilink_native import binding
@@ -52,6 +53,33 @@ def report(p, node, origin, x_ecef, t_us, rid, tid=5, rx_us=None):
     return p.ingest(node, binding.parse_frame(raw), (t_us if rx_us is None else rx_us) * 1000)
 
 
+def fly(p, fl, t_us0, seconds=26, start_s=300.0, nodes=((1, JP_ORIGIN), (2, KR_ORIGIN)), thrust_until_s=None,
+        received=None):
+    """Both nations report the flight once a second from ``start_s`` for
+    ``seconds`` s, each followed by a round and an impact prediction (the
+    relay's own cadence): long enough for the track to be judged ballistic
+    (edge/phase.py). With ``received`` (node -> {"held": {}, "recs": []}),
+    each destination's PICTUREs are taken each second and decoded as its
+    board would. Returns the relay time (ns) of the last round."""
+    for k in range(seconds + 1):
+        t_us = t_us0 + int((start_s - 300.0 + k) * 1_000_000)
+        x = fl.ecef(start_s + k)
+        if thrust_until_s is not None and start_s + k < thrust_until_s:
+            x = x.copy()
+            x[3:] *= 1.0 + 0.01 * (start_s + k - thrust_until_s)   # slower, and gaining: under thrust
+        for i, (node, origin) in enumerate(nodes):
+            report(p, node, origin, x, t_us, int(start_s + k) * 10 + i)
+        now = t_us * 1000
+        p.round(now)
+        p.apply_impacts(p.impact_job(now)(), now)
+        for node, got in (received or {}).items():
+            item = p.destinations[node].take(500, now)
+            while item is not None:
+                got["recs"] += [rec for _r, _s, rec in codec.decode(item.payload, got["held"]).items]
+                item = p.destinations[node].take(500, now)
+    return now
+
+
 def test_frame6_round_trip_matches_reference():
     f = Frame6(KR_ORIGIN)
     x = Flight().ecef(100.0)
@@ -94,13 +122,7 @@ def test_warning_to_threatened_nation_until_acked():
     p, warnings, _c = make_pipeline({1: {2}, 2: {1}, 3: set()})
     fl = Flight()
     t_us = 2_000_000_000
-    x = fl.ecef(300.0)
-    report(p, 1, JP_ORIGIN, x, t_us, 1)
-    report(p, 2, KR_ORIGIN, x, t_us, 2)
-    now = t_us * 1000
-    p.round(now)
-    res = p.impact_job(now)()
-    p.apply_impacts(res, now)
+    now = fly(p, fl, t_us)
     assert [w.node for w in warnings] == [1]                    # JP only: the impact is in Honshu
     msg = messages.decode(wire.WARNING, warnings[0].payload)
     assert msg["status"] == STATUS_ACTIVE and msg["nation"] == 1
@@ -124,6 +146,29 @@ def test_warning_to_threatened_nation_until_acked():
     assert messages.decode(wire.WARNING, warnings[-1].payload)["status"] == STATUS_OBSOLETE
 
 
+def test_no_impact_or_warning_under_thrust_then_warned_after_burnout():
+    # The same flight as above (into Honshu), but its first 20 s gain 1% of
+    # speed a second (thrust): the relay calls the track boosting, predicts
+    # no impact from it and warns nobody; after burnout it is ballistic and
+    # the warning goes out. The PICTURE records carry the phase in their
+    # quality flags (PROTOCOL 5.5), with the fused bit (two nations).
+    p, warnings, _c = make_pipeline({1: {2}, 2: {1}, 3: set()}, warn_partners=True)
+    fl = Flight()
+    t_us = 2_000_000_000
+    kr = {"held": {}, "recs": []}
+    fly(p, fl, t_us, seconds=20, thrust_until_s=321.0, received={2: kr})
+    assert warnings == [] and p.stats.warnings_issued == 0
+    d = p.destinations[2]
+    assert d.impact == {} and set(d.flags.values()) == {phase.FLAG_BOOSTING}
+    late = kr["recs"][-5:]
+    assert late and all(r.flags == phase.FLAG_BOOSTING | phase.FLAG_FUSED and r.imp is None for r in late)
+    assert all(r.imp is None for r in kr["recs"])
+    fly(p, fl, t_us, seconds=25, start_s=321.0, received={2: kr})
+    assert sorted(w.node for w in warnings) == [1, 2] and set(d.flags.values()) == {phase.FLAG_BALLISTIC}
+    last = kr["recs"][-1]
+    assert last.flags == phase.FLAG_BALLISTIC | phase.FLAG_FUSED and last.imp is not None
+
+
 def test_partners_hear_of_a_threat_to_another_nation():
     # JP and KR share a picture; the missile lands in Honshu. In "partners" mode
     # (the relay's default) KR is warned too, and the WARNING names JP as the
@@ -131,12 +176,7 @@ def test_partners_hear_of_a_threat_to_another_nation():
     p, warnings, _c = make_pipeline({1: {2}, 2: {1}, 3: set()}, warn_partners=True)
     fl = Flight()
     t_us = 2_000_000_000
-    x = fl.ecef(300.0)
-    report(p, 1, JP_ORIGIN, x, t_us, 1)
-    report(p, 2, KR_ORIGIN, x, t_us, 2)
-    now = t_us * 1000
-    p.round(now)
-    p.apply_impacts(p.impact_job(now)(), now)
+    now = fly(p, fl, t_us)
     assert sorted(w.node for w in warnings) == [1, 2]
     decoded = [messages.decode(wire.WARNING, w.payload) for w in warnings]
     assert all(m["nation"] == 1 and m["status"] == STATUS_ACTIVE for m in decoded)

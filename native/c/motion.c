@@ -56,6 +56,26 @@ static void deriv(const tl_motion *m, const double s[6], double ds[6])
     ds[5] = gz;
 }
 
+int32_t tl_motion_jacobi(const tl_motion *m, int32_t n, const double *x, double *out)
+{
+    tl_motion tmp;
+    const tl_motion *mm = cfg(m, &tmp);
+    if (n < 0 || (n > 0 && (x == NULL || out == NULL)) || !cfg_ok(mm))
+        return -1;
+    for (int32_t i = 0; i < n; i++) {
+        const double *s = x + 6 * (size_t)i;
+        double r2 = s[0] * s[0] + s[1] * s[1] + s[2] * s[2], r = sqrt(r2);
+        /* U = -MU/r, plus MU J2 RE^2 (3 z^2/r^2 - 1) / (2 r^3): the
+         * potential whose gradient deriv() uses (g = -grad U). */
+        double u = -MU_ / r;
+        if (mm->j2)
+            u += MU_ * TL_WGS84_J2 * RE_ * RE_ * (3.0 * s[2] * s[2] / r2 - 1.0) / (2.0 * r2 * r);
+        double v2 = s[3] * s[3] + s[4] * s[4] + s[5] * s[5];
+        out[i] = 0.5 * v2 + u - 0.5 * W_ * W_ * (s[0] * s[0] + s[1] * s[1]);
+    }
+    return 0;
+}
+
 void tl_motion_accel(const tl_motion *m, const double x[6], double a[3])
 {
     tl_motion tmp;

@@ -36,6 +36,15 @@ void tl_motion_accel(const tl_motion *m, const double x[6], double a[3]);
  * Returns a TL_TRK_* code; on error x and P are untouched. */
 int tl_motion_predict1(const tl_motion *m, double x[6], double P[36], double dt, double Phi[36]);
 
+/* Jacobi integral of n states x[n,6] into out[n], J/kg: the energy per unit
+ * mass in the Earth-fixed frame, 0.5 |v|^2 + U(r) - 0.5 W^2 (x^2 + y^2),
+ * with U the point-mass (+J2) gravity potential of this model. It is
+ * constant along the model's ballistic flight and rises at a.v under a
+ * thrust acceleration a, so its rate tells boost from coast (edge/phase.py,
+ * docs/FUSION.md). A non-finite state gives NaN. Returns 0, or -1 for
+ * invalid arguments. */
+int32_t tl_motion_jacobi(const tl_motion *m, int32_t n, const double *x, double *out);
+
 /* Batched: predict every track i from t_from[i] to the common time t_to, in
  * place. x is [n,6], P is [n,36] or NULL (state only), status is [n].
  * t_to < t_from[i] is TL_TRK_ETIME for that track. Returns the number of
