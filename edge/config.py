@@ -577,7 +577,8 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
 
     return Config(source=source, relay=relay, nodes=tuple(nodes), links=links, release=ReleasePolicy(allow),
                   deadreckoning=deadreckoning, fusion=fusion, scheduler=scheduler, recorder=recorder,
-                  zenoh=_zenoh(v, data, nations), asterix=_asterix(v, data, [n.name for n in nodes]))
+                  zenoh=_zenoh(v, data, nations, relay.allow_test_keys),
+                  asterix=_asterix(v, data, [n.name for n in nodes]))
 
 
 # ------------------------------------------------- publishing and export ----
@@ -588,7 +589,7 @@ _ZENOH_MODES = ("peer", "client")
 OPS_KEY = "ops"     # the zenoh key file entry that seals health and stats
 
 
-def _zenoh(v: _V, data: Mapping[str, Any], nations: Sequence[str]) -> ZenohConfig:
+def _zenoh(v: _V, data: Mapping[str, Any], nations: Sequence[str], allow_test_keys: bool = False) -> ZenohConfig:
     z = v.table(data, "zenoh", "zenoh", _ZENOH_KEYS)
     enabled = v.bool_(z, "zenoh", "enabled", False)
     relay = v.str_(z, "zenoh", "relay", "relay")
@@ -614,11 +615,25 @@ def _zenoh(v: _V, data: Mapping[str, Any], nations: Sequence[str]) -> ZenohConfi
             raise v.fail("zenoh.enabled", f"needs the {pkg} package: pip install \".[zenoh]\"") from None
     if cfg.key_file is None:
         raise v.fail("zenoh.key_file", "missing (a trilink-keys/1 file with one key per nation, and ops)")
+    # The same rules as the relay's own key file (edge/keyfile.py): private,
+    # distinct, and no test key outside tests.
     from trilink_board import keys as _keys
+    from trilink_edge import keyfile as _keyfile
     try:
-        names = {e.name for e in _keys.load(cfg.key_file).entries}
+        with open(cfg.key_file, "rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            text = fh.read()
+    except OSError as e:
+        raise v.fail("zenoh.key_file", f"{cfg.key_file}: {e.strerror or e}") from None
+    if mode & 0o077:
+        raise v.fail("zenoh.key_file", f"{cfg.key_file}: mode {mode & 0o777:04o}: readable by group or others "
+                                       f"(chmod 600 {cfg.key_file})")
+    try:
+        entries = _keys.loads(text).entries
     except _keys.KeyFileError as e:
         raise v.fail("zenoh.key_file", f"{cfg.key_file}: {e}") from None
+    _keyfile.check_keys({e.key_id: e.key for e in entries}, allow_test_keys, cfg.key_file)
+    names = {e.name for e in entries}
     need = list(nations) + ([OPS_KEY] if cfg.health_period_s > 0 or cfg.stats_period_s > 0 else [])
     for n in need:
         if n not in names:

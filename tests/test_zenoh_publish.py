@@ -56,8 +56,7 @@ def zenoh_section(tmp_path, port, relay="us", **extra):
 
 def with_zenoh(tmp_path, ports, zport, release):
     cfg = relay_config(tmp_path, ports, release=release)
-    doc = {"relay": {"node": 0, "state_file": str(tmp_path / "state.json"), "stats": "off"},
-           "zenoh": zenoh_section(tmp_path, zport)}
+    doc = {"zenoh": zenoh_section(tmp_path, zport)}
     # the integration config plus a [zenoh] section, validated the normal way
     import dataclasses
     z = edge_config.from_dict({**_as_dict(cfg, tmp_path, ports, release), "zenoh": doc["zenoh"]}, "test.toml",
@@ -69,7 +68,7 @@ def _as_dict(cfg, tmp_path, ports, release):
     from test_relay_integration import NATIONS
     from edge_boards import AU_ORIGIN
     return {
-        "relay": {"node": 0, "state_file": str(tmp_path / "state.json"), "stats": "off"},
+        "relay": {"node": 0, "state_file": str(tmp_path / "state.json"), "stats": "off", "allow_test_keys": True},
         "nodes": {
             "jp": {"id": 1, "key_id": 1, "nation_file": os.path.join(NATIONS, "jp.json")},
             "kr": {"id": 2, "key_id": 2, "nation_file": os.path.join(NATIONS, "kr.json")},
@@ -208,6 +207,15 @@ def test_config_needs_a_key_per_nation(tmp_path):
         edge_config.from_dict(doc, "test.toml", str(tmp_path))
     doc["zenoh"] = {"enabled": True, "relay": "us/kr", "key_file": str(keys)}
     with pytest.raises(edge_config.ConfigError, match=r"test.toml: zenoh.relay: "):
+        edge_config.from_dict(doc, "test.toml", str(tmp_path))
+    # the relay's key-file rules hold for the seal keys: private, and no test key outside tests
+    doc["zenoh"] = {"enabled": True, "key_file": str(write_seal_keys(tmp_path / "zk2.json"))}
+    doc["relay"] = dict(doc["relay"], allow_test_keys=False)
+    with pytest.raises(edge_config.ConfigError, match=r"zk2.json: key 100 is a test key"):
+        edge_config.from_dict(doc, "test.toml", str(tmp_path))
+    doc["relay"]["allow_test_keys"] = True
+    os.chmod(tmp_path / "zk2.json", 0o644)
+    with pytest.raises(edge_config.ConfigError, match=r"test.toml: zenoh.key_file: .*mode 0644: readable by group"):
         edge_config.from_dict(doc, "test.toml", str(tmp_path))
     # off (the default): the relay runs as before, no publisher
     doc["zenoh"] = {"enabled": False}
