@@ -68,3 +68,17 @@ def test_load_debris_at_ten_times(tmp_path):
 
 def test_adversary_on_a_udp_link(tmp_path):
     assert_passed([cases.adversary(tmp_path, WINDOW_S)])
+
+
+def test_relay_kill_then_replay(tmp_path):
+    r = cases.relay_kill_replay(tmp_path, WINDOW_S)
+    assert_passed([r])
+    assert r.counts["refused"] >= r.counts["replayed"] == 40
+
+
+def test_state_file_unwritable(tmp_path):
+    assert_passed([cases.state_unwritable(tmp_path, WINDOW_S)])
+
+
+def test_capture_disk_full(tmp_path):
+    assert_passed([cases.capture_disk_full(tmp_path, WINDOW_S)])
