@@ -63,7 +63,10 @@ def run(long: bool, tmp: Path, only: Optional[List[str]] = None) -> List[CaseRes
                              ("udp-loss30", cases.noise_udp, ("loss=30%", w))]),
         "faults": lambda: side_by_side(tmp, [("unplug", cases.unplug, (w,)), ("kill", cases.kill_board, (w,)),
                                              ("restart", cases.relay_restart, (w,)),
-                                             ("clock", cases.clock_step, (w, 30.0 if long else 5.0))]),
+                                             ("clock", cases.clock_step, (w, 30.0 if long else 5.0))])
+        + side_by_side(tmp, [("kill-replay", cases.relay_kill_replay, (w,)),
+                             ("state-unwritable", cases.state_unwritable, (w,)),
+                             ("capture-full", cases.capture_disk_full, (w,))]),
         "load": lambda: side_by_side(tmp, [("load", cases.load, (600.0 if long else 20.0,))]),
         "adversary": lambda: side_by_side(tmp, [("adversary", cases.adversary, (w, 3 if long else 1))]),
         "fuzz": lambda: cases.fuzz(tmp, 10_000_000 if long else 1_000_000),
