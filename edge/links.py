@@ -206,11 +206,11 @@ class Link:
         """Most bytes a frame of ``frame_len`` bytes costs on this link (for budgets)."""
         return frame_len
 
-    def learn_peer(self, peer: Any, node: Optional[int] = None) -> None:
-        """Tell the link that a frame the relay accepted came from ``peer``
-        (sent by board ``node``). A UDP link without a configured peer sends
-        each board's frames to that board's latest such address; other links
-        ignore it."""
+    def learn_peer(self, peer: Any, node: Optional[int] = None, accepted: bool = True) -> None:
+        """Tell the link that a frame of board ``node`` came from ``peer``
+        (``accepted``: the relay took it; else it was authentic but refused).
+        A UDP link without a configured peer sends each board's frames to
+        that board's latest accepted address; other links ignore it."""
 
     def counters(self) -> Dict[str, Any]:
         """``stats`` as a dict plus ``rx_queue_depth`` (received frames not yet

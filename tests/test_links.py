@@ -326,3 +326,11 @@ boards = ["au"]
     bogus = edge_config.LinkConfig(name="x", kind="can", boards=(), budget=100)
     with pytest.raises(ValueError, match="unknown kind 'can'"):
         make_link(bogus)
+
+
+def test_every_link_kind_takes_the_relays_learn_peer_call() -> None:
+    # The relay calls learn_peer(addr, node, accepted=...) on every link it has.
+    for cls, args in ((SerialLink, ("s", "/dev/null")), (UdpLink, ("u", ("127.0.0.1", 0)))):
+        link = cls(*args)
+        link.learn_peer(("127.0.0.1", 9), 1, accepted=False)
+        link.learn_peer(("127.0.0.1", 9), 1)
