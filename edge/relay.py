@@ -105,6 +105,7 @@ class Relay:
         self.recorder = recorder
         self.sessions = Sessions(cfg.relay.node, [NodeInfo(n.node, n.name, n.key_id, n.link) for n in cfg.nodes],
                                  keys, cfg.relay.state_file, emit=self._emit_control, on_link=self._on_link)
+        self.sessions.transport_errors = self._transport_errors
         for n in cfg.nodes:                       # datagram links reorder: a window (PROTOCOL 3.2)
             if cfg.links[n.link].kind == "udp":
                 self.sessions.set_window(n.node, REPLAY_WINDOW)
@@ -189,6 +190,11 @@ class Relay:
     def _push_control(self, node: int, mtype: int, payload: bytes) -> None:
         self._emit_control(node, mtype, payload, 0)
 
+    def _transport_errors(self, name: str) -> int:
+        link = self.links.get(name)
+        st = getattr(link, "stats", None)
+        return (st.crc_error + st.malformed + st.oversize) if st is not None else 0
+
     def _on_link(self, node: int, up: bool) -> None:
         log.info("node %d link %s", node, "up" if up else "down")
 
@@ -229,6 +235,7 @@ class Relay:
         if link is not None and hasattr(link, "learn_peer"):
             link.learn_peer(rec.peer, f.src)     # only an accepted frame, and per board
         mt = f.mtype
+        bad = self.pipeline.stats.decode_errors
         if mt == binding.MSG_TRACK_REPORT:
             if self.pipeline.ingest(f.src, f, t_ns) and not self._round_pending and self._loop is not None:
                 self._round_pending = True
@@ -237,6 +244,8 @@ class Relay:
             self.pipeline.keyframe_request(f.src, f.payload)
         elif mt == binding.MSG_WARNING_ACK:
             self.pipeline.warning_ack(f.src, f.payload)
+        if self.pipeline.stats.decode_errors != bad:    # PROTOCOL 3.3 case 14: the node's malformed
+            self.sessions._count(f.src, "malformed")
         elif mt == binding.MSG_DELIVERY:
             self._on_delivery(f.src, f.payload, t_ns)
         elif mt == binding.MSG_STATS:

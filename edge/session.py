@@ -308,6 +308,8 @@ class Sessions:
         self.state = RelayState.load(state_path)
         self.seen: Dict[int, int] = dict(self.state.seen)
         self.emit: Emit = emit or (lambda *a: None)
+        # The link's own rejections (crc_error, malformed, oversize: cases 1-7), set by the relay.
+        self.transport_errors: Callable[[str], int] = lambda link: 0
         self.on_link = on_link or (lambda node, up: None)
         self.heartbeat_ns = heartbeat_ns
         self.down_ns = down_ns
@@ -423,11 +425,20 @@ class Sessions:
             msg["nonce"] = nonce
         return _msgs.encode(binding.MSG_HELLO, msg)
 
+    def rx_errors(self, node: int) -> int:
+        """HEARTBEAT ``rx_errors`` for ``node`` (PROTOCOL 4.2): the node's own
+        rejections plus those of its link (cases 1-10 name no sender), not
+        ``not_for_me``."""
+        s = self.sessions[node]
+        link = s.info.link
+        le = self.link_errors.get(link, {})
+        return s.rx_errors + le.get("auth_fail", 0) + le.get("wrong_link", 0) + self.transport_errors(link)
+
     def heartbeat_payload(self, node: int) -> bytes:
         s = self.sessions[node]
         return _msgs.encode(binding.MSG_HEARTBEAT, {
             "time_us": relay_now_us(), "tx_frames": s.tx_frames & 0xFFFFFFFF,
-            "rx_frames": s.rx_frames & 0xFFFFFFFF, "rx_errors": s.rx_errors & 0xFFFFFFFF})
+            "rx_frames": s.rx_frames & 0xFFFFFFFF, "rx_errors": self.rx_errors(node) & 0xFFFFFFFF})
 
     def _heartbeat_builder(self, node: int) -> Callable[[], bytes]:
         # The payload is built when the frame is written (time_us and counters are current then).
@@ -462,7 +473,8 @@ class Sessions:
         s = self.sessions.get(node) if node is not None else None
         if s is not None:
             s.errors[reason] = s.errors.get(reason, 0) + 1
-            s.rx_errors += 1
+            if reason != "not_for_me":      # PROTOCOL 3.3: not an error
+                s.rx_errors += 1
 
     def reject(self, link: str, reason: str) -> None:
         """Count a rejection that proves nothing about the sender (a damaged

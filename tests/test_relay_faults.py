@@ -289,3 +289,28 @@ def test_refused_frames_cannot_rotate_accepted_history_away(tmp_path):
     refused = capture_files(str(cap) + ".refused")
     assert refused and sum(os.path.getsize(p) for p in refused) <= 2 * (64 << 10) + 2048
     assert sum(1 for p in refused for _ in iter_capture(p)) >= 50
+
+
+def test_bad_payloads_of_authentic_frames_are_the_nodes_malformed(tmp_path):
+    relay_port, board_port = _port(), _port()
+    cfg = _config(tmp_path, relay_port, board_port)
+    board = Board(board_port, relay_port)
+
+    async def main():
+        relay = Relay(cfg, keys=TEST_KEYS)
+        task = asyncio.ensure_future(relay.run())
+        await asyncio.sleep(0.1)
+        board.send(board.sb.hello())
+        await _run_for(board, 1.2)
+        board.send(board.sb._pack(wire.WARNING_ACK, b"\x01\x02\x03"))          # 3 bytes, want 4
+        board.send(board.sb._pack(wire.TRACK_REPORT, b"\x01\x00\x01\x01\x00\x00"))   # codec version 1
+        board.send(board.sb._pack(wire.KEYFRAME_REQ, b"\x02\x00"))             # count overruns
+        await _run_for(board, 0.4)
+        st = relay.stats()
+        await asyncio.wait_for(relay.stop(), 1.0)
+        await asyncio.wait_for(task, 1.0)
+        return st
+
+    st = asyncio.run(main())
+    board.close()
+    assert st["nodes"]["jp"]["malformed"] == 3

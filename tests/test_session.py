@@ -232,3 +232,16 @@ def test_datagram_window_takes_a_reordered_frame_once_and_no_duplicate(tmp_path)
     assert s.accept("jp", f[6], t) is not None           # 63 behind the mark: within the window
     assert s.accept("jp", f[5], t) is None               # 64 behind: outside it
     assert s.counters()["jp"]["replay"] == 3
+
+
+def test_heartbeat_rx_errors_holds_the_links_rejections_but_not_not_for_me(tmp_path):
+    b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN)
+    s, sent = verified(tmp_path, b)
+    t = relay_now_ns()
+    s.accept("jp", binding.pack_frame(bytes(32), 1, 1, 0, wire.HEARTBEAT, 0, 1 << 40, bytes(20)), t)  # bad tag
+    s.accept("jp", wire.pack(TEST_KEYS[1], 1, 1, 9, wire.HEARTBEAT, 0, (1 << 28) + 500,
+                             messages.encode(wire.HEARTBEAT, {"time_us": 0, "tx_frames": 0, "rx_frames": 0,
+                                                              "rx_errors": 0})), t)               # for node 9
+    s.transport_errors = lambda link: 3                                                            # e.g. CRC errors
+    assert s.counters()["jp"]["not_for_me"] == 1
+    assert messages.decode(wire.HEARTBEAT, s.heartbeat_payload(1))["rx_errors"] == 1 + 3
