@@ -262,7 +262,9 @@ def make_publisher(cfg: Any) -> Optional[Publisher]:
         want = set(nations.values()) | ({"ops"} & set(keys))
         sinks.append(zenoh_pub.ZenohSink(z.relay, {k: v for k, v in keys.items() if k in want}, nations,
                                          zenoh_pub.zenoh_config(z.mode, z.listen, z.connect,
-                                                                z.multicast_scouting)))
+                                                                z.multicast_scouting),
+                                         [{"nation": n.nation, "name": t.name, "polygon": [list(p) for p in t.polygon]}
+                                          for n in cfg.nodes for t in n.territory]))
     if a.enabled:
         from trilink_edge import asterix
         node = cfg.node(a.node)

@@ -146,8 +146,11 @@ class ZenohSink:
     event loop."""
 
     def __init__(self, relay: str, keys: Mapping[str, bytes], nations: Mapping[int, str],
-                 zconf: Any) -> None:
+                 zconf: Any, territories: Sequence[Mapping[str, Any]] = ()) -> None:
         self.relay = relay
+        # every nation's territory polygons (public geography, the map's
+        # background), carried in snapshots
+        self.territories = [dict(t) for t in territories]
         self.nations = dict(nations)
         self._aead = {name: _aead(k) for name, k in keys.items()}
         self._zconf = zconf
@@ -189,10 +192,13 @@ class ZenohSink:
         """One PICTURE frame's decoded records (or a snapshot of the whole
         picture this destination holds) on picture/<nation>."""
         nation = self.nations[node]
+        doc: Dict[str, Any] = {"kind": "snapshot" if snapshot else "picture", "relay": self.relay, "node": node,
+                               "nation": nation, "origin": list(origin), "t_us": t_us,
+                               "pub_us": time.monotonic_ns() // 1000, "records": list(records)}
+        if snapshot:
+            doc["territories"] = self.territories
         self._put(picture_key(self.relay, nation), nation, KIND_SNAPSHOT if snapshot else KIND_PICTURE,
-                  self._json({"kind": "snapshot" if snapshot else "picture", "relay": self.relay, "node": node,
-                              "nation": nation, "origin": list(origin), "t_us": t_us,
-                              "pub_us": time.monotonic_ns() // 1000, "records": list(records)}))
+                  self._json(doc))
 
     def warning(self, node: int, t_us: int, doc: Mapping[str, Any]) -> None:
         nation = self.nations[node]

@@ -6,6 +6,7 @@ nothing else, however much else the Zenoh network carries::
 
     $ trilink watch --connect tcp/127.0.0.1:7447 --relay us --key-file zenoh-keys.d/kr.json
     $ trilink watch --connect tcp/127.0.0.1:7447 --relay us --key-file zenoh-keys.json --json --duration 10
+    $ trilink watch --connect tcp/127.0.0.1:7447 --relay us --key-file zenoh-keys.d/kr.json --http 127.0.0.1:8080
 
 Needs the ``zenoh`` extra (``pip install ".[zenoh]"``).
 """
@@ -19,6 +20,7 @@ import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = ["main", "_parse_args", "Watcher", "format_picture"]
+HISTORY_POINTS = 600       # ground-track points kept per track
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -38,6 +40,8 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--interval", type=float, default=1.0, help="seconds between printed pictures (default 1)")
     p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl-C)")
     p.add_argument("--json", action="store_true", help="print one JSON document per interval instead of a table")
+    p.add_argument("--http", metavar="HOST:PORT",
+                   help="also serve a live map of the picture on this address (e.g. 127.0.0.1:8080)")
     a = p.parse_args(list(argv))
     if a.interval <= 0:
         p.error("--interval must be positive")
@@ -71,6 +75,10 @@ class Watcher:
         self.unopened = 0          # publications our keys do not open (another nation's, or forged)
         self.replayed = 0
         self.records: List[Tuple[str, Dict[str, Any]]] = []   # every picture record opened, with its nation
+        self.territories: List[Dict[str, Any]] = []
+        # ground tracks: (nation, node, tid) -> recent [lat, lon] points
+        self.history: Dict[Tuple[str, int, int], List[List[float]]] = {}
+        self.updates = 0           # picture publications applied (a live page shows it moving)
         self._last_seq: Dict[Tuple[str, int], int] = {}
         self._session: Any = None
         self._sub: Any = None
@@ -121,12 +129,21 @@ class Watcher:
             if kind == zp.KIND_SNAPSHOT:
                 per_node[node] = {}
             pic = per_node.setdefault(node, {})
+            if kind == zp.KIND_SNAPSHOT and doc.get("territories"):
+                self.territories = doc["territories"]
+            self.updates += 1
             for r in doc["records"]:
                 self.records.append((name, r))
+                key = (name, node, int(r["tid"]))
                 if r.get("op") == "drop":
                     pic.pop(int(r["tid"]), None)
+                    self.history.pop(key, None)
                 else:
                     pic[int(r["tid"])] = r
+                    h = self.history.setdefault(key, [])
+                    if not h or h[-1] != [r["lat"], r["lon"]]:
+                        h.append([r["lat"], r["lon"]])
+                        del h[:-HISTORY_POINTS]
         elif kind == zp.KIND_WARNING:
             w = doc["warning"]
             self.warnings.setdefault(name, {})[int(w["warning_id"])] = w
@@ -143,7 +160,9 @@ class Watcher:
                     "pictures": {n: {str(node): list(p.values()) for node, p in per.items()}
                                  for n, per in self.pictures.items()},
                     "warnings": {n: list(w.values()) for n, w in self.warnings.items()},
-                    "health": self.health}
+                    "health": self.health, "updates": self.updates, "territories": self.territories,
+                    "history": [{"nation": k[0], "node": k[1], "tid": k[2], "points": v}
+                                for k, v in self.history.items()]}
 
 
 def format_picture(doc: Mapping[str, Any]) -> str:
@@ -185,6 +204,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     w = Watcher(args.relay, keys, zp.zenoh_config("peer", args.listen, args.connect, args.multicast_scouting),
                 args.nation or None)
     w.start()
+    server = None
+    if args.http:
+        from trilink.livemap import serve
+        host, _sep, port = args.http.rpartition(":")
+        try:
+            server = serve(w, host or "127.0.0.1", int(port))
+        except (OSError, ValueError) as e:
+            print(f"trilink watch: --http {args.http}: {e}", file=sys.stderr)
+            w.close()
+            return 2
+        print(f"live map: http://{server.server_address[0]}:{server.server_address[1]}/", flush=True)
     start = time.monotonic()
     try:
         while True:
@@ -196,6 +226,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if server is not None:
+            server.shutdown()
         w.close()
     return 0
 
