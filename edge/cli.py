@@ -95,7 +95,7 @@ def check_state(cfg: _config.Config) -> str:
         raise _config.ConfigError(f"{cfg.source}: relay.state_file: {e}") from None
     folder = os.path.dirname(os.path.abspath(path))
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise _config.ConfigError(f"{cfg.source}: relay.state_file: {folder}: folder not writable")
+        raise _config.ConfigError(f"{cfg.source}: relay.state_file: {folder}: folder missing or not writable")
     if not os.path.exists(path):
         return f"state: {path}: none yet (the relay creates it)"
     return f"state: {path}: relay epoch {st.epoch}, board epochs seen for {len(st.seen)} keys"

@@ -152,9 +152,10 @@ class Recorder:
         self._thread.start()
         # Frames the relay refused (bad tag, replays, ...) go to their own small capture, so
         # that whoever can send them cannot push accepted history out of the rotation.
+        # (made at the first refused frame: most relays never write it)
         self.refused: Optional["Recorder"] = None
-        if refused_bytes:
-            self.refused = Recorder(path + REFUSED_SUFFIX, max(4096, refused_bytes), 2, links, refused_bytes=0)
+        self._refused_bytes = refused_bytes
+        self._links = tuple(links)
 
     # -- loop side ------------------------------------------------------------
     def record(self, link: str, direction: str, frame: bytes, t_ns: int) -> None:
@@ -173,6 +174,15 @@ class Recorder:
     def record_refused(self, link: str, direction: str, frame: bytes, t_ns: int) -> None:
         """Queue a frame the relay refused: into ``path.refused`` (two files of
         at most ``refused_bytes``), never into the main capture."""
+        if self.refused is None and self._refused_bytes and not self._stop:
+            try:
+                self.refused = Recorder(self.path + REFUSED_SUFFIX, max(4096, self._refused_bytes), 2,
+                                        self._links, refused_bytes=0)
+            except OSError as e:
+                self._refused_bytes = 0
+                log.error("capture of refused frames not started: %s: %s", self.path + REFUSED_SUFFIX,
+                          e.strerror or e)
+                return
         if self.refused is not None:
             self.refused.record(link, direction, frame, t_ns)
 
@@ -193,11 +203,12 @@ class Recorder:
         records it did not write are counted ``dropped``)."""
         if self._stop:
             return
+        end = None if timeout is None else time.monotonic() + timeout
         self._stop = True
         self._wake.set()
-        if self.refused is not None:
+        if self.refused is not None:           # ours is flushing meanwhile: one deadline for both
             self.refused.close(timeout)
-        self._thread.join(timeout)
+        self._thread.join(None if end is None else max(0.0, end - time.monotonic()))
         if self._thread.is_alive():
             self._fail(f"{self.path}: writer still busy after {timeout} s at close")
             return   # the daemon thread owns the file until it returns

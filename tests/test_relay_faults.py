@@ -261,7 +261,7 @@ def test_refused_frames_cannot_rotate_accepted_history_away(tmp_path):
 
     async def main():
         relay = Relay(cfg, keys=TEST_KEYS)
-        relay.recorder.refused.rotate_bytes = 64 << 10     # a small refused capture: 2 x 64 KiB
+        relay.recorder._refused_bytes = 64 << 10           # a small refused capture: 2 x 64 KiB
         task = asyncio.ensure_future(relay.run())
         await asyncio.sleep(0.1)
         board.send(board.sb.hello())
