@@ -128,7 +128,9 @@ def datablock(records: Sequence[bytes]) -> bytes:
 
 def datablocks(records: Sequence[bytes], max_bytes: int = MAX_BLOCK) -> List[bytes]:
     """Records packed into datablocks of at most ``max_bytes`` each."""
-    out, cur, size = [], [], 3
+    out: List[bytes] = []
+    cur: List[bytes] = []
+    size = 3
     for r in records:
         if cur and size + len(r) > max_bytes:
             out.append(datablock(cur))
@@ -181,7 +183,7 @@ class AsterixSink:
         recs = [encode_record(r, self.sac, self.sic, utc_time_of_day(r["t_us"] / 1e6 + offset_s), self.service)
                 for r in view.tracks.values()]
         for block in datablocks(recs):
-            if self._sock is not None:
+            if self._sock is not None and self.udp is not None:
                 try:
                     self._sock.sendto(block, self.udp)
                 except OSError as e:   # nobody listening, a full buffer: the next tick sends anew

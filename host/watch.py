@@ -110,7 +110,7 @@ class Watcher:
         aead = self._aead.get(name) if name is not None else None
         opened = self.zp.open_envelope(b"", key_expr, data, aead=aead) if aead is not None else None
         with self.lock:
-            if opened is None:
+            if opened is None or name is None:
                 self.unopened += 1
                 return
             last = self._last_seq.get((key_expr, opened.run), 0)
