@@ -58,6 +58,7 @@ WARN_MOVE_M = 10_000.0         # an impact point moved this far is an updated wa
 WARN_MOVE_S = 10.0             # ... or an impact time moved this far
 WARN_BACKOFF_S = (0.25, 2.0)   # first retransmission after 0.25 s, doubling to 2 s
 WARN_KEEP_S = 60.0             # stop retransmitting this long after the predicted impact
+ORPHAN_GRACE_S = 10.0          # a warning whose track is gone stays up this long past its predicted impact
 MAX_NODES = 64                 # source node ids the picture keeps (0..63)
 MEMBER_SLOTS = np.arange(binding.PIC_MAX_MEMBERS)
 FEW_ROWS = 8                   # up to this many fused tracks a round walks every row
@@ -330,8 +331,10 @@ class WarningDesk:
     and again with RETRANSMIT after 0.25 s, 0.5 s, ... (at most 2 s apart)
     until the board acknowledges it, a newer warning about the same track
     supersedes it (status updated or obsolete), or its impact is
-    ``WARN_KEEP_S`` in the past. ``push(item)`` hands frames to the
-    scheduler of the destination's link."""
+    ``WARN_KEEP_S`` in the past. A warning whose track left the picture
+    (``orphan``) stands on its last prediction until that impact is
+    ``ORPHAN_GRACE_S`` past, then is made obsolete. ``push(item)`` hands
+    frames to the scheduler of the destination's link."""
 
     def __init__(self, push: Callable[[Item], None], stats: PictureStats,
                  retry_s: Tuple[float, float] = WARN_BACKOFF_S) -> None:
@@ -341,6 +344,14 @@ class WarningDesk:
         self.next_id = 1
         self.by_id: Dict[int, WarningState] = {}
         self.current: Dict[Tuple[int, int], WarningState] = {}   # (dest, fused id) -> latest
+        self.orphans: Dict[Tuple[int, int], None] = {}             # (dest, fused id) whose track is gone
+
+    def orphan(self, dest: int, fid: int) -> None:
+        """Fused track ``fid`` left ``dest``'s picture: its live warning
+        (if any) stays up until its predicted impact has passed."""
+        cur = self.current.get((dest, fid))
+        if cur is not None and cur.status != STATUS_OBSOLETE and not cur.superseded:
+            self.orphans[(dest, fid)] = None
 
     def issue(self, dest: int, fid: int, status: int, nation: int, t_s: float, lat: float, lon: float,
               a: float, b: float, orient: float, now_ns: int) -> WarningState:
@@ -395,8 +406,17 @@ class WarningDesk:
         return True
 
     def tick(self, now_ns: int) -> None:
-        """Retransmit what is due; forget finished warnings."""
+        """Retransmit what is due; cancel orphans past their impact; forget
+        finished warnings."""
         now_s = now_ns / 1e9
+        for key in list(self.orphans):
+            cur = self.current.get(key)
+            if cur is None or cur.status == STATUS_OBSOLETE or cur.superseded:
+                del self.orphans[key]
+            elif now_s > cur.impact_t_s + ORPHAN_GRACE_S:
+                del self.orphans[key]
+                self.issue(key[0], key[1], STATUS_OBSOLETE, cur.nation, cur.impact_t_s, cur.lat, cur.lon,
+                           0, 0, 0, now_ns)
         for wid in list(self.by_id):
             w = self.by_id[wid]
             done = w.acked or w.superseded or now_s > w.impact_t_s + WARN_KEEP_S
@@ -582,9 +602,11 @@ class Pipeline:
             d.snapshot = (t, out)
             k = self._offer(d, out, t_us, now_ns, before)
             if before is not None and len(before["fused_id"]) and self.desk.current:
-                # Tracks gone from its picture: their warnings are cancelled (reliably).
+                # Tracks gone from its picture (every radar lost a descending
+                # missile, say): the warning stands on its last prediction
+                # until that impact has passed, then it is cancelled (reliably).
                 for fid in set(before["fused_id"].tolist()).difference(out["fused_id"].tolist()):
-                    self._cancel(d.node, fid, now_ns)
+                    self.desk.orphan(d.node, fid)
             if k:
                 offered += k
                 self.offered_to.add(d.node)

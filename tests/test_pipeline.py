@@ -9,7 +9,7 @@ import numpy as np
 from edge_boards import JP_ORIGIN, KR_ORIGIN, AU_ORIGIN, TEST_KEYS, BoardStandIn, from_enu, to_enu
 from trilink_board import codec, messages, wire
 from trilink_edge import phase
-from trilink_edge.pipeline import Frame6, NodeGeo, Pipeline, STATUS_ACTIVE, STATUS_OBSOLETE
+from trilink_edge.pipeline import Frame6, NodeGeo, ORPHAN_GRACE_S, Pipeline, STATUS_ACTIVE, STATUS_OBSOLETE
 from trilink_edge.scheduler import LinkScheduler, WARNING, udp_size
 from trilink_native import binding
 from trilink_native.reference import motion as refm
@@ -138,11 +138,18 @@ def test_warning_to_threatened_nation_until_acked():
     p.warning_ack(1, messages.encode(wire.WARNING_ACK, {"warning_id": msg["warning_id"]}))
     p.desk.tick(now + 5_000_000_000)
     assert len(warnings) == 2 and p.stats.warnings_acked == 1
-    # the track is dropped: the warning is cancelled (obsolete), reliably
+    # every radar loses the track (it leaves the picture): the warning stands
+    # on its last prediction until the predicted impact has passed, then it
+    # is cancelled (obsolete), reliably
     for n in (1, 2):
         p.picture.drop(n, 5)
     p.dirty = True
     p.round(now + 6_000_000_000)
+    p.desk.tick(now + 6_000_000_000)
+    impact_ns = msg["impact_us"] * 1000
+    p.desk.tick(impact_ns)
+    assert len(warnings) == 2 and p.desk.outstanding() == 0      # acked, still up: nothing new sent
+    p.desk.tick(impact_ns + int((ORPHAN_GRACE_S + 1) * 1e9))
     assert messages.decode(wire.WARNING, warnings[-1].payload)["status"] == STATUS_OBSOLETE
 
 
@@ -181,11 +188,14 @@ def test_partners_hear_of_a_threat_to_another_nation():
     decoded = [messages.decode(wire.WARNING, w.payload) for w in warnings]
     assert all(m["nation"] == 1 and m["status"] == STATUS_ACTIVE for m in decoded)
     assert len({m["warning_id"] for m in decoded}) == 2             # acknowledged per destination
-    # cancelling names the same threatened nation
+    # the track is lost: the warnings stay up to the predicted impact; the
+    # cancellation then names the same threatened nation
     for n in (1, 2):
         p.picture.drop(n, 5)
     p.dirty = True
     p.round(now + 6_000_000_000)
+    assert len(warnings) == 2
+    p.desk.tick(decoded[0]["impact_us"] * 1000 + int((ORPHAN_GRACE_S + 1) * 1e9))
     last = {w.node: messages.decode(wire.WARNING, w.payload) for w in warnings}
     assert all(m["status"] == STATUS_OBSOLETE and m["nation"] == 1 for m in last.values())
 
@@ -217,3 +227,41 @@ def test_bad_payload_counted_not_raised():
     p.keyframe_request(1, b"\x05")                              # malformed KEYFRAME_REQ
     p.warning_ack(1, b"\x00")
     assert p.stats.decode_errors == 3
+
+
+def test_keyframe_request_resends_the_track_now_with_the_refused_reports():
+    """KR's board lost a PICTURE on the wire, so it cannot apply the next
+    delta and asks for a keyframe: the track goes out again as a KEY at
+    once (from the last round), naming the JP report of the refused delta,
+    instead of waiting for JP's next report."""
+    p, _w, _c = make_pipeline({1: {2}, 2: {1}})
+    fl = Flight()
+    t0 = 1_000_000_000
+    kr = p.destinations[2]
+    board = binding.CodecTable()          # what KR's board holds
+    sent = []
+    for k in range(3):
+        t_us = t0 + k * 500_000
+        report(p, 1, JP_ORIGIN, fl.ecef(100.0 + 0.5 * k), t_us, 100 + k)
+        report(p, 2, KR_ORIGIN, fl.ecef(100.0 + 0.5 * k), t_us, 200 + k)
+        p.round(t_us * 1000)
+        sent.append(kr.take(1000, t_us * 1000))
+    assert all(item is not None for item in sent)
+    _h, b = binding.codec_decode(sent[0].build(), board)       # the KEY arrives
+    assert b.status.tolist() == [binding.REC_OK]
+    # sent[1] is lost on the wire; sent[2], a delta on it, cannot be applied
+    _h, b = binding.codec_decode(sent[2].build(), board)
+    assert b.status.tolist() == [binding.REC_NO_BASE]
+    fid = int(b.tid[0])
+    assert not kr.pending
+    req = messages.encode(wire.KEYFRAME_REQ, {"track_ids": [fid]})
+    assert p.keyframe_request(2, req, now_ns=(t0 + 1_100_000) * 1000) == 1
+    item = kr.take(1000, (t0 + 1_100_000) * 1000)
+    assert item is not None
+    _h, b = binding.codec_decode(item.build(), board)
+    assert b.status.tolist() == [binding.REC_OK] and b.rtype.tolist() == [binding.REC_KEY]
+    assert [(int(b.src_node[0, j]), int(b.src_rid[0, j])) for j in range(b.n_src[0])] == [(1, 102)]
+    # a track already pending goes out as a keyframe anyway: nothing more is offered
+    report(p, 1, JP_ORIGIN, fl.ecef(101.5), t0 + 1_500_000, 103)
+    p.round((t0 + 1_500_000) * 1000)
+    assert fid in kr.pending and p.keyframe_request(2, req, now_ns=(t0 + 1_500_000) * 1000) == 0
