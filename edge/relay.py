@@ -52,6 +52,7 @@ from trilink_edge.session import REPLAY_WINDOW, NodeInfo, Sessions, relay_now_ns
 
 log = logging.getLogger("trilink_edge.relay")
 TICK_S = 0.1               # warnings retransmit >= 0.25 s apart and heartbeats go every 1 s
+STALL_NS = 2_000_000_000   # a ticker turn this late is logged (and counted: stalls)
 HOUSEKEEPING_NS = 1_000_000_000
 STOP_BUDGET_S = 0.3        # stop() gives cancelled tasks this long to finish
 LINK_CLOSE_S = 0.2         # all links are closed together within this
@@ -164,6 +165,7 @@ class Relay:
         # Guarded parts (ticker parts, shutdown steps): failures counted per part,
         # the part retried after a doubling backoff (PART_BACKOFF), logged once per outage.
         self.part_errors: Dict[str, int] = {}
+        self.stalls = 0
         self._part_retry: Dict[str, int] = {}      # part -> relay_now_ns() of its next try
         self._part_delay: Dict[str, float] = {}    # part -> current backoff (s); present while failing
         # [zenoh] / [asterix]: released frames published off the latency path (edge/publish.py)
@@ -241,7 +243,8 @@ class Relay:
                 self._round_pending = True
                 self._loop.call_soon(self._guarded, self._round)
         elif mt == binding.MSG_KEYFRAME_REQ:
-            self.pipeline.keyframe_request(f.src, f.payload)
+            if self.pipeline.keyframe_request(f.src, f.payload):
+                self._kick(self.node_link[f.src])   # the keyframes go out now, not with the next report
         elif mt == binding.MSG_WARNING_ACK:
             self.pipeline.warning_ack(f.src, f.payload)
         if self.pipeline.stats.decode_errors != bad:    # PROTOCOL 3.3 case 14: the node's malformed
@@ -405,8 +408,15 @@ class Relay:
             self._part("impact", self._maybe_impacts, now)
 
     async def _ticker(self) -> None:
+        last = relay_now_ns()
         while True:
-            self._tick(relay_now_ns())
+            now = relay_now_ns()
+            if now - last > STALL_NS:   # the whole process was stopped (SIGSTOP, a swap storm): say so
+                self.stalls += 1
+                log.warning("relay: stalled for %.1f s (no loop turn); links and timers resume now",
+                            (now - last) / 1e9)
+            last = now
+            self._tick(now)
             await asyncio.sleep(TICK_S)
 
     def _housekeeping(self) -> None:
@@ -573,7 +583,7 @@ class Relay:
         out: Dict[str, Any] = {"links": {}, "nodes": nodes,
                                "pipeline": dict(vars(self.pipeline.stats)),
                                "picture": self.pipeline.picture.stats(), "internal_errors": self.internal_errors,
-                               "part_errors": dict(self.part_errors),
+                               "part_errors": dict(self.part_errors), "stalls": self.stalls,
                                "deliveries": {"count": sum(self.delivery_count.values()),
                                               "recent": list(self.deliveries)[-16:]}}
         lat = sorted(self.latency_ns)

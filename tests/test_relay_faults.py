@@ -314,3 +314,23 @@ def test_bad_payloads_of_authentic_frames_are_the_nodes_malformed(tmp_path):
     st = asyncio.run(main())
     board.close()
     assert st["nodes"]["jp"]["malformed"] == 3
+
+
+def test_a_stall_is_logged(tmp_path, caplog):
+    relay_port, board_port = _port(), _port()
+    cfg = _config(tmp_path, relay_port, board_port)
+
+    async def main():
+        relay = Relay(cfg, keys=TEST_KEYS)
+        task = asyncio.ensure_future(relay.run())
+        await asyncio.sleep(0.3)
+        time.sleep(2.5)                     # the loop makes no turn, as under SIGSTOP
+        await asyncio.sleep(0.3)
+        await asyncio.wait_for(relay.stop(), 1.0)
+        await asyncio.wait_for(task, 1.0)
+        return relay
+
+    with caplog.at_level(logging.WARNING, logger="trilink_edge.relay"):
+        relay = asyncio.run(main())
+    assert relay.stats()["stalls"] >= 1
+    assert len([r for r in caplog.records if "stalled" in r.getMessage()]) == relay.stats()["stalls"]
