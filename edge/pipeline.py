@@ -47,7 +47,7 @@ import numpy as np
 from trilink_native import binding
 from trilink_edge import phase as _phase
 from trilink_edge.scheduler import TRACK, WARNING, Item
-from trilink_edge.session import relay_now_us
+from trilink_edge.session import relay_now_ns, relay_now_us
 from trilink_board import messages as _msgs
 
 INF = float("inf")
@@ -545,16 +545,48 @@ class Pipeline:
         self.dirty = True
         self._changed |= 1 << node if node < MAX_NODES else 0
 
-    def keyframe_request(self, node: int, payload: bytes) -> None:
-        """A board's KEYFRAME_REQ (u8 n, n x u32): resend those tracks as keyframes."""
+    def keyframe_request(self, node: int, payload: bytes, now_ns: Optional[int] = None) -> int:
+        """A board's KEYFRAME_REQ (u8 n, n x u32; none listed: every track):
+        resend those tracks as keyframes, offered now from the destination's
+        last round. Returns the updates offered (the caller pumps the link)."""
         try:
             tids = _msgs.decode(binding.MSG_KEYFRAME_REQ, payload)["track_ids"]
         except ValueError:
             self.stats.decode_errors += 1
-            return
+            return 0
         d = self.destinations.get(node)
-        if d is not None:
-            d.keyframe_request(tids)
+        if d is None:
+            return 0
+        d.keyframe_request(tids)
+        return self._reoffer(d, tids, relay_now_ns() if now_ns is None else now_ns)
+
+    def _reoffer(self, d: Destination, tids: Sequence[int], now_ns: int) -> int:
+        # A board asks after a delta it could not apply (the one before it was
+        # lost on the wire): that delta's reports reached it in nothing. Left
+        # to the next round, the keyframe would wait for the next report of
+        # the track (0.5-1 s, and that report's delta is the one refused);
+        # the last round's state of the track, with the reports it holds, is
+        # sent as the keyframe now instead.
+        if d.snapshot is None:
+            return 0
+        t, out = d.snapshot
+        want = set(tids) if tids else None
+        rows = [i for i, fid in enumerate(out["fused_id"].tolist())
+                if fid in d.sent and fid not in d.pending and (want is None or fid in want)]
+        if not rows:
+            return 0
+        xl, Pl = d.frame.from_ecef(out["x"][rows], out["P"][rows])
+        fids = out["fused_id"][rows].tolist()
+        nmem = out["nmem"][rows].tolist()
+        nodes = out["node"][rows].tolist()
+        for k, fid in enumerate(fids):
+            srcs = [(nd, rid) for nd, rid in d.sent[fid].items() if nd != d.node]
+            nations = 0
+            for nd in nodes[k][:nmem[k]]:
+                if nd < 32:
+                    nations |= 1 << nd
+            d.offer(fid, Pending(xl[k], Pl[k], int(round(t * 1e6)), srcs, nations, now_ns, now_ns))
+        return len(rows)
 
     def warning_ack(self, node: int, payload: bytes) -> None:
         try:

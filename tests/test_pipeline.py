@@ -228,3 +228,40 @@ def test_bad_payload_counted_not_raised():
     p.warning_ack(1, b"\x00")
     assert p.stats.decode_errors == 3
 
+
+def test_keyframe_request_resends_the_track_now_with_the_refused_reports():
+    """KR's board lost a PICTURE on the wire, so it cannot apply the next
+    delta and asks for a keyframe: the track goes out again as a KEY at
+    once (from the last round), naming the JP report of the refused delta,
+    instead of waiting for JP's next report."""
+    p, _w, _c = make_pipeline({1: {2}, 2: {1}})
+    fl = Flight()
+    t0 = 1_000_000_000
+    kr = p.destinations[2]
+    board = binding.CodecTable()          # what KR's board holds
+    sent = []
+    for k in range(3):
+        t_us = t0 + k * 500_000
+        report(p, 1, JP_ORIGIN, fl.ecef(100.0 + 0.5 * k), t_us, 100 + k)
+        report(p, 2, KR_ORIGIN, fl.ecef(100.0 + 0.5 * k), t_us, 200 + k)
+        p.round(t_us * 1000)
+        sent.append(kr.take(1000, t_us * 1000))
+    assert all(item is not None for item in sent)
+    _h, b = binding.codec_decode(sent[0].build(), board)       # the KEY arrives
+    assert b.status.tolist() == [binding.REC_OK]
+    # sent[1] is lost on the wire; sent[2], a delta on it, cannot be applied
+    _h, b = binding.codec_decode(sent[2].build(), board)
+    assert b.status.tolist() == [binding.REC_NO_BASE]
+    fid = int(b.tid[0])
+    assert not kr.pending
+    req = messages.encode(wire.KEYFRAME_REQ, {"track_ids": [fid]})
+    assert p.keyframe_request(2, req, now_ns=(t0 + 1_100_000) * 1000) == 1
+    item = kr.take(1000, (t0 + 1_100_000) * 1000)
+    assert item is not None
+    _h, b = binding.codec_decode(item.build(), board)
+    assert b.status.tolist() == [binding.REC_OK] and b.rtype.tolist() == [binding.REC_KEY]
+    assert [(int(b.src_node[0, j]), int(b.src_rid[0, j])) for j in range(b.n_src[0])] == [(1, 102)]
+    # a track already pending goes out as a keyframe anyway: nothing more is offered
+    report(p, 1, JP_ORIGIN, fl.ecef(101.5), t0 + 1_500_000, 103)
+    p.round((t0 + 1_500_000) * 1000)
+    assert fid in kr.pending and p.keyframe_request(2, req, now_ns=(t0 + 1_500_000) * 1000) == 0
