@@ -46,6 +46,7 @@ import numpy as np
 
 from trilink_native import binding
 from trilink_edge import phase as _phase
+from trilink_edge import threat as _threat
 from trilink_edge.scheduler import TRACK, WARNING, Item
 from trilink_edge.session import relay_now_ns, relay_now_us
 from trilink_board import messages as _msgs
@@ -800,11 +801,15 @@ class Pipeline:
                     self._cancel(node, fid, now_ns)
                     continue
                 d.impact[fid] = (tt[i], en[i][0], en[i][1], a[i], b[i], o[i])
-                owner = self.owners[ter[i]] if ter[i] >= 0 else -1
-                threatened = (owner >= 0 and (self.warn_partners or owner == node)
-                              and now_s < tt[i] < now_s + self.warn_horizon_s)
                 cur = self.desk.current.get((node, fid))
                 live = cur is not None and cur.status != STATUS_OBSOLETE
+                # The 95% ellipse against the territories (edge/threat.py);
+                # a live warning's nation is kept while the 99% one reaches it.
+                keep = [k for k, own in enumerate(self.owners) if live and cur is not None and own == cur.nation]
+                hit = _threat.territory(lat[i], lon[i], a[i], b[i], o[i], self.territories, ter[i], keep)
+                owner = self.owners[hit] if hit >= 0 else -1
+                threatened = (owner >= 0 and (self.warn_partners or owner == node)
+                              and now_s < tt[i] < now_s + self.warn_horizon_s)
                 if not threatened and not live:
                     continue
                 args = (tt[i], lat[i], lon[i], a[i], b[i], o[i], now_ns)
