@@ -204,6 +204,14 @@ class TestRelay:
             # An old frame again: the board's replay mark must stop it.
             self.ep.write(self.sent_raw[0])
             self.warning_sent = 2
+        if self.warning_sent == 2 and n >= 45:
+            # The relay cancels it: a new warning id, the same track, obsolete.
+            w = messages.encode(wire.WARNING, {
+                "warning_id": 78, "track_id": 500, "status": 2, "nation": 1, "impact_us": now_us() + 590000000,
+                "lat_e7": 405000000, "lon_e7": 1412000000, "semi_major_m": 0, "semi_minor_m": 0,
+                "orient_cdeg": 0})
+            self.send(wire.WARNING, w, wire.ACK_REQ | wire.URGENT)
+            self.warning_sent = 3
 
     def of_type(self, mtype: int) -> List[wire.Frame]:
         return [f for f in self.frames if f.mtype == mtype]
@@ -378,11 +386,14 @@ def test_board_session(tmp_path_factory: pytest.TempPathFactory, runtime: str, k
     assert d["rx_relay_us"] > 0 and d["rx_local_us"] > 0
     # WARNING twice (one retransmission): acknowledged per copy, shown once; the old frame is a replay.
     acks = [messages.decode(wire.WARNING_ACK, f.payload)["warning_id"] for f in r.of_type(wire.WARNING_ACK)]
-    assert acks == [77, 77]
+    assert acks == [77, 77, 78]
     shown = [ln for ln in run.stdout.splitlines() if ": WARNING 77 " in ln]
     assert len(shown) == 1, run.stdout
     assert "ACTIVE" in shown[0] and has(shown[0], "40.500N") and has(shown[0], "141.200E")
-    assert s["counts"]["warnings"] == 1 and s["counts"]["warning_copies"] == 2
+    # the cancel (its own id, the same track) clears the track's warning
+    assert any(": WARNING 78 " in ln and "OBSOLETE" in ln for ln in run.stdout.splitlines()), run.stdout
+    assert s["active_warnings"] == 0
+    assert s["counts"]["warnings"] == 2 and s["counts"]["warning_copies"] == 3
     assert s["counts"]["replay"] == 1
     stats = r.of_type(wire.STATS)
     assert stats and dict(messages.decode(wire.STATS, stats[-1].payload)["counters"])[9] <= 1

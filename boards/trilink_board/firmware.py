@@ -146,7 +146,7 @@ class Node:
         self.picture = {}           # tid -> codec.Rec: the fused picture as decoded
         self.seen = {}              # warning_id -> crc32 of its payload
         self.seen_order = []
-        self.active = {}            # warning ids not yet obsolete
+        self.active = {}            # track id -> id of its warning not yet obsolete
         self.led = _led()
         self.deframer = None if link.datagram else wire.Deframer()
         self.rxbuf = bytearray(wire.MAX_FRAME + 1 if link.datagram else _RXBUF)
@@ -508,10 +508,11 @@ class Node:
                 del self.seen[self.seen_order.pop(0)]
         self.seen[wid] = digest
         self.counts["warnings"] += 1
+        # Keyed by track: a cancel (status 2) is a warning of its own id.
         if status == 2:
-            self.active.pop(wid, None)
+            self.active.pop(m[1], None)
         else:
-            self.active[wid] = True
+            self.active[m[1]] = wid
         if self.led is not None:
             self.led.value(1 if self.active else 0)
         self.out(self.warning_line(m))
