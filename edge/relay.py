@@ -163,7 +163,7 @@ class Relay:
         self._done: Optional[asyncio.Event] = None
         self._running = False
         # Guarded parts (ticker parts, shutdown steps): failures counted per part,
-        # the part retried after a doubling backoff (PART_BACKOFF), logged once per outage.
+        # the part retried after a doubling backoff (BACKOFF_FIRST_S..BACKOFF_MAX_S), logged once per outage.
         self.part_errors: Dict[str, int] = {}
         self.stalls = 0
         self._part_retry: Dict[str, int] = {}      # part -> relay_now_ns() of its next try
