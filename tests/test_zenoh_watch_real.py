@@ -121,3 +121,12 @@ def test_ops_watcher_sees_health_and_relay_stops_cleanly(run):
     assert docs[-1]["health"]["publish"]["dropped"] == 0 and docs[-1]["health"]["publish"]["offered"] > 0
     assert run["relay_rc"] == 0 and run["stop_s"] < 1.5, run["relay_err"][-2000:]
     assert "Traceback" not in run["relay_err"]
+
+
+def test_text_table_lists_every_track(run):
+    from trilink.watch import format_picture
+    doc = next(d for d in reversed(run["docs"]["kr"]) if tracks(d, "kr"))
+    text = format_picture(doc)
+    listed = [line for line in text.splitlines() if line.strip().startswith("track ")]
+    assert len(listed) == len(tracks(doc, "kr"))
+    assert all(f" {r['tid']} " in " ".join(listed) + " " for r in tracks(doc, "kr"))
