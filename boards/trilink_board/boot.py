@@ -6,8 +6,8 @@
     >>> firmware.run_node(node)
 
 The simulation is made first, while the heap is still in one piece (its
-preallocations need contiguous blocks on a 192 KB heap), then the firmware
-is imported, the counter epoch bumped and the link opened. Returns the
+preallocations need contiguous blocks on a 192 KB heap), then the picture's
+rows (``codec.Table``), then the firmware is imported, the counter epoch bumped and the link opened. Returns the
 ``firmware.Node``, or 1 after a one-line error on stderr (state file or link).
 """
 import gc
@@ -35,6 +35,10 @@ def start(plan, out=print):
     sim = Simulation(plan["scenario"], nation, opts["seed"])
     plan["scenario"] = None
     gc.collect()
+    # The picture's preallocated rows next, before the firmware's code takes the larger holes.
+    from trilink_board.codec import Table
+    picture = Table()
+    gc.collect()
     from trilink_board.firmware import Node
     try:
         path, default = _state_path(opts, nation["name"])
@@ -56,6 +60,8 @@ def start(plan, out=print):
 
     spec = opts["link"]
     gc.collect()
-    return Node(nation, sim, plan["entry"], plan["relay"], link, ctr, start=opts["start"],
+    node = Node(nation, sim, plan["entry"], plan["relay"], link, ctr, start=opts["start"],
                 duration=opts["duration"], speed=opts["speed"], epoch_us=opts["epoch"], stats_s=opts["stats"],
                 out=say, reopen=(lambda: open_link(spec)) if not link.datagram else None)
+    node.picture = picture
+    return node

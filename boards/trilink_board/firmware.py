@@ -29,7 +29,8 @@ What it does, all from one loop that polls the link:
   so ids keep rising across reboots: PROTOCOL.md 5.5).
   Record times are the scan's instant on the relay timebase (frame flag
   RELAY_TIME) once synced, on the board clock before;
-* PICTURE: decoded against the picture held; every fused update decoded
+* PICTURE: decoded into the bounded picture (``codec.Table``, 12 tracks: what
+  goes first when full is in its docstring); every fused update decoded
   that carried source reports gives a DELIVERY frame (its track id, the
   (node, report_id) pairs, the local receive time and its relay
   mapping); deltas without a base are asked for with KEYFRAME_REQ;
@@ -70,7 +71,6 @@ _GC_US = const(1000000)          # collect and sample the heap this often
 _RETRY_US = const(1000000)       # reopen a failed tty this often
 _POLL_MAX_MS = const(50)
 _SEEN_WARNINGS = const(32)
-_MAX_PICTURE = const(128)
 _COV_SIG = const(2)              # covariance codes that moved this far travel in a delta
 _COV_COR = const(4)
 _RXBUF = const(256)              # serial reads; a UDP datagram needs MAX_FRAME
@@ -143,7 +143,9 @@ class Node:
         self.nations_bit = (1 << (self.node - 1)) if self.node <= 32 else 0
         self.prec = codec.Precision()
         self.up_held = {}           # tid -> codec.Rec: the copy the relay holds of our tracks
-        self.picture = {}           # tid -> codec.Rec: the fused picture as decoded
+        # The fused picture as decoded: preallocated rows, bounded (codec.Table's policy);
+        # boot.py makes it before this module is imported, else the first PICTURE does.
+        self.picture = None
         self.seen = {}              # warning_id -> crc32 of its payload
         self.seen_order = []
         self.active = {}            # track id -> id of its warning not yet obsolete
@@ -444,7 +446,8 @@ class Node:
             self.pending = {}
             self.next_sync = 0
             self.up_held = {}
-            self.picture = {}
+            if self.picture is not None:
+                self.picture.clear()
             if not nonce:
                 self._hello()
         self.relay_epoch = epoch
@@ -464,31 +467,35 @@ class Node:
                 del self.up_held[tid]
 
     def _on_picture(self, f, rx_local):
-        batch = codec.decode(f.payload, self.picture)
-        self.counts["pictures"] += 1
+        pic = self.picture
+        if pic is None:
+            pic = self.picture = codec.Table()   # 12 tracks, PICTUREs of up to 8 records
+        n = pic.decode(f.payload)
+        c = self.counts
+        c["pictures"] += 1
         rx_relay = self.sync.to_relay(rx_local) if self.sync.synced else 0
         missing = []  # type: list
-        for rtype, status, rec in batch.items:
+        for row in range(pic.size, pic.size + n):
+            status = pic.b[8 * row + 5]     # codec.Table's row layout
             if status == codec.NO_BASE:
-                self.counts["no_base"] += 1
-                if len(missing) < 255:
-                    missing.append(rec.tid)
-            elif status == codec.OK and rtype != codec.DROP:
-                self.counts["fused_updates"] += 1
-                if rec.sources:
-                    out = bytearray(struct.pack(_DELIVERY, rx_local, rx_relay, rec.tid, len(rec.sources)))
-                    for node, rid in rec.sources:
-                        out += struct.pack(_PAIR, node, rid)
+                c["no_base"] += 1
+                # Ask again only for a track the table keeps: a refused one would be refused
+                # again (displacing nothing), its keyframe wasted downlink.
+                if len(missing) < 255 and pic.wanted(row):
+                    missing.append(pic.w[3 * row])
+            elif status == codec.OK and pic.b[8 * row + 4] != codec.DROP:
+                c["fused_updates"] += 1
+                s = pic.src0[row]
+                k = pic.b[8 * row + 7]
+                if k:
+                    out = bytearray(struct.pack(_DELIVERY, rx_local, rx_relay, pic.w[3 * row], k))
+                    for j in range(s, s + k):
+                        out += struct.pack(_PAIR, pic.snode[j], pic.srid[j])
                     self.send(wire.DELIVERY, out)
-                    self.counts["deliveries"] += 1
+                    c["deliveries"] += 1
         if missing:
             self.send(wire.KEYFRAME_REQ, struct.pack("<B%dI" % len(missing), len(missing), *missing))
-            self.counts["keyframe_reqs_sent"] += 1
-        if len(self.picture) > _MAX_PICTURE:
-            # Keep the freshest tracks; the relay re-sends a dropped one as a keyframe on request.
-            old = sorted(self.picture, key=lambda tid: self.picture[tid].t_us)
-            for tid in old[:len(old) - _MAX_PICTURE]:
-                del self.picture[tid]
+            c["keyframe_reqs_sent"] += 1
 
     def _on_warning(self, f):
         _need(f.payload, 36)
@@ -647,6 +654,7 @@ class Node:
 
     def summary(self):
         """What the board prints at exit: counters, sync, lag and heap (bytes; 0 on CPython)."""
+        pic = self.picture
         return {"board": self.name, "node": self.node, "epoch": self.ctr.epoch, "counts": self.counts,
                 "sync": {"synced": self.sync.synced, "offset_us": self.sync.offset_us,
                          "base_local_us": self.sync.base_local,
@@ -654,7 +662,8 @@ class Node:
                 "max_lag_us": self.max_lag_us,
                 "scenario_t": self.sim.t if self.sim is not None else self.scenario_t,
                 "peak_live_heap": self.peak_live, "peak_alloc_heap": self.peak_alloc,
-                "picture_tracks": len(self.picture), "active_warnings": len(self.active),
+                "picture_tracks": len(pic.index) if pic else 0, "picture_refused": pic.refused if pic else 0,
+                "picture_evicted": pic.evicted if pic else 0, "active_warnings": len(self.active),
                 # serial receive errors (PROTOCOL.md 3.3 cases 1-7) are the deframer's own counts
                 "deframer": self.deframer.counts if self.deframer is not None else None}
 

@@ -23,14 +23,16 @@ from trilink_board import geo
 
 _TWO_PI = 6.283185307179586
 MAX_PLOTS = 96
+FA_PLOTS = 16     # room for false alarms above one plot per truth object (a Poisson count, mean << 1)
 _shared = []  # type: list  # one plot buffer for all radars: scans are consumed one at a time
 
 
-def plot_buffer():
-    """The shared, preallocated list of MAX_PLOTS Plot objects (made on first use)."""
-    if not _shared:
-        for _ in range(MAX_PLOTS):
-            _shared.append(Plot())
+def plot_buffer(n=MAX_PLOTS):
+    """The shared, preallocated list of at least ``n`` Plot objects (at most MAX_PLOTS), grown
+    in place when asked for more: a scenario of k objects needs k + FA_PLOTS (sim.py), and
+    each Plot is ~200 bytes of a 192 KB heap."""
+    while len(_shared) < min(n, MAX_PLOTS):
+        _shared.append(Plot())
     return _shared
 
 
@@ -48,9 +50,10 @@ class Plot:
 
 
 class Radar:
-    """``Radar(cfg, index, nation_frame, truth_frames, rng)``; cfg is a radar dict of config.load_nation."""
+    """``Radar(cfg, index, nation_frame, truth_frames, rng, n_plots=MAX_PLOTS)``; cfg is a radar dict
+    of config.load_nation; ``n_plots``: the most plots one scan may need (the shared buffer's size)."""
 
-    def __init__(self, cfg, index, nation_frame, truth_frames, rng):
+    def __init__(self, cfg, index, nation_frame, truth_frames, rng, n_plots=MAX_PLOTS):
         self.cfg = cfg
         self.index = index
         self.name = cfg["name"]
@@ -67,7 +70,7 @@ class Radar:
         self.sector_az = cfg["sector_az_rad"]
         self.sector_half = cfg["sector_half_rad"]
         # Shared by every radar (RP2040-sized heap): a scan's plots are valid until the next scan.
-        self.plots = plot_buffer()
+        self.plots = plot_buffer(n_plots)
         self.detections = 0
         self.overflow = 0
 
@@ -134,7 +137,7 @@ class Radar:
             ge = rng.gauss(0.0, se)
             if not hit:
                 continue
-            if n >= MAX_PLOTS:
+            if n >= len(self.plots):
                 self.overflow += 1
                 continue
             pl = self.plots[n]
@@ -152,7 +155,7 @@ class Radar:
             lim = math.exp(-lam)
             prod = rng.uniform()
             while prod > lim:
-                if n < MAX_PLOTS:
+                if n < len(self.plots):
                     self._false_alarm(self.plots[n], t)
                     n += 1
                 prod *= rng.uniform()

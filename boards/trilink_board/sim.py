@@ -15,7 +15,7 @@ import gc
 
 from trilink_board import geo
 from trilink_board.prng import Rng
-from trilink_board.radar import Radar
+from trilink_board.radar import FA_PLOTS, Radar
 from trilink_board.tracker import Tracker
 from trilink_board.truth import Truth
 
@@ -55,10 +55,13 @@ class Simulation:
         self.truth = Truth(scenario["launches"], scenario["breakups"], Rng(seed))
         node = nation["node"]
         self.radars = []
+        # One plot per truth object and a few false alarms is all a scan can make: the shared
+        # plot buffer is sized so (the debris scenario needs 77 plots, the default 18, not 96).
+        n_plots = len(self.truth.objects) + FA_PLOTS
         for i, rc in enumerate(nation["radars"]):
             # One stream per radar and nation: adding a radar does not change the others' noise.
             rs = (seed * 1000003 + node * 7919 + i * 104729) & 0xFFFFFFFF
-            self.radars.append(Radar(rc, i, self.frame, self.truth.frames, Rng(rs)))
+            self.radars.append(Radar(rc, i, self.frame, self.truth.frames, Rng(rs), n_plots))
         self.tracker = Tracker(nation["tracker"], self.frame, self.radars)
         self.clock = SimClock(nation["clock"]["offset_s"], nation["clock"]["drift_ppm"])
         self.duration = scenario["duration_s"]
