@@ -62,7 +62,11 @@ class Simulation:
             # One stream per radar and nation: adding a radar does not change the others' noise.
             rs = (seed * 1000003 + node * 7919 + i * 104729) & 0xFFFFFFFF
             self.radars.append(Radar(rc, i, self.frame, self.truth.frames, Rng(rs), n_plots))
-        self.tracker = Tracker(nation["tracker"], self.frame, self.radars)
+        # Track slots likewise: one per object and room for tentative tracks of false alarms
+        # (~550 bytes each; the nation's max_tracks stays the ceiling).
+        tp = dict(nation["tracker"])
+        tp["max_tracks"] = min(tp["max_tracks"], len(self.truth.objects) + FA_PLOTS)
+        self.tracker = Tracker(tp, self.frame, self.radars)
         self.clock = SimClock(nation["clock"]["offset_s"], nation["clock"]["drift_ppm"])
         self.duration = scenario["duration_s"]
         self.t = 0.0
