@@ -17,38 +17,7 @@ import os
 import statistics
 import sys
 
-from trilink_board import config, geo
-from trilink_board.sim import Simulation
-from trilink_board.truth import CLASSES
-from trilink_edge import phase as ph
-from trilink_native import binding
-
-
-def tracks(scenario: str, nation: str, flags: bool):
-    """{tid: (burnout_s, [(t, phase)])} for the confirmed tracks that follow a missile."""
-    sim = Simulation(config.load_scenario(scenario), config.load_nation(nation))
-    burn = {i + 1: ln["t"] + CLASSES[ln["cls"]][0] for i, ln in enumerate(sim.scenario["launches"])}
-    links = [geo.FrameLink(f, sim.frame) for f in sim.truth.frames]
-    det, last, out = ph.FlightPhase(), {}, {}
-    while sim.step():
-        for tr in sim.tracker.updated[:sim.n_updated]:
-            if tr.t - last.get(tr.tid, -9.0) < 1.0:
-                continue      # the relay judges phases once a second
-            last[tr.tid] = tr.t
-            near, best = None, 1e30
-            for ob in sim.truth.objects:
-                if ob.state == 1 and ob.oid in burn:
-                    p = links[ob.frame_index].apply(ob.p[0], ob.p[1], ob.p[2])
-                    d = sum((a - b) ** 2 for a, b in zip(p, tr.x[:3]))
-                    if d < best:
-                        near, best = ob.oid, d
-            if near is None:
-                continue
-            x = list(sim.frame.enu_to_ecef(tr.x[0], tr.x[1], tr.x[2])) + list(
-                sim.frame.vec_enu_to_ecef(tr.x[3], tr.x[4], tr.x[5]))
-            p = det.update(tr.tid, tr.t, float(binding.jacobi([x])[0]), bool(tr.man) and flags)
-            out.setdefault(tr.tid, (burn[near], []))[1].append((tr.t, p))
-    return out
+from trilink.phase_check import BALLISTIC, timelines
 
 
 def main(argv=None) -> int:
@@ -64,11 +33,11 @@ def main(argv=None) -> int:
     delays, wrong = [], 0
     for sc in names:
         for nat in a.nations.split(","):
-            for tid, (burnout, hist) in sorted(tracks(sc, nat, not a.relay_only).items()):
+            for tid, (burnout, hist) in sorted(timelines(sc, nat, board_bits=not a.relay_only).items()):
                 if len(hist) < 5:
                     continue
-                first = next((t for t, p in hist if p == ph.BALLISTIC), None)
-                early = sum(1 for t, p in hist if p == ph.BALLISTIC and t < burnout)
+                first = next((t for t, p in hist if p == BALLISTIC), None)
+                early = sum(1 for t, p in hist if p == BALLISTIC and t < burnout)
                 wrong += early
                 delay = None if first is None else first - max(burnout, hist[0][0])
                 if delay is not None and hist[0][0] <= burnout + 5.0:
