@@ -74,6 +74,7 @@ class Watcher:
         self.opened = 0
         self.unopened = 0          # publications our keys do not open (another nation's, or forged)
         self.replayed = 0
+        self.runs: Dict[int, float] = {}   # relay run id -> time.monotonic() of its first publication opened
         self.records: List[Tuple[str, Dict[str, Any]]] = []   # every picture record opened, with its nation
         self.territories: List[Dict[str, Any]] = []
         # ground tracks: (nation, node, tid) -> recent [lat, lon] points
@@ -118,6 +119,7 @@ class Watcher:
                 self.replayed += 1
                 return
             self._last_seq[(key_expr, opened.run)] = opened.seq
+            self.runs.setdefault(opened.run, time.monotonic())
             self.opened += 1
             self._apply(name, opened.kind, json.loads(opened.body))
 

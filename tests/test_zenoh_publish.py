@@ -240,3 +240,46 @@ def test_zenoh_config_without_the_package_is_one_line(tmp_path):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "relay.toml: zenoh.enabled: needs the eclipse-zenoh package" in lines[0]
+
+
+def test_watcher_resumes_after_a_relay_restart(tmp_path):
+    """The relay stops and a new one starts on the same config and port: the
+    watcher (connecting, as `trilink watch --connect` does) reconnects by
+    itself and opens the new run's publications, whose sequence numbers
+    start again at 1 (the replay rule is per run)."""
+    ports = free_ports(6)
+    zport = tcp_port()
+    cfg = with_zenoh(tmp_path, ports, zport, {"jp": ["kr"], "kr": ["jp"], "au": []})
+    boards = make_boards(ports)
+    w = watcher(zport, ["kr"])
+    w.start()
+    runs = []
+
+    async def one_relay():
+        links = {name: UdpTestLink(("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
+                 for i, name in enumerate(("jp", "kr", "au"))}
+        for lk in links.values():
+            await lk.open()
+        relay = Relay(cfg, links=links, keys=TEST_KEYS)
+        task = asyncio.ensure_future(relay.run())
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        run_id = relay.publisher.sinks[0].run
+        # report until the watcher opened this run's publications (bounded)
+        while run_id not in w.runs and time.monotonic() - started < 15.0:
+            await report(boards, Missile(), 0.5)
+        runs.append((run_id, started))
+        await relay.stop()
+        await asyncio.wait_for(task, 2.0)
+
+    try:
+        asyncio.run(one_relay())
+        asyncio.run(one_relay())
+    finally:
+        w.close()
+    (run1, _t1), (run2, t2) = runs
+    assert run1 != run2
+    assert run1 in w.runs and run2 in w.runs, (runs, w.runs)
+    # the new run reached the watcher well within the reconnect bound
+    assert w.runs[run2] - t2 < 15.0
+    assert w.replayed == 0
