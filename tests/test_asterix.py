@@ -57,6 +57,10 @@ def fields(r):
     acc = r.get_item("500").variation
     d["apc"] = (q(acc.get_item("APC"), "X", "m"), q(acc.get_item("APC"), "Y", "m"))
     d["atv"] = (q(acc.get_item("ATV"), "X", "m/s"), q(acc.get_item("ATV"), "Y", "m/s"))
+    st = r.get_item("080").variation
+    d["status"] = {n: st.get_item(n).as_uint() for n in ("MON", "MRH", "SRC", "CNF")}
+    mv = r.get_item("200").variation
+    d["movement"] = {n: mv.get_item(n).as_uint() for n in ("LONG", "VERT")}
     d["sp"] = tx.decode_sp(r.get_item("SP").variation.get_bytes())   # libasterix strips the length byte
     return d
 
@@ -93,6 +97,12 @@ def check_record(f, rec):
         assert f["roc_ftmin"] is not None and abs(f["roc_ftmin"] - roc) <= tx.ROC_LSB_FTMIN / 2 + 1e-6
     else:
         assert f["roc_ftmin"] is None
+    # I062/080: one nation = monosensor, tentative = CNF; I062/200 vertical mode from the climb rate
+    assert f["status"]["MON"] == (1 if len(rec["nations"]) <= 1 else 0)
+    assert f["status"]["CNF"] == (1 if rec["flags"] & 0x10 else 0)
+    assert (f["status"]["MRH"], f["status"]["SRC"]) == (1, 2)
+    assert f["movement"]["VERT"] == (1 if vu > 1.0 else 2 if vu < -1.0 else 0)
+    assert f["movement"]["LONG"] == (1 if rec["flags"] & 0x02 else 0)
     # SP: the true height and vertical speed in every phase of flight
     assert abs(f["sp"]["h_m"] - rec["h"]) <= 0.05 + 1e-6 and abs(f["sp"]["vu_mps"] - vu) <= 0.005 + 1e-6
     se, sn = rec["sigma_local"][:2]
