@@ -25,7 +25,9 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 DEFAULT_PLOT = "trilink-bench.png"
-DEFAULT_START_S = 80.0      # default scenario: both nations track the IRBM from t=88 s
+# The default scenario's IRBM burns out at t = 170 s: the window shows the relay
+# judging it ballistic and predicting its impact (open Pacific: no warning).
+DEFAULT_START_S = 170.0
 DEFAULT_DURATION_S = 40.0
 EXIT_BUDGET = 3
 P50_RATIO_MAX = 1.5         # acceptance (issue 7): p50 <= 1.5x floor, p99 <= 2.5x, relay share <= 10%
