@@ -29,7 +29,7 @@ sys.path.insert(0, str(BOARDS))
 from trilink_board import codec, codec_host, messages, wire  # noqa: E402
 
 PREC = codec.Precision()
-BOARD_ROWS = 12          # firmware._PICTURE_TRACKS
+BOARD_ROWS = 12          # codec.Table()'s default, the board's (boot.py)
 N_TRACKS = 40
 PER_FRAME = 8            # the relay's default records per PICTURE
 
