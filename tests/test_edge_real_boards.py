@@ -6,6 +6,7 @@ assertion is on frames decoded from the relay's own capture with the keys
 and the board's reference codec: what each board was actually sent."""
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 
 from edge_rig import board_argv, decode_tx, exe, relay_now_us, relay_toml, udp_port, write_keys
 from trilink_board import codec, wire
-from trilink_edge.recorder import capture_files, iter_capture
+from trilink_edge.recorder import REFUSED_SUFFIX, capture_files, iter_capture
 
 NODES = {"jp": 1, "kr": 2, "au": 3}
 START_S = 95.0      # scenario time of the window: the IRBM is seen by JP (from 88 s) and KR (37-317 s)
@@ -108,10 +109,16 @@ def test_capture_frame_count_in_tshark(run):
     tshark = shutil.which("tshark")
     if tshark is None:
         pytest.fail("tshark is required (.ci/run installs it)")
-    out = subprocess.run([tshark, "-r", run["path"], "-T", "fields", "-e", "frame.interface_name",
-                          "-e", "frame.p2p_dir"], capture_output=True, text=True, check=True).stdout.split("\n")
-    rows = [ln.split("\t") for ln in out if ln.strip()]
+    def rows_of(path):
+        out = subprocess.run([tshark, "-r", path, "-T", "fields", "-e", "frame.interface_name",
+                              "-e", "frame.p2p_dir"], capture_output=True, text=True, check=True).stdout.split("\n")
+        return [ln.split("\t") for ln in out if ln.strip()]
+    rows = rows_of(run["path"])
     assert len(rows) == len(run["recs"])
+    # Frames the relay refused (e.g. a board's frames before it answered the
+    # relay's challenge) are in their own capture beside it; the links count them in.
+    refused_path = run["path"] + REFUSED_SUFFIX
+    refused = [r for p in (capture_files(refused_path) if os.path.exists(refused_path) else []) for r in rows_of(p)]
     # The relay's own counters: its final log line at stop (links' frames in/out).
     import re
     line = [ln for ln in run["relay_err"].splitlines() if "links: " in ln][-1]
@@ -119,5 +126,6 @@ def test_capture_frame_count_in_tshark(run):
         m = re.search(rf"\b{link} (?:up|DOWN) in (\d+)/\d+B out (\d+)/", line)
         assert m, line
         frames_in, frames_out = int(m.group(1)), int(m.group(2))
-        assert sum(1 for name, d in rows if name == link and d == "1") == frames_in > 0
+        accepted = sum(1 for name, d in rows if name == link and d == "1")
+        assert accepted + sum(1 for name, _d in refused if name == link) == frames_in and accepted > 0
         assert sum(1 for name, d in rows if name == link and d == "0") == frames_out > 0
