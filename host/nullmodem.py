@@ -781,7 +781,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"trilink nullmodem: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C and SIGTERM stop it alike. SIGINT is set explicitly: a process
+    # started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and Python then raises no KeyboardInterrupt for it.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         us = BITS_PER_BYTE * 1e6 / args.baud
         print(f"trilink nullmodem: {args.baud} baud 8N1 ({us:.1f} us/byte), impair {pairs[names[0]].impair}")

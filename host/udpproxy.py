@@ -442,7 +442,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"trilink udpproxy: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C and SIGTERM stop it alike. SIGINT is set explicitly: a process
+    # started in the background by a non-interactive shell inherits SIGINT
+    # ignored, and Python then raises no KeyboardInterrupt for it.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     try:
         print(f"trilink udpproxy: impair {px.impair}")
         print(f"a: send to {px.host}:{px.a_port} (peer {a_peer or 'learned'})")

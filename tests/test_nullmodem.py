@@ -436,7 +436,7 @@ def test_cli_prints_paths_bridges_and_stops_on_ctrl_c(tmp_path) -> None:  # type
         a.close()
         b.close()
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)   # generous: a loaded 2-core machine (CI), not a latency check
+        out, err = proc.communicate(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
