@@ -620,14 +620,9 @@ def _zenoh(v: _V, data: Mapping[str, Any], nations: Sequence[str], allow_test_ke
     from trilink_board import keys as _keys
     from trilink_edge import keyfile as _keyfile
     try:
-        with open(cfg.key_file, "rb") as fh:
-            mode = os.fstat(fh.fileno()).st_mode
-            text = fh.read()
-    except OSError as e:
-        raise v.fail("zenoh.key_file", f"{cfg.key_file}: {e.strerror or e}") from None
-    if mode & 0o077:
-        raise v.fail("zenoh.key_file", f"{cfg.key_file}: mode {mode & 0o777:04o}: readable by group or others "
-                                       f"(chmod 600 {cfg.key_file})")
+        text = _keyfile.read_private(cfg.key_file)
+    except ConfigError as e:
+        raise v.fail("zenoh.key_file", str(e)) from None
     try:
         entries = _keys.loads(text).entries
     except _keys.KeyFileError as e:

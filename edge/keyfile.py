@@ -6,6 +6,9 @@ naming the file:
 * the file is not readable by group or others (mode 0600, as ``trilink
   keygen`` writes it): ``keys.json: mode 0644: readable by group or others
   (chmod 600 keys.json)``;
+* the file is not a symbolic link (whoever can change where it points
+  chooses the relay's keys): ``keys.json: a symbolic link (to /x/k.json):
+  name the key file itself``;
 * every configured node's key id is in it and bound to that node;
 * no two keys have the same bytes (PROTOCOL.md 2.1: whoever holds one
   board's key must not be able to speak for another);
@@ -23,7 +26,7 @@ from typing import Any, Dict, Mapping
 
 from trilink_edge.config import ConfigError
 
-__all__ = ["load", "check_keys", "is_test_key"]
+__all__ = ["load", "read_private", "check_keys", "is_test_key"]
 
 _TEST_MARK = b"TEST-ONLY"
 
@@ -47,6 +50,24 @@ def check_keys(keys: Mapping[int, bytes], allow_test: bool, where: str) -> None:
                               f"with trilink keygen, or set [relay] allow_test_keys = true in a test")
 
 
+def read_private(path: str) -> bytes:
+    """The bytes of the key file ``path``; ConfigError (one line naming it)
+    when it is a symbolic link or readable by group or others. Opened with
+    O_NOFOLLOW, so the file judged is the file read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as e:
+        if os.path.islink(path):      # ELOOP under O_NOFOLLOW
+            raise ConfigError(f"{path}: a symbolic link (to {os.readlink(path)}): name the key file itself "
+                              f"(mode 0600)") from None
+        raise ConfigError(f"{path}: {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as fh:
+        mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+        if mode & 0o077:
+            raise ConfigError(f"{path}: mode {mode:04o}: readable by group or others (chmod 600 {path})")
+        return fh.read()
+
+
 def load(cfg: Any) -> Dict[int, bytes]:
     """The keys of ``cfg.relay.key_file`` after every check above."""
     from trilink_board import keys as _keys
@@ -54,14 +75,9 @@ def load(cfg: Any) -> Dict[int, bytes]:
     if path is None:
         raise ConfigError(f"{cfg.source}: relay.key_file: missing")
     try:
-        with open(path, "rb") as fh:
-            mode = os.fstat(fh.fileno()).st_mode        # the file read, symlink or not
-            text = fh.read()
-    except OSError as e:
-        raise ConfigError(f"{cfg.source}: relay.key_file: {path}: {e.strerror or e}") from None
-    if stat.S_IMODE(mode) & 0o077:
-        raise ConfigError(f"{path}: mode {stat.S_IMODE(mode):04o}: readable by group or others "
-                          f"(chmod 600 {path})")
+        text = read_private(path)
+    except ConfigError as e:
+        raise ConfigError(f"{cfg.source}: relay.key_file: {e}") from None
     try:
         kf = _keys.loads(text)
     except ValueError as e:

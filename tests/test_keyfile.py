@@ -67,14 +67,16 @@ def test_group_or_world_readable_key_file_is_one_line_naming_file_and_mode(tmp_p
         assert len(lines) == 1 and "keys.json" in lines[0] and f"mode {mode:04o}" in lines[0]
 
 
-def test_symlink_is_judged_by_the_file_it_names(tmp_path):
+def test_symlinked_key_file_is_refused_in_one_line_naming_it(tmp_path):
     cfg = setup(tmp_path)
-    os.rename(tmp_path / "keys.json", tmp_path / "real.json")
+    os.rename(tmp_path / "keys.json", tmp_path / "real.json")     # the target itself is 0600
     os.symlink(tmp_path / "real.json", tmp_path / "keys.json")
-    assert check(cfg).returncode == 0
-    os.chmod(tmp_path / "real.json", 0o644)
     p = check(cfg)
-    assert p.returncode == 2 and "mode 0644" in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert "keys.json: a symbolic link" in lines[0] and "real.json" in lines[0]
+    with pytest.raises(edge_config.ConfigError, match="symbolic link"):
+        Relay(edge_config.load(cfg))
 
 
 def test_duplicate_key_bytes_are_refused(tmp_path):
