@@ -24,6 +24,15 @@ _BOOT = re.compile(r"^(\w+): boot node \d+ epoch \d+ mono_us (-?\d+) offset_us (
 _RX_ERRORS = ("crc_error", "malformed", "oversize")
 
 
+def _relay_cpu(out: Any, cap: Any) -> Dict[str, Any]:
+    """The relay's CPU from start-up done to stop and per frame received, and what its CPU cap did."""
+    frames = sum(lk.get("frames_in", 0) for lk in ((out.stats or {}).get("links") or {}).values())
+    cpu = out.relay_cpu_s
+    return {"cpu_s": None if cpu is None else round(cpu, 3), "frames_in": frames,
+            "per_frame_ms": round(cpu * 1e3 / frames, 3) if cpu is not None and frames else None,
+            "cap": out.cpu_cap}
+
+
 def analyse(out: Any) -> Tuple[Dict[str, Any], List[Any], Capture]:
     """The report document (without ``verdict``), the latency samples and the decoded capture."""
     from trilink_edge.recorder import capture_files
@@ -68,6 +77,7 @@ def analyse(out: Any) -> Tuple[Dict[str, Any], List[Any], Capture]:
                             "max_lag_us": (b.summary or {}).get("max_lag_us"),
                             "error": _board_error(b.lines)} for n, b in out.boards.items()}
     report["relay_returncode"] = out.relay_returncode
+    report["relay_cpu"] = _relay_cpu(out, cap)
     report["loss"] = {"paths": {p: report["paths"][p]["lost"] for p in paths},
                       "uplink_records": {n: _uplink_loss(out, cap, n, node) for n, node in nodes.items()}}
     report["rig_s"] = round(out.wall_s, 1)

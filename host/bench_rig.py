@@ -75,6 +75,7 @@ class RigPlan:
     keep_dir: Optional[str] = None  # keep the temporary folder here (debugging)
     keys_file: Optional[str] = None  # an existing key file (attached boards hold their keys) instead of new keys
     lead_s: Optional[float] = None  # spawn -> window start (boot and time sync); None: BOOT_LEAD_S (+1 s MicroPython)
+    relay_cpu: Optional[Tuple[float, float]] = None  # (percent of a core, period ms): the relay under a CPU cap
 
 
 @dataclasses.dataclass
@@ -112,6 +113,8 @@ class RigOutput:
     relay_returncode: Optional[int]
     relay_log: str
     wall_s: float
+    relay_cpu_s: Optional[float] = None     # the relay's CPU time (user + system) from up to stop
+    cpu_cap: Optional[Dict[str, float]] = None   # host/cpucap.py CpuCap.stats() when the relay was capped
 
 
 def free_port() -> int:
@@ -125,6 +128,15 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> Optional[float]:
+    """User + system CPU seconds of a live process (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def find_boards_dir(given: Optional[str] = None) -> Path:
@@ -242,6 +254,7 @@ class Rig:
         self.procs: List[subprocess.Popen] = []
         self.emulators: Dict[str, Any] = {}
         self._tmp: Optional[tempfile.TemporaryDirectory] = None
+        self._cap: Any = None
         self.dir = Path(".")
 
     def __enter__(self) -> "Rig":
@@ -265,6 +278,9 @@ class Rig:
                 except subprocess.TimeoutExpired:
                     pass
         self.procs = []
+        if self._cap is not None:
+            self._cap.close()
+            self._cap = None
         for em in self.emulators.values():
             try:
                 em.close()
@@ -394,13 +410,27 @@ class Rig:
         cfg = self._relay_config(nodes, relay_files, devices, udp_binds, stats_port)
         capture = str(self.dir / "relay.pcapng")
         relay_log = self.dir / "relay.log"
+        cap = None
+        if p.relay_cpu is not None:
+            from trilink.cpucap import CpuCap, CpuCapError
+            try:
+                cap = CpuCap(*p.relay_cpu)
+                cap.open()
+            except CpuCapError as e:
+                raise RigError(str(e)) from None
+            self._cap = cap
         t_spawn = time.monotonic_ns()
         relay = subprocess.Popen([sys.executable, "-c", "import sys; from trilink_edge.cli import main; "
                                   "sys.exit(main())", "--config", str(cfg)],
                                  stdout=relay_log.open("wb"), stderr=subprocess.STDOUT,
                                  start_new_session=True)
         self.procs.append(relay)
+        if cap is not None:
+            cap.add(relay.pid)
         self._wait_stats(stats_port, relay, relay_log)
+        # CPU and throttling are counted from here: the relay's start-up (imports, kernel load) is not the path.
+        cpu0 = _cpu_seconds(relay.pid)
+        cap0 = cap.stats() if cap is not None else {}
 
         main_py = (build_flash_tree(boards, self.dir / "flash") if runtime == "micropython"
                    else boards / "main.py")
@@ -448,6 +478,10 @@ class Rig:
             time.sleep(0.1)
         time.sleep(SETTLE_S)
         stats = _fetch(stats_port)
+        cpu1 = _cpu_seconds(relay.pid)
+        relay_cpu_s = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+        cap_stats = ({k: v - cap0.get(k, 0.0) if k in ("periods", "throttled_periods", "throttled_s") else v
+                      for k, v in cap.stats().items()} if cap is not None else None)
         relay.send_signal(signal.SIGTERM)
         try:
             relay.wait(5)
@@ -480,7 +514,8 @@ class Rig:
                          epoch_us=epoch_us, t_spawn_ns=t_spawn, t_end_ns=t_end_ns, stats=stats, boards=runs,
                          emulators=dict(self.emulators), relay_returncode=relay.returncode,
                          relay_log=relay_log.read_text(errors="replace"),
-                         wall_s=time.monotonic() - t_wall0)
+                         wall_s=time.monotonic() - t_wall0, relay_cpu_s=relay_cpu_s,
+                         cpu_cap=cap_stats)
 
     def _board_argv(self, runtime: str, main_py: Path, nation_file: str, scenario: str, link: str,
                     epoch_us: int) -> List[str]:

@@ -38,6 +38,16 @@ def format_report(r: Dict[str, Any]) -> str:
     rm = r["relay_ms"]
     out += ["", f"relay (report received -> picture written): p50 {_f(rm['p50'], '{:.2f}')} ms, "
                 f"p99 {_f(rm['p99'], '{:.2f}')} ms, share of e2e p50 {_f(rm['share_p50'], '{:.1%}' if rm['share_p50'] is not None else '{}')}"]
+    rc = r.get("relay_cpu") or {}
+    if rc.get("cpu_s") is not None:
+        line = (f"relay CPU: {rc['cpu_s']:.2f} s from start-up done to stop"
+                + (f" ({rc['per_frame_ms']:.2f} ms per frame received)" if rc.get("per_frame_ms") is not None else ""))
+        cap = rc.get("cap")
+        if cap:
+            line += (f"; capped at {cap['percent']:g}% of a core per {cap['period_ms']:g} ms: throttled in "
+                     f"{int(cap.get('throttled_periods', 0))} of {int(cap.get('periods', 0))} periods "
+                     f"({cap.get('throttled_s', 0.0):.2f} s)")
+        out.append(line)
     tw = r["time_to_first_warning_s"]
     fw = r.get("first_warnings") or {}
     ws = r.get("warnings", {})
