@@ -41,7 +41,10 @@ accepted. The state file keeps the relay's epoch and, per key, the highest
 board epoch ever accepted (``seen``, written before a frame of a higher
 epoch is accepted): a board whose answer comes from a lower epoch (it lost
 its stored epoch) is told ``min_epoch`` (section 4.1) and taken only from
-that epoch on.
+that epoch on. A relay that lost its state file starts at epoch 1 again,
+below the mark a board keeps of its counter: the board answers the
+challenge it refused with ``min_epoch`` above that mark, and the relay
+moves its own epoch there (written first) before its next frame.
 """
 from __future__ import annotations
 
@@ -305,6 +308,9 @@ class Sessions:
             if not os.path.exists(state_path):
                 log.warning("state file %s: none yet (first start, or deleted): starting at relay epoch 1; "
                             "every board is taken only after it answers this relay's challenge", state_path)
+        elif not offline:
+            log.warning("no state file configured: relay epoch 1 at every start; every board is taken only "
+                        "after it answers this relay's challenge")
         self.state = RelayState.load(state_path)
         self.seen: Dict[int, int] = dict(self.state.seen)
         self.emit: Emit = emit or (lambda *a: None)
@@ -381,16 +387,22 @@ class Sessions:
             return False
         old = self.seen.get(kid)
         self.seen[kid] = epoch
+        if self._try_save(t_ns, "frames of a new board epoch are dropped (state_error) until it can"):
+            return True
+        if old is None:
+            del self.seen[kid]
+        else:
+            self.seen[kid] = old
+        return False
+
+    def _try_save(self, t_ns: int, meanwhile: str) -> bool:
+        """``save()``; on OSError False, logged once per outage (with what
+        ``meanwhile`` happens) and not tried again before a doubling backoff."""
         try:
             self.save()
         except OSError as e:
-            if old is None:
-                del self.seen[kid]
-            else:
-                self.seen[kid] = old
             if not self._save_delay_ns:
-                log.error("state file %s: cannot write (%s): frames of a new board epoch are dropped "
-                          "(state_error) until it can", self.state_path, e.strerror or e)
+                log.error("state file %s: cannot write (%s): %s", self.state_path, e.strerror or e, meanwhile)
             self._save_delay_ns = min(max(2 * self._save_delay_ns, SAVE_BACKOFF_FIRST_NS), SAVE_BACKOFF_MAX_NS)
             self._save_retry_ns = t_ns + self._save_delay_ns
             return False
@@ -548,9 +560,10 @@ class Sessions:
             return None
         f = binding.parse_frame(raw)
         try:
-            nonce = _msgs.decode(binding.MSG_HELLO, bytes(f.payload)).get("nonce", 0)
+            msg = _msgs.decode(binding.MSG_HELLO, bytes(f.payload))
         except ValueError:
             return None
+        nonce = msg.get("nonce", 0)
         sent = s.challenges.get(nonce) if nonce else None
         if sent is None or not 0 <= t_ns - sent <= CHALLENGE_NS or f.dst != self.relay_node:
             return None
@@ -573,6 +586,10 @@ class Sessions:
         if not self._see_epoch(kid, epoch, t_ns):
             self._count(s.node, "state_error")
             return None
+        want = msg.get("min_epoch", 0)
+        if want > self.state.epoch and not self._catch_up(s, want, t_ns):
+            self._count(s.node, "state_error")
+            return None
         self.keyring.set_mark(kid, f.counter)
         if not s.verified:
             log.info("node %s: answered the challenge (counter epoch %d): accepted from now on",
@@ -580,6 +597,27 @@ class Sessions:
         s.verified = True
         s.challenges.clear()
         return f
+
+    def _catch_up(self, s: Session, want: int, t_ns: int) -> bool:
+        """The board's fresh answer says it accepted relay counters up to epoch
+        ``want - 1``: this relay lost its state file (PROTOCOL 2.2). Move the
+        relay's counter epoch to ``want``, written before any frame of it goes
+        out. False (the answer is dropped, the board challenged again) when
+        the state file cannot be written or the epochs are exhausted."""
+        if want > EPOCH_MAX:
+            log.error("node %s: asks relay epoch %d, past the last (%d): rekey the boards",
+                      s.info.name, want, EPOCH_MAX)
+            return False
+        if t_ns < self._save_retry_ns:
+            return False
+        old, old_index = self.state.epoch, self._index
+        self.state.epoch, self._index = want, 0
+        if not self._try_save(t_ns, f"the relay epoch stays {old} until it can (node {s.info.name} refuses it)"):
+            self.state.epoch, self._index = old, old_index
+            return False
+        log.warning("node %s: has taken relay counters up to epoch %d (this relay's state was lost): "
+                    "relay counter epoch %d -> %d", s.info.name, want - 1, old, want)
+        return True
 
     def _on_replay(self, s: Session, t_ns: int) -> None:
         # An authentic frame the relay refused: a capture played back, a board

@@ -91,8 +91,8 @@ def test_no_capture_is_accepted_after_any_restart(tmp_path, how):
     # Nothing is written at a stop: a clean stop and kill -9 leave the same file.
     if how == "deleted":
         os.unlink(tmp_path / "st.json")
-        # Its epoch lost, the relay counts from epoch 1 again: a board that kept its mark of the
-        # relay's counter refuses it until it reboots (PROTOCOL 2.2); this one rebooted.
+        # Its epoch lost, the relay counts from epoch 1 again (a board that kept its mark of the
+        # relay's counter makes it move on: the test below); this one rebooted.
         b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=6)
     sent = []
     s2 = make(tmp_path, emit=lambda *a: sent.append(a))
@@ -106,6 +106,49 @@ def test_no_capture_is_accepted_after_any_restart(tmp_path, how):
         assert s2.accept("jp", raw, relay_now_ns()) is None    # and after it
     assert s2.counters()["jp"]["unverified"] == 40 and s2.counters()["jp"]["replay"] == 40
     assert b.epoch == (6 if how == "deleted" else 5)         # the board never had to move
+
+
+def test_relay_that_lost_its_state_moves_past_the_boards_mark(tmp_path, caplog):
+    # A board that kept its mark of the relay's counter refuses a relay that lost its
+    # state file (epoch 1 again); it answers the refused challenge with min_epoch above
+    # that mark (PROTOCOL 2.2), and the relay moves its epoch there, written first.
+    b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=5)
+    s, sent = verified(tmp_path, b)
+    for _ in range(3):                                     # the board takes relay epoch 1 frames
+        b.receive(s.pack(1, wire.HEARTBEAT, bytes(20)))
+    capture = [b.heartbeat() for _ in range(10)]
+    for raw in capture:
+        s.accept("jp", raw, relay_now_ns())
+    os.unlink(tmp_path / "st.json")
+    sent = []
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="trilink_edge.session"):
+        s2 = make(tmp_path, emit=lambda *a: sent.append(a))
+        assert s2.epoch == 1
+        s2.start()
+        node, mtype, payload, flags = sent.pop(0)
+        challenge = s2.pack(node, mtype, payload, flags)
+        with pytest.raises(wire.WireError, match="replay"):
+            b.receive(challenge)                           # below the board's mark
+        nonce = messages.decode(wire.HELLO, payload)["nonce"]
+        want = (b.ring.marks[1] >> 28) + 1
+        answer = b._pack(wire.HELLO, messages.encode(wire.HELLO, {
+            "role": 0, "proto": 1, "max_payload": 1024, "epoch": b.epoch, "min_epoch": want, "name": "jp",
+            "nonce": nonce}))
+        assert s2.accept("jp", answer, relay_now_ns()) is not None
+    assert want == 2 and s2.epoch == 2
+    assert json.loads((tmp_path / "st.json").read_text())["epoch"] == 2   # written before its frames
+    node, mtype, payload, flags = sent.pop(0)
+    assert b.receive(s2.pack(node, mtype, payload, flags)).mtype == wire.HELLO   # taken again
+    assert len([r for r in caplog.records if "none yet" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if "relay counter epoch 1 -> 2" in r.getMessage()]) == 1
+    for raw in capture:
+        assert s2.accept("jp", raw, relay_now_ns()) is None   # old captures stay refused
+    # The answer replayed to a later relay moves nothing: its nonce is not asked there.
+    sent = []
+    s3 = make(tmp_path, emit=lambda *a: sent.append(a))
+    s3.start()
+    assert s3.epoch == 3 and s3.accept("jp", answer, relay_now_ns()) is None and s3.epoch == 3
 
 
 def test_state_file_errors_name_the_file(tmp_path):

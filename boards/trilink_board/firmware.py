@@ -40,7 +40,9 @@ What it does, all from one loop that polls the link:
   relay's retransmission; obsolete warnings turn the LED off;
 * HELLO from the relay: ``min_epoch`` above ours moves the counter epoch
   (the only state write a HELLO can cause); a challenge (a HELLO with a
-  nonce) is answered with our HELLO carrying that nonce; a new relay epoch
+  nonce) is answered with our HELLO carrying that nonce, one refused as a
+  replay (a relay that lost its state) with ``min_epoch`` above our mark
+  of the relay's counter, at most once a second; a new relay epoch
   (a restarted relay) resets the time sync, the copies the relay held
   (keyframes follow) and the picture.
 
@@ -168,6 +170,7 @@ class Node:
         self.peak_alloc = 0
         self.relay_epoch = None
         self.hello_answered = False
+        self.refused_hello_us = None    # when we last answered a challenge we refused
         self.relay_seen = False
         self.relay_time_stamps = None   # the timebase of the records the relay holds
         self.req_id = 0
@@ -220,10 +223,10 @@ class Node:
         self.counts["bytes_out"] += len(data)
         return len(data)
 
-    def _hello(self, nonce=0):
+    def _hello(self, nonce=0, min_epoch=0):
         # nonce: the relay challenge this HELLO answers (PROTOCOL.md 2.2), appended when set.
         name = self.name.encode()
-        p = struct.pack(_HELLO, 0, wire.VERSION, wire.MAX_PAYLOAD, self.ctr.epoch, 0, len(name)) + name
+        p = struct.pack(_HELLO, 0, wire.VERSION, wire.MAX_PAYLOAD, self.ctr.epoch, min_epoch, len(name)) + name
         self.send(wire.HELLO, p + struct.pack("<I", nonce) if nonce else p)
 
     def _heartbeat(self, now):
@@ -375,6 +378,8 @@ class Node:
             self.ring.verify(f)
         except wire.WireError as e:
             self.counts[e.reason] += 1
+            if e.reason == "replay" and f.mtype == wire.HELLO and f.dst == self.node:
+                self._refused_challenge(f, now)
             return
         if f.dst != self.node and f.dst != wire.BROADCAST:
             self.counts["not_for_me"] += 1
@@ -453,6 +458,18 @@ class Node:
         self.relay_epoch = epoch
         if nonce:
             self._hello(nonce)
+
+    def _refused_challenge(self, f, now):
+        # An authentic relay challenge below our mark of the relay's counter: a replay, or a relay
+        # that lost its state file (PROTOCOL.md 2.2). Answered, at most once a second and storing
+        # nothing, with min_epoch above that mark: only the relay that asked can take the answer.
+        p = f.payload
+        if len(p) < 17 or len(p) != 17 + p[12] or p[0] != 1:
+            return
+        if self.refused_hello_us is not None and now - self.refused_hello_us < _HEARTBEAT_US:
+            return
+        self.refused_hello_us = now
+        self._hello(struct.unpack_from("<I", p, len(p) - 4)[0], (self.ring.marks[f.key_id] >> 28) + 1)
 
     def _on_keyframe_req(self, f):
         p = f.payload
