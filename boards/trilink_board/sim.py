@@ -57,7 +57,7 @@ class Simulation:
         self.radars = []
         # One plot per truth object and a few false alarms is all a scan can make: the shared
         # plot buffer is sized so (the debris scenario needs 77 plots, the default 18, not 96).
-        n_plots = len(self.truth.objects) + FA_PLOTS
+        n_plots = self.truth.n + FA_PLOTS
         for i, rc in enumerate(nation["radars"]):
             # One stream per radar and nation: adding a radar does not change the others' noise.
             rs = (seed * 1000003 + node * 7919 + i * 104729) & 0xFFFFFFFF
@@ -65,7 +65,7 @@ class Simulation:
         # Track slots likewise: one per object and room for tentative tracks of false alarms
         # (~550 bytes each; the nation's max_tracks stays the ceiling).
         tp = dict(nation["tracker"])
-        tp["max_tracks"] = min(tp["max_tracks"], len(self.truth.objects) + FA_PLOTS)
+        tp["max_tracks"] = min(tp["max_tracks"], self.truth.n + FA_PLOTS)
         self.tracker = Tracker(tp, self.frame, self.radars)
         self.clock = SimClock(nation["clock"]["offset_s"], nation["clock"]["drift_ppm"])
         self.duration = scenario["duration_s"]

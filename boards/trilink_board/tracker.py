@@ -116,7 +116,7 @@ class Tracker:
         R = self._r
         near = self._near
         for i in range(count):
-            self._convert(radar, plots[i], i)
+            self._convert(radar, plots, i)
             self._used[i] = 0
             near[i] = 0
         p = self.p
@@ -193,12 +193,14 @@ class Tracker:
         tr.status = 0
         self.dropped += 1
 
-    def _convert(self, radar, pl, i):
-        ce = math.cos(pl.el)
-        se = math.sin(pl.el)
-        sa = math.sin(pl.az)
-        ca = math.cos(pl.az)
-        r = pl.r
+    def _convert(self, radar, plots, i):
+        el = plots.el[i]
+        az = plots.az[i]
+        ce = math.cos(el)
+        se = math.sin(el)
+        sa = math.sin(az)
+        ca = math.cos(az)
+        r = plots.r[i]
         x, y, zz = radar.to_nation.apply(r * ce * sa, r * ce * ca, r * se)
         j3 = 3 * i
         self._z[j3] = x

@@ -23,7 +23,7 @@ figures; tests/test_truth.py holds them to 10%.
     >>> t = Truth([{"name": "m1", "lat": 39.2, "lon": 125.67, "alt": 0.0,
     ...             "t": 0.0, "az": 72.0, "cls": "irbm"}])
     >>> t.advance(600.0)
-    >>> t.objects[0].p[2] > 500e3     # metres up, in Sunan's ENU
+    >>> t.p[2] > 500e3                # object 0's metres up, in Sunan's ENU
     True
 """
 import math
@@ -47,85 +47,105 @@ _D2R = math.pi / 180.0
 _MAX_STEP = 0.5   # s: RK4 step; errors are metres over a 53-minute flight
 
 
-class TruthObject:
-    """One flying object: a missile or a fragment. Position/velocity in launch ENU (float32)."""
-
-    def __init__(self, oid, name, frame_index, parent):
-        self.oid = oid
-        self.name = name
-        self.frame_index = frame_index
-        self.parent = parent          # oid of the missile a fragment came from, 0 for a missile
-        self.p = array("f", (0.0, 0.0, 0.0))
-        self.v = array("f", (0.0, 0.0, 0.0))
-        self._cp = array("f", (0.0, 0.0, 0.0))   # Kahan compensation
-        self._cv = array("f", (0.0, 0.0, 0.0))
-        self.t = 0.0                  # scenario time of p, v
-        self.t_start = 0.0            # appears (launch, burnout or breakup)
-        self.state = 0                # 0 waiting, 1 flying, 2 impacted
-        self.boost = None             # (burn_s, vertical_s, accel, gamma_rad, sin az, cos az) or None
-        self.t_launch = 0.0
-        self.apogee = 0.0             # m above the ellipsoid
-        self.t_impact = 0.0
-
-    def flying(self):
-        """True while the object is in flight."""
-        return self.state == 1
-
-
 class Truth:
-    """All objects of a scenario. ``Truth(launches, breakups=())``; ``advance(t)``.
+    """All objects of a scenario, in columns. ``Truth(launches, breakups=())``; ``advance(t)``.
 
     ``launches`` are normalised dicts (see config.load_scenario): name, lat,
     lon, alt, t (launch time, s), az (deg), and either cls (a CLASSES name or a
     boost tuple) or burnout (dict t_s, alt_m, downrange_m, speed_mps,
     gamma_deg). ``breakups``: dicts launch (index), t_s (after launch),
     count, dv_sigma_mps. Fragments take their velocity kicks from ``rng``.
+
+    Object ``i`` (oid ``i + 1``; missiles first, then each breakup's fragments) is
+    ``p[3i:3i+3]``, ``v[3i:3i+3]`` (float32, launch ENU), ``t[i]`` (s, of p and v),
+    ``state[i]`` (0 waiting, 1 flying, 2 impacted), ``frame[i]`` (its launch frame),
+    ``parent[i]`` (oid of the missile a fragment came from, 0 for a missile),
+    ``t_start`` (appears: launch, burnout or breakup), ``t_launch``, ``apogee`` (m above
+    the ellipsoid) and ``t_impact``. Columns, not an object per object: a debris
+    scenario's 61 objects took 41 KB of a 192 KB board heap as objects, 6 KB so.
+    ``objects`` (host code, tests) is a list of views (truth_view.py) onto them.
     """
 
     def __init__(self, launches, breakups=(), rng=None):
         self.frames = []
-        self.objects = []
+        self._names = []              # the missiles' names (fragments: truth_view.py)
+        n = len(launches)
+        for b in breakups:
+            n += b["count"]
+        self.n = n
+        self.p = array("f", bytes(12 * n))
+        self.v = array("f", bytes(12 * n))
+        self._cp = array("f", bytes(12 * n))   # Kahan compensation
+        self._cv = array("f", bytes(12 * n))
+        self.t = array("d", bytes(8 * n))
+        self.t_start = array("d", bytes(8 * n))
+        self.t_launch = array("d", bytes(8 * n))
+        self.apogee = array("d", bytes(8 * n))
+        self.t_impact = array("d", bytes(8 * n))
+        self.state = bytearray(n)
+        self.frame = array("H", bytes(2 * n))
+        self.parent = array("H", bytes(2 * n))
+        self.boost = [None] * len(launches)  # type: list  # (burn_s, vertical_s, accel, gamma_rad, sin az, cos az, pitch_s)
         self._breakups = []
-        oid = 1
         for i, ln in enumerate(launches):
             fr = geo.LocalFrame(ln["lat"], ln["lon"], ln.get("alt", 0.0))
             self.frames.append(fr)
-            ob = TruthObject(oid, ln["name"], i, 0)
-            oid += 1
-            ob.t_launch = ln["t"]
+            self._names.append(ln["name"])
+            self.frame[i] = i
+            self.t_launch[i] = ln["t"]
             az = ln["az"] * _D2R
             sa = math.sin(az)
             ca = math.cos(az)
             bo = ln.get("burnout")
+            p = self.p
+            v = self.v
             if bo is not None:
                 g = bo["gamma_deg"] * _D2R
                 d = bo["downrange_m"]
-                ob.p[0] = d * sa
-                ob.p[1] = d * ca
-                ob.p[2] = bo["alt_m"]
+                p[3 * i] = d * sa
+                p[3 * i + 1] = d * ca
+                p[3 * i + 2] = bo["alt_m"]
                 s = bo["speed_mps"]
-                ob.v[0] = s * math.cos(g) * sa
-                ob.v[1] = s * math.cos(g) * ca
-                ob.v[2] = s * math.sin(g)
-                ob.t_start = ln["t"] + bo["t_s"]
+                v[3 * i] = s * math.cos(g) * sa
+                v[3 * i + 1] = s * math.cos(g) * ca
+                v[3 * i + 2] = s * math.sin(g)
+                self.t_start[i] = ln["t"] + bo["t_s"]
             else:
                 c = ln["cls"]
                 if isinstance(c, str):
                     c = CLASSES[c]
-                ob.boost = (c[0], c[1], c[2], c[3] * _D2R, sa, ca, c[4])
-                ob.t_start = ln["t"]
-            ob.t = ob.t_start
-            self.objects.append(ob)
+                self.boost[i] = (c[0], c[1], c[2], c[3] * _D2R, sa, ca, c[4])
+                self.t_start[i] = ln["t"]
+            self.t[i] = self.t_start[i]
+        first = len(launches)
         for b in breakups:
-            parent = self.objects[b["launch"]]
-            first = len(self.objects)
+            par = b["launch"]
             for k in range(b["count"]):
-                self.objects.append(TruthObject(oid, parent.name + "." + str(k + 1), parent.frame_index,
-                                                parent.oid))
-                oid += 1
-            self._breakups.append([parent.t_launch + b["t_s"], parent, first, b["count"],
+                self.frame[first + k] = self.frame[par]
+                self.parent[first + k] = par + 1
+            # [time, parent index, first fragment index, count, dv sigma, done]
+            self._breakups.append([self.t_launch[par] + b["t_s"], par, first, b["count"],
                                    b["dv_sigma_mps"], False])
+            first += b["count"]
         self._rng = rng
+
+    @property
+    def objects(self):
+        """A list of views (``truth_view.TruthObject``: oid, name, p, v, state, ...) of every
+        object, for host code and tests; the board reads the columns."""
+        from trilink_board.truth_view import views
+        return views(self)
+
+    def name_of(self, i):
+        """The name of object ``i``: the launch's, or ``NAME.k`` for its k-th fragment."""
+        for br in self._breakups:
+            if br[2] <= i < br[2] + br[3]:
+                return self._names[br[1]] + "." + str(i - br[2] + 1)
+        return self._names[i]
+
+    def flying(self, i):
+        """True while object ``i`` is in flight."""
+        return self.state[i] == 1
 
     def advance(self, t):
         """Propagate every object to scenario time ``t`` (s); launches, breakups and impacts happen on the way."""
@@ -136,41 +156,45 @@ class Truth:
         self._propagate_all(t)
 
     def _propagate_all(self, t):
-        for ob in self.objects:
-            if ob.state == 0 and ob.parent == 0 and ob.t_start <= t:
-                ob.state = 1
-                ob.t = ob.t_start
-            if ob.state == 1:
-                while ob.t < t and ob.state == 1:
-                    h = t - ob.t
+        st = self.state
+        tt = self.t
+        for i in range(self.n):
+            if st[i] == 0 and self.parent[i] == 0 and self.t_start[i] <= t:
+                st[i] = 1
+                tt[i] = self.t_start[i]
+            if st[i] == 1:
+                while tt[i] < t and st[i] == 1:
+                    h = t - tt[i]
                     if h > _MAX_STEP:
                         h = _MAX_STEP
-                    self._rk4(ob, h)
+                    self._rk4(i, h)
 
     def _break(self, br):
         br[5] = True
-        parent = br[1]
-        if parent.state != 1:
+        par = br[1]
+        if self.state[par] != 1:
             return
         rng = self._rng
         sig = br[4]
+        p = self.p
+        v = self.v
         for k in range(br[3]):
-            fr = self.objects[br[2] + k]
-            for i in range(3):
-                fr.p[i] = parent.p[i]
-                fr.v[i] = parent.v[i] + (rng.gauss(0.0, sig) if rng is not None else 0.0)
-            fr.t = parent.t
-            fr.t_start = parent.t
-            fr.t_launch = parent.t_launch
-            fr.apogee = parent.apogee
-            fr.state = 1
+            i = br[2] + k
+            for j in range(3):
+                p[3 * i + j] = p[3 * par + j]
+                v[3 * i + j] = v[3 * par + j] + (rng.gauss(0.0, sig) if rng is not None else 0.0)
+            self.t[i] = self.t[par]
+            self.t_start[i] = self.t[par]
+            self.t_launch[i] = self.t_launch[par]
+            self.apogee[i] = self.apogee[par]
+            self.state[i] = 1
 
-    def accel(self, ob, t, px, py, pz, vx, vy, vz):
-        """Acceleration (ax, ay, az) in the launch frame: ``motion.accel`` plus thrust while boosting."""
-        ax, ay, az = motion.accel(self.frames[ob.frame_index], px, py, pz, vx, vy, vz)
-        b = ob.boost
+    def accel(self, i, t, px, py, pz, vx, vy, vz):
+        """Acceleration (ax, ay, az) of object ``i`` in its launch frame: ``motion.accel`` plus thrust while boosting."""
+        ax, ay, az = motion.accel(self.frames[self.frame[i]], px, py, pz, vx, vy, vz)
+        b = self.boost[i] if i < len(self.boost) else None
         if b is not None:
-            tb = t - ob.t_launch
+            tb = t - self.t_launch[i]
             if tb < b[0]:
                 if tb < b[1]:
                     th = 1.5707963267948966
@@ -184,20 +208,21 @@ class Truth:
                 az += b[2] * math.sin(th)
         return ax, ay, az
 
-    def _rk4(self, ob, h):
-        p = ob.p
-        v = ob.v
-        t = ob.t
-        x0, y0, z0 = p[0], p[1], p[2]
-        u0, v0, w0 = v[0], v[1], v[2]
-        a1 = self.accel(ob, t, x0, y0, z0, u0, v0, w0)
+    def _rk4(self, i, h):
+        p = self.p
+        v = self.v
+        t = self.t[i]
+        j = 3 * i
+        x0, y0, z0 = p[j], p[j + 1], p[j + 2]
+        u0, v0, w0 = v[j], v[j + 1], v[j + 2]
+        a1 = self.accel(i, t, x0, y0, z0, u0, v0, w0)
         h2 = 0.5 * h
-        a2 = self.accel(ob, t + h2, x0 + h2 * u0, y0 + h2 * v0, z0 + h2 * w0,
+        a2 = self.accel(i, t + h2, x0 + h2 * u0, y0 + h2 * v0, z0 + h2 * w0,
                         u0 + h2 * a1[0], v0 + h2 * a1[1], w0 + h2 * a1[2])
         u2 = u0 + h2 * a1[0]
         v2 = v0 + h2 * a1[1]
         w2 = w0 + h2 * a1[2]
-        a3 = self.accel(ob, t + h2, x0 + h2 * u2, y0 + h2 * v2, z0 + h2 * w2,
+        a3 = self.accel(i, t + h2, x0 + h2 * u2, y0 + h2 * v2, z0 + h2 * w2,
                         u0 + h2 * a2[0], v0 + h2 * a2[1], w0 + h2 * a2[2])
         u3 = u0 + h2 * a2[0]
         v3 = v0 + h2 * a2[1]
@@ -205,25 +230,31 @@ class Truth:
         u4 = u0 + h * a3[0]
         v4 = v0 + h * a3[1]
         w4 = w0 + h * a3[2]
-        a4 = self.accel(ob, t + h, x0 + h * u3, y0 + h * v3, z0 + h * w3, u4, v4, w4)
+        a4 = self.accel(i, t + h, x0 + h * u3, y0 + h * v3, z0 + h * w3, u4, v4, w4)
         h6 = h / 6.0
-        _kahan(p, ob._cp, 0, h6 * (u0 + 2.0 * u2 + 2.0 * u3 + u4))
-        _kahan(p, ob._cp, 1, h6 * (v0 + 2.0 * v2 + 2.0 * v3 + v4))
-        _kahan(p, ob._cp, 2, h6 * (w0 + 2.0 * w2 + 2.0 * w3 + w4))
-        _kahan(v, ob._cv, 0, h6 * (a1[0] + 2.0 * a2[0] + 2.0 * a3[0] + a4[0]))
-        _kahan(v, ob._cv, 1, h6 * (a1[1] + 2.0 * a2[1] + 2.0 * a3[1] + a4[1]))
-        _kahan(v, ob._cv, 2, h6 * (a1[2] + 2.0 * a2[2] + 2.0 * a3[2] + a4[2]))
-        ob.t = t + h
-        alt = self.frames[ob.frame_index].altitude(p[0], p[1], p[2])
-        if alt > ob.apogee:
-            ob.apogee = alt
-        if alt <= 0.0 and (ob.boost is None or ob.t - ob.t_launch > ob.boost[0]):
-            ob.state = 2
-            ob.t_impact = ob.t
+        cp = self._cp
+        cv = self._cv
+        _kahan(p, cp, j, h6 * (u0 + 2.0 * u2 + 2.0 * u3 + u4))
+        _kahan(p, cp, j + 1, h6 * (v0 + 2.0 * v2 + 2.0 * v3 + v4))
+        _kahan(p, cp, j + 2, h6 * (w0 + 2.0 * w2 + 2.0 * w3 + w4))
+        _kahan(v, cv, j, h6 * (a1[0] + 2.0 * a2[0] + 2.0 * a3[0] + a4[0]))
+        _kahan(v, cv, j + 1, h6 * (a1[1] + 2.0 * a2[1] + 2.0 * a3[1] + a4[1]))
+        _kahan(v, cv, j + 2, h6 * (a1[2] + 2.0 * a2[2] + 2.0 * a3[2] + a4[2]))
+        t = t + h
+        self.t[i] = t
+        alt = self.frames[self.frame[i]].altitude(p[j], p[j + 1], p[j + 2])
+        if alt > self.apogee[i]:
+            self.apogee[i] = alt
+        b = self.boost[i] if i < len(self.boost) else None
+        if alt <= 0.0 and (b is None or t - self.t_launch[i] > b[0]):
+            self.state[i] = 2
+            self.t_impact[i] = t
 
     def impact_point(self, ob):
-        """(lat, lon) where an impacted object came down (double precision, for analysis)."""
-        lat, lon, _ = self.frames[ob.frame_index].enu_to_geodetic(ob.p[0], ob.p[1], ob.p[2])
+        """(lat, lon) where impacted object ``ob`` (an index or a view) came down (double precision, for analysis)."""
+        i = ob if isinstance(ob, int) else ob.oid - 1
+        j = 3 * i
+        lat, lon, _ = self.frames[self.frame[i]].enu_to_geodetic(self.p[j], self.p[j + 1], self.p[j + 2])
         return lat, lon
 
 
