@@ -36,16 +36,16 @@ int64_t tl_cobs_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t cap)
     while (i < n) {
         size_t c = src[i++], k = c - 1;
         if (c == 0 || k > n - i)
-            return -1;
+            return TL_COBS_EMALFORMED;
         if (o + k > cap)
-            return -2;
+            return TL_COBS_ESPACE;
         if (k)
             memcpy(dst + o, src + i, k);
         o += k;
         i += k;
         if (c < 255 && i < n) {
             if (o >= cap)
-                return -2;
+                return TL_COBS_ESPACE;
             dst[o++] = 0;
         }
     }

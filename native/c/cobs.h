@@ -8,6 +8,11 @@
 #include <stdint.h>
 
 /* cffi:begin */
+enum {
+    TL_COBS_EMALFORMED = -1, /* tl_cobs_decode: a code byte 0x00 or pointing past the end */
+    TL_COBS_ESPACE = -2      /* tl_cobs_decode: cap too small (tl_cobs_encode returns -1) */
+};
+
 /* Largest encoding of n bytes: n + 1 + n / 254. */
 size_t tl_cobs_max_encoded(size_t n);
 /* Encode src[0:n] into dst[0:cap] (no 0x00 delimiter is added). Returns the

@@ -50,13 +50,13 @@ int32_t tl_territory_of(double lat, double lon, int32_t n_terr, const int32_t *o
 {
     int32_t k;
     if (!polys_ok(n_terr, offsets, verts))
-        return -2;
+        return TL_TERRITORY_EMALFORMED;
     if (!isfinite(lat) || !isfinite(lon))
-        return -1;
+        return TL_TERRITORY_NONE;
     for (k = 0; k < n_terr; k++)
         if (inside(lat, lon, verts + 2 * offsets[k], offsets[k + 1] - offsets[k]))
             return k;
-    return -1;
+    return TL_TERRITORY_NONE;
 }
 
 static double height(const double s[6])

@@ -15,6 +15,11 @@
 #define TL_IMPACT_MAX_T 14400.0
 
 /* cffi:begin */
+enum {
+    TL_TERRITORY_NONE = -1,      /* tl_territory_of: no polygon contains the point */
+    TL_TERRITORY_EMALFORMED = -2 /* tl_territory_of: a malformed polygon list */
+};
+
 typedef struct {
     double t_impact;    /* impact time, on the timebase of t0 */
     double lat, lon;    /* impact point, rad */

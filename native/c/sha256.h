@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 /* cffi:begin */
+enum { TL_SHA256_SIZE = 32 }; /* bytes of a digest and of an HMAC-SHA256 */
+
 typedef struct {
     uint32_t h[8];      /* chaining state */
     uint64_t len;       /* bytes absorbed so far */

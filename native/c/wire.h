@@ -36,7 +36,8 @@ enum {
     TL_FLAG_RETRANSMIT = 0x02,
     TL_FLAG_URGENT = 0x04,
     TL_FLAG_RELAY_TIME = 0x08,
-    TL_FLAGS_RESERVED = 0xF0
+    TL_FLAGS_RESERVED = 0xF0,
+    TL_COUNTER_BITS = 48    /* the header counter; the largest is 2^48 - 1 */
 };
 
 /* Message types (PROTOCOL.md section 4). */
