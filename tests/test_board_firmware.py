@@ -528,3 +528,48 @@ def test_report_ids_near_the_block_end_take_the_next_epoch(tmp_path: Path) -> No
     assert old and new and len(old) + len(new) == len(ids)
     assert max(old) < (e + 1) << RID_SHIFT and new[0] == ((e + 1) << RID_SHIFT | 1)
     assert node.ctr.epoch == e + 1 and json.loads(state.read_text())["epoch"] == e + 1
+
+
+def test_heartbeat_counts_every_rejection_and_rx_frames_only_accepted_types(tmp_path: Path) -> None:
+    """PROTOCOL.md 4.2 at the board, over a real pty: rx_errors holds the deframer's
+    rejections (oversize, COBS, CRC) and the session's (replay, unknown type);
+    rx_frames only the frames accepted (an unknown type is not)."""
+    from trilink_board import keys as board_keys
+    from trilink_board.epoch import EpochCounter
+    from trilink_board.firmware import Node
+    from trilink_board.link import open_link
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    try:
+        nation = config.load_nation(NATION)
+        entry = board_keys.loads(write_keys(tmp_path / "keys.json").read_text()).entry(NODE)
+        node = Node(nation, Simulation(config.load_scenario("default"), nation), entry, 0,
+                    open_link("tty:" + os.ttyname(slave)), EpochCounter(str(tmp_path / "b.state")),
+                    out=lambda *a: None)
+        key = KEYS[NODE][1]
+        ok = wire.pack(key, NODE, 0, NODE, wire.HEARTBEAT, 0, RELAY_EPOCH << 28, bytes(20))
+        unknown = wire.pack(key, NODE, 0, NODE, 0x7E, 1, (RELAY_EPOCH << 28) + 1, b"")
+        damaged = bytearray(wire.pack(key, NODE, 0, NODE, wire.HEARTBEAT, 2, (RELAY_EPOCH << 28) + 2, bytes(20)))
+        damaged[20] ^= 0xFF                                  # the CRC no longer matches
+        stream = (wire.serial_encode(ok) + wire.serial_encode(unknown) + wire.serial_encode(bytes(damaged))
+                  + b"\x05\x01\x00"                          # a COBS code past the chunk's end
+                  + b"\x07" * 1100 + b"\x00"                 # more than 1057 bytes before a 0x00
+                  + wire.serial_encode(ok))                  # the first frame again: a replay
+        os.write(master, stream)
+        end = time.monotonic() + 5.0
+        while time.monotonic() < end and node.counts["replay"] == 0:
+            node._receive(50)
+        node._heartbeat(node.clock.local_us())
+        time.sleep(0.1)
+        sent = wire.Deframer().feed(os.read(master, 4096))
+        hb = messages.decode(wire.HEARTBEAT, bytes(sent[-1].payload))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert node.deframer.counts["crc_error"] == 1 and node.deframer.counts["malformed"] == 1
+    assert node.deframer.counts["oversize"] == 1
+    assert node.counts["replay"] == 1 and node.counts["unknown_type"] == 1
+    assert hb["rx_frames"] == node.counts["frames_in"] == 1     # the unknown type is not accepted
+    assert hb["rx_errors"] == 5

@@ -76,6 +76,7 @@ _SEEN_WARNINGS = const(32)
 _COV_SIG = const(2)              # covariance codes that moved this far travel in a delta
 _COV_COR = const(4)
 _RXBUF = const(256)              # serial reads; a UDP datagram needs MAX_FRAME
+_REPORT_BATCH = const(8)         # records per TRACK_REPORT at most (a scan of more: several frames)
 # report_id = (counter epoch mod 1024) << 20 | n (PROTOCOL.md 5.5): ids keep rising across
 # reboots and stay below 2^30, a small int on every MicroPython port (no allocation per report).
 _RID_SHIFT = const(20)
@@ -87,6 +88,9 @@ _STATS_IDS = ((1, "frames_in"), (2, "frames_out"), (3, "bytes_in"), (4, "bytes_o
               (6, "malformed"), (7, "oversize"), (8, "auth_fail"), (9, "replay"), (10, "wrong_link"),
               (11, "unknown_type"), (14, "not_for_me"))
 _STATUS = ("ACTIVE", "UPDATED", "OBSOLETE")
+# What a board receives; any other type is unknown_type (PROTOCOL.md 3.3 case 13), not accepted.
+_RX_TYPES = (wire.HELLO, wire.HEARTBEAT, wire.TIME_SYNC_RESP, wire.PICTURE, wire.KEYFRAME_REQ, wire.WARNING,
+             wire.STATS)
 
 # Payloads (PROTOCOL.md 4) packed here with struct rather than through
 # messages.py: that module's generality costs ~9 KB of a 192 KB heap. The
@@ -144,7 +148,7 @@ class Node:
         self.stats_us = int(stats_s * 1000000) if stats_s else 0
         self.nations_bit = (1 << (self.node - 1)) if self.node <= 32 else 0
         self.prec = codec.Precision()
-        self.up_held = {}           # tid -> codec.Rec: the copy the relay holds of our tracks
+        self.up_held = codec.Held()  # tid -> the copy the relay holds of our tracks (packed)
         # The fused picture as decoded: preallocated rows, bounded (codec.Table's policy);
         # boot.py makes it before this module is imported, else the first PICTURE does.
         self.picture = None
@@ -229,10 +233,17 @@ class Node:
         p = struct.pack(_HELLO, 0, wire.VERSION, wire.MAX_PAYLOAD, self.ctr.epoch, min_epoch, len(name)) + name
         self.send(wire.HELLO, p + struct.pack("<I", nonce) if nonce else p)
 
+    def _count(self, k):
+        # A 3.3 counter: on serial, cases 1-7 are the deframer's own counts.
+        d = self.deframer
+        return self.counts[k] + (d.counts.get(k, 0) if d is not None else 0)
+
     def _heartbeat(self, now):
+        # rx_errors (PROTOCOL.md 4.2): every rejection of 3.3 but not_for_me (not an error).
+        err = 0
+        for k in ("crc_error", "malformed", "oversize", "auth_fail", "replay", "wrong_link", "unknown_type"):
+            err += self._count(k)
         c = self.counts
-        err = (c["crc_error"] + c["malformed"] + c["oversize"] + c["auth_fail"] + c["replay"]
-               + c["wrong_link"] + c["unknown_type"])
         self.send(wire.HEARTBEAT, struct.pack(_HEARTBEAT, now, c["frames_out"] & 0xFFFFFFFF,
                                               c["frames_in"] & 0xFFFFFFFF, err & 0xFFFFFFFF))
 
@@ -248,10 +259,9 @@ class Node:
         self.pending[self.req_id] = (t1, up)
 
     def _stats(self):
-        c = self.counts
         out = bytearray((len(_STATS_IDS),))
         for i, k in _STATS_IDS:
-            out += struct.pack(_PAIR, i, c[k] & 0xFFFFFFFF)
+            out += struct.pack(_PAIR, i, self._count(k) & 0xFFFFFFFF)
         self.send(wire.STATS, out)
 
     # ---- scenario clock ----
@@ -304,11 +314,22 @@ class Node:
         t_us, flags = self._stamp(sim.t)
         if flags != self.relay_time_stamps:
             # Held copies on the other timebase cannot be a delta's base.
-            self.up_held = {}
+            self.up_held.clear()
             self.relay_time_stamps = flags
         held = self.up_held
+        trk = sim.tracker
+        if len(held) > len(trk.tracks):
+            # Copies of tracks the tracker dropped are no base for anything: at most one per slot.
+            held.keep([tr.tid for tr in trk.tracks if tr.status == 2])
+        # In frames of at most _REPORT_BATCH records, each quantised just before it is sent:
+        # a debris scan updating 40 tracks held 40 records and their staged copies at once.
+        for j in range(0, sim.n_updated, _REPORT_BATCH):
+            self._report_batch(trk.updated[j:min(j + _REPORT_BATCH, sim.n_updated)], t_us, flags)
+
+    def _report_batch(self, tracks, t_us, flags):
+        held = self.up_held
         items = []
-        for tr in sim.tracker.updated[:sim.n_updated]:
+        for tr in tracks:
             u = codec.Update(tr.tid, t_us, [tr.x[0], tr.x[1], tr.x[2], tr.x[3], tr.x[4], tr.x[5]], tr.P,
                              0, self.nations_bit, tr.report_id)
             r = codec.quantise(u, self.prec)
@@ -384,6 +405,9 @@ class Node:
         if f.dst != self.node and f.dst != wire.BROADCAST:
             self.counts["not_for_me"] += 1
             return
+        if f.mtype not in _RX_TYPES:
+            self.counts["unknown_type"] += 1
+            return
         self.counts["frames_in"] += 1
         self.last_rx = now
         if not self.relay_seen:
@@ -407,8 +431,6 @@ class Node:
                 self._on_hello(f)
             elif t == wire.KEYFRAME_REQ:
                 self._on_keyframe_req(f)
-            else:  # unknown, or a type a board never receives
-                self.counts["unknown_type"] += 1
         except (wire.WireError, codec.CodecError):
             self.counts["malformed"] += 1
 
@@ -450,7 +472,7 @@ class Node:
             self.sync.reset()
             self.pending = {}
             self.next_sync = 0
-            self.up_held = {}
+            self.up_held.clear()
             if self.picture is not None:
                 self.picture.clear()
             if not nonce:
@@ -477,7 +499,7 @@ class Node:
             raise wire.WireError("malformed", "KEYFRAME_REQ")
         self.counts["keyframe_reqs_rx"] += 1
         if not p[0]:
-            self.up_held = {}
+            self.up_held.clear()
         for k in range(p[0]):
             tid = struct.unpack_from("<I", p, 1 + 4 * k)[0]
             if tid in self.up_held:
