@@ -76,7 +76,6 @@ _SEEN_WARNINGS = const(32)
 _COV_SIG = const(2)              # covariance codes that moved this far travel in a delta
 _COV_COR = const(4)
 _RXBUF = const(256)              # serial reads; a UDP datagram needs MAX_FRAME
-_REPORT_BATCH = const(8)         # records per TRACK_REPORT at most (a scan of more: several frames)
 # report_id = (counter epoch mod 1024) << 20 | n (PROTOCOL.md 5.5): ids keep rising across
 # reboots and stay below 2^30, a small int on every MicroPython port (no allocation per report).
 _RID_SHIFT = const(20)
@@ -148,7 +147,7 @@ class Node:
         self.stats_us = int(stats_s * 1000000) if stats_s else 0
         self.nations_bit = (1 << (self.node - 1)) if self.node <= 32 else 0
         self.prec = codec.Precision()
-        self.up_held = codec.Held()  # tid -> the copy the relay holds of our tracks (packed)
+        self.up_held = {}           # tid -> codec.Rec: the copy the relay holds of our tracks
         # The fused picture as decoded: preallocated rows, bounded (codec.Table's policy);
         # boot.py makes it before this module is imported, else the first PICTURE does.
         self.picture = None
@@ -314,22 +313,11 @@ class Node:
         t_us, flags = self._stamp(sim.t)
         if flags != self.relay_time_stamps:
             # Held copies on the other timebase cannot be a delta's base.
-            self.up_held.clear()
+            self.up_held = {}
             self.relay_time_stamps = flags
         held = self.up_held
-        trk = sim.tracker
-        if len(held) > len(trk.tracks):
-            # Copies of tracks the tracker dropped are no base for anything: at most one per slot.
-            held.keep([tr.tid for tr in trk.tracks if tr.status == 2])
-        # In frames of at most _REPORT_BATCH records, each quantised just before it is sent:
-        # a debris scan updating 40 tracks held 40 records and their staged copies at once.
-        for j in range(0, sim.n_updated, _REPORT_BATCH):
-            self._report_batch(trk.updated[j:min(j + _REPORT_BATCH, sim.n_updated)], t_us, flags)
-
-    def _report_batch(self, tracks, t_us, flags):
-        held = self.up_held
         items = []
-        for tr in tracks:
+        for tr in sim.tracker.updated[:sim.n_updated]:
             u = codec.Update(tr.tid, t_us, [tr.x[0], tr.x[1], tr.x[2], tr.x[3], tr.x[4], tr.x[5]], tr.P,
                              0, self.nations_bit, tr.report_id)
             r = codec.quantise(u, self.prec)
@@ -472,7 +460,7 @@ class Node:
             self.sync.reset()
             self.pending = {}
             self.next_sync = 0
-            self.up_held.clear()
+            self.up_held = {}
             if self.picture is not None:
                 self.picture.clear()
             if not nonce:
@@ -499,7 +487,7 @@ class Node:
             raise wire.WireError("malformed", "KEYFRAME_REQ")
         self.counts["keyframe_reqs_rx"] += 1
         if not p[0]:
-            self.up_held.clear()
+            self.up_held = {}
         for k in range(p[0]):
             tid = struct.unpack_from("<I", p, 1 + 4 * k)[0]
             if tid in self.up_held:
