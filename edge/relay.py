@@ -599,6 +599,9 @@ class Relay:
                 d[k] = le.get(k, 0)
             for k in ("replay", "unknown_type", "not_for_me", "unverified", "state_error"):
                 d[k] = sum(self.sessions.sessions[n].errors.get(k, 0) for n in on_link)
+            # a link counts all that came in on it: its own malformed frames and its nodes' payloads
+            d["malformed"] = d.get("malformed", 0) + sum(self.sessions.sessions[n].errors.get("malformed", 0)
+                                                         for n in on_link)
             d["dropped_stale"] = sum(self.pipeline.destinations[n].dropped_stale for n in on_link)
             d["queue_depth"] = s.depth()
             d["max_window_bytes"] = self.meters[name].max
