@@ -45,6 +45,7 @@ from typing import Any, Deque, Dict, List, Optional, Set
 
 from trilink_native import binding
 from trilink_board import messages as _msgs
+from trilink_board import wire as _board_wire
 from trilink_edge.pipeline import NodeGeo, Pipeline
 from trilink_edge.publish import make_publisher
 from trilink_edge.scheduler import CONTROL, DEFAULT_BURST, TRACK, Item, LinkScheduler, WindowMeter, serial_size, udp_size
@@ -68,10 +69,8 @@ RETRY_WRITE_S = 0.005      # a link whose own buffer is full is tried again afte
 DELIVERY_LOG = 256         # latest DELIVERY frames kept in memory (Relay.deliveries)
 LATENCY_LOG = 10_000       # latest processing latencies kept (Relay.latency_ns)
 
-# PROTOCOL 4.7 counter ids of the STATS frames the relay sends.
-STATS_IDS = (("frames_in", 1), ("frames_out", 2), ("bytes_in", 3), ("bytes_out", 4), ("crc_error", 5),
-             ("malformed", 6), ("oversize", 7), ("auth_fail", 8), ("replay", 9), ("wrong_link", 10),
-             ("unknown_type", 11), ("dropped_stale", 12), ("queue_depth", 13), ("not_for_me", 14))
+# PROTOCOL 4.7 counter ids of the STATS frames the relay sends: every one (the board's table).
+STATS_IDS = tuple((name, i + 1) for i, name in enumerate(_board_wire.STATS_COUNTERS))
 
 
 def default_burst(kind: str, budget: int) -> int:

@@ -105,6 +105,9 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help=f"window length in seconds, real time = scenario time (default {DEFAULT_DURATION_S:g})")
     p.add_argument("--lead", type=_positive, metavar="S", help="seconds from spawning the boards to the window's "
                    "start, for boot and time sync (default 4.5 with MicroPython, 3.5 with CPython)")
+    p.add_argument("--window", metavar="full|MISSILE", help="replace --start/--duration by a whole flight "
+                   "from the truth: 'full' = first launch - 5 s to the last missile's impact + 10 s; a launch's "
+                   "name (e.g. KN-23) = that missile's launch - 5 s to its impact + 10 s (docs/SUITE.md)")
     p.add_argument("--clock", type=_clocks, default={}, metavar="NATION=OFFSET_S[:DRIFT_PPM],...",
                    help="override a board's simulated clock (time-sync tests)")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
@@ -148,6 +151,11 @@ def run_bench(args: argparse.Namespace, progress: Any = None) -> BenchResult:
     """Run the bench for parsed ``args`` (``_parse_args``) and analyse it; raises RigError on failure."""
     from trilink.bench_analysis import analyse
     from trilink.bench_rig import Rig, RigPlan
+    if getattr(args, "window", None):
+        args.start, args.duration = flight_window(args.scenario, args.window, args.boards)
+        if progress:
+            progress(f"bench: window {args.window}: t = {args.start:g} .. {args.start + args.duration:g} s "
+                     f"({args.duration / 60:.1f} min of real time)")
     plan = RigPlan(nations=args.nation_list, scenario=args.scenario, link=args.link, baud=args.baud,
                    runtime=args.runtime, impair=args.impair, start_s=args.start, duration_s=args.duration,
                    clocks=args.clock, attach=args.attach, boards_dir=args.boards, seed=args.seed,
@@ -158,6 +166,38 @@ def run_bench(args: argparse.Namespace, progress: Any = None) -> BenchResult:
         report, samples, cap = analyse(out)
     report["verdict"] = verdict(report, args.budget_ms)
     return BenchResult(report, samples, out, cap)
+
+
+WINDOW_BEFORE_S = 5.0      # a whole flight's window opens this long before the launch ...
+WINDOW_AFTER_S = 10.0      # ... and closes this long after the impact
+
+
+def flight_window(scenario: str, which: str, boards: Optional[str] = None) -> Tuple[float, float]:
+    """(start_s, duration_s) of a whole flight of ``scenario`` (a name or a file) from its truth:
+    ``which`` = ``full`` (every missile) or a launch's name. RigError on a bad scenario or name."""
+    from trilink.bench_judge import flights
+    from trilink.bench_rig import RigError, find_boards_dir, scenario_path
+    from trilink_board import config
+    path = scenario_path(find_boards_dir(boards), scenario)
+    try:
+        sc = config.load_scenario(str(path))
+    except config.ConfigError as e:
+        raise RigError(str(e)) from None
+    fl = flights(sc)
+    if which == "full":
+        chosen = list(fl.values())
+        if len(chosen) < len(sc["launches"]):
+            down = ", ".join(sorted(fl)) or "none"
+            raise RigError(f"--window full: a missile of {path.name} is not down within its duration_s "
+                           f"{sc['duration_s']:g} (down: {down})")
+    elif which in fl:
+        chosen = [fl[which]]
+    else:
+        raise RigError(f"--window {which}: not 'full' nor a launch of {path.name} that comes down "
+                       f"(launches: {', '.join(ln['name'] for ln in sc['launches'])})")
+    start = max(0.0, min(f.t_launch for f in chosen) - WINDOW_BEFORE_S)
+    end = min(float(sc["duration_s"]), max(f.t_impact for f in chosen) + WINDOW_AFTER_S)
+    return round(start, 1), round(end - start, 1)
 
 
 def verdict(report: Dict[str, Any], budget_ms: Optional[float]) -> Dict[str, Any]:

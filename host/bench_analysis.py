@@ -65,6 +65,7 @@ def analyse(out: Any) -> Tuple[Dict[str, Any], List[Any], Capture]:
     report["first_warnings"] = first or None
     report["warnings"] = _warnings(cap, nodes)
     report["warning_records"] = truth["warnings"] if truth else None
+    report["judge"] = truth["judge"] if truth else None
     report["accuracy"] = truth["accuracy"] if truth else {"rmse_m": None, "impact_error_km": {},
                                                           "note": "attached boards: truth not aligned"}
     report["time_sync"] = _time_sync(out, cap, nodes)
@@ -128,8 +129,10 @@ def _truth(out: Any, cap: Capture, nodes: Dict[str, int], baud: Optional[int]) -
             v = votes.setdefault((rec.dst, rec.tid), {})
             v[missile] = v.get(missile, 0) + 1
     by_tid = {k: max(v, key=lambda m: v[m]) for k, v in votes.items()}
-    return {"accuracy": acc, "first": tc.first_warnings(cap, nodes, by_tid, baud),
-            "warnings": tc.warning_records(cap, nodes, by_tid, baud)}
+    warnings = tc.warning_records(cap, nodes, by_tid, baud)
+    judged = tc.judge(cap, nodes, origins, out.nation_files, warnings, out.plan.start_s + out.plan.duration_s)
+    return {"accuracy": acc, "first": tc.first_warnings(cap, nodes, by_tid, baud), "warnings": warnings,
+            "judge": judged}
 
 
 def _board_error(lines: List[str]) -> Optional[str]:

@@ -85,6 +85,7 @@ class Fused:
     state: List[float]      # e, n, u, ve, vn, vu in the destination's ENU frame
     impact: Optional[Tuple[float, float, int]]   # (east m, north m, impact t_us) or None
     tx_ns: int
+    ellipse: Optional[Tuple[float, float, float]] = None   # the impact's 95% ellipse: semi-axes m, orient deg
 
 
 @dataclasses.dataclass
@@ -200,7 +201,8 @@ def _tx(cap: Capture, f: "wire.Frame", t_ns: int, size: int, held_down: Dict[int
             n += 1
             imp = rec.impact(batch.prec)
             cap.fused.append(Fused(f.dst, rec.tid, rec.t_us, rec.state(batch.prec),
-                                   (imp[0], imp[1], imp[2]) if imp is not None else None, t_ns))
+                                   (imp[0], imp[1], imp[2]) if imp is not None else None, t_ns,
+                                   (imp[3], imp[4], imp[5]) if imp is not None else None))
             for node, rid in rec.sources:
                 key = (f.dst, node, rid)
                 if key not in cap.pictures:

@@ -73,6 +73,7 @@ def in_ellipse(lat: float, lon: float, clat: float, clon: float, a_m: float, b_m
     if a_m <= 0 or b_m <= 0:
         return False
     return (x / a_m) ** 2 + (y / b_m) ** 2 <= 1.0
+PRED_EVERY_S = 10.0     # the judge keeps one impact prediction per missile and destination this often (the PNG)
 _ASSOC_M = 50_000.0     # a fused track farther than this from every object follows none
 
 
@@ -241,11 +242,14 @@ class TruthCheck:
         for (dst, wid), ws in groups.items():
             timeline: List[Dict[str, Any]] = []
             for w in ws:
-                key = (w.status, w.lat, w.lon, w.impact_us)
+                key = (w.status, w.lat, w.lon, w.impact_us, getattr(w, "kind", None))
                 if timeline and timeline[-1]["_key"] == key:
                     continue       # a retransmission
                 timeline.append({"_key": key, "t_sent_s": round(self.scen(w.tx_ns / 1000.0), 2),
-                                 "status": STATUS[w.status] if w.status < 3 else str(w.status)})
+                                 "status": STATUS[w.status] if w.status < 3 else str(w.status),
+                                 "predicted": {"lat": round(w.lat, 4), "lon": round(w.lon, 4),
+                                               "ellipse_m": [w.semi_major_m, w.semi_minor_m,
+                                                             round(w.orient_deg, 2)]}})
             dec = decoded.get(dst, {}).get(wid)
             for e in timeline:
                 del e["_key"]
@@ -258,7 +262,7 @@ class TruthCheck:
             rec: Dict[str, Any] = {
                 "destination": names.get(dst, str(dst)), "warning_id": wid, "track_id": last.track_id,
                 "nation": "sea" if last.nation == SEA else names.get(last.nation, str(last.nation)),
-                "kind": "open sea" if last.nation == SEA else "impact on territory",
+                "kind": getattr(last, "kind", None) or ("open sea" if last.nation == SEA else "impact on territory"),
                 "timeline": timeline, "final_status": STATUS[last.status] if last.status < 3 else str(last.status),
                 "predicted": {"lat": round(p.lat, 4), "lon": round(p.lon, 4),
                               "t_impact_s": round(self.scen(p.impact_us), 1),
@@ -272,3 +276,196 @@ class TruthCheck:
                                                         p.orient_deg)
             out.append(rec)
         return out
+
+    def judge(self, cap: Any, nodes: Dict[str, int], origins: Dict[int, Tuple[float, float, float]],
+              nation_files: Dict[str, str], warning_records: List[Dict[str, Any]],
+              t_end_s: float) -> Dict[str, Any]:
+        """The truth-judged report (bench_judge.py; docs/BENCH.md "Judged against the truth"): per missile
+        and nation the launch alert and first valid warning times, warnings correct / false / missed,
+        impact error and ellipse coverage at T-300/-120/-60/-30 s, launch-point error, fused vs each
+        nation's RMSE per phase, identity switches and ghosts, GOSPA, and the sharing gain."""
+        from trilink import bench_judge as bj
+        names = {v: k for k, v in nodes.items()}
+        fl = bj.flights(self.scenario)
+        nations = {n: bj.Nation.load(nation_files[n]) for n in nodes}
+        frames = {n: geo.LocalFrame(*o) for n, o in origins.items()}
+        # first confirmed radar track of each missile: the first report of a board's track following it
+        own = [r for r in cap.reports.values() if r.relay_time and r.state is not None]
+        first_by: Dict[Tuple[str, str], float] = {}
+        sensor_samples: Dict[str, List[Tuple[str, str, float]]] = {}
+        reported: Dict[str, List[Tuple[float, int]]] = {}      # object -> [(t, source node)]
+        for rec, m, d in self.follow(own, origins, node="src", time="t_meas_us"):
+            if m is not None:
+                reported.setdefault(m, []).append((self.scen(rec.t_meas_us), rec.src))
+            if m is None or m not in fl:
+                continue
+            t = self.scen(rec.t_meas_us)
+            n = names.get(rec.src, str(rec.src))
+            first_by[(m, n)] = min(first_by.get((m, n), t), t)
+            ph = fl[m].phase(t)
+            if ph:
+                sensor_samples.setdefault(n, []).append((m, ph, d))
+        first_track = {m: min((t for (mm, _), t in first_by.items() if mm == m), default=None) for m in fl}
+        recs = [bj.WarningRec.from_record(r) for r in warning_records or []]
+        wj = bj.judge_warnings(fl, nations, recs, t_end_s, first_track)
+        # fused records: phase RMSE, impact checkpoints with ellipse, identity, first picture per nation
+        fused_samples: Dict[str, List[Tuple[str, str, float]]] = {}
+        ident: Dict[str, List[Tuple[float, int, Optional[str]]]] = {}
+        first_pic: Dict[Tuple[str, str], float] = {}
+        ests: Dict[Tuple[str, str], List[Tuple[float, float, bool]]] = {}   # (missile, dst) -> (t, km, holds)
+        preds: Dict[str, Dict[str, List[List[float]]]] = {}     # missile -> dst -> [t, lat, lon, a, b, orient]
+        last_pred: Dict[Tuple[str, str], float] = {}
+        followed = self.follow(cap.fused, origins)
+        for rec, m, d in followed:
+            dst = names.get(rec.dst, str(rec.dst))
+            t = self.scen(rec.t_us)
+            t_tx = self.scen(rec.tx_ns / 1000.0)
+            ident.setdefault(dst, []).append((t, rec.tid, m))
+            if m is None or m not in fl:
+                continue
+            first_pic[(m, dst)] = min(first_pic.get((m, dst), t_tx), t_tx)
+            ph = fl[m].phase(t)
+            if ph:
+                fused_samples.setdefault(dst, []).append((m, ph, d))
+            if rec.impact is not None and rec.dst in frames:
+                lat, lon = impact_point(frames[rec.dst], rec.impact[0], rec.impact[1])
+                f = fl[m]
+                err = surface_distance_m(lat, lon, f.impact_lat, f.impact_lon) / 1000.0
+                holds = bool(getattr(rec, "ellipse", None)) and bj.in_ellipse_deg(
+                    f.impact_lat, f.impact_lon, lat, lon, rec.ellipse)
+                ests.setdefault((m, dst), []).append((t_tx, err, holds))
+                if getattr(rec, "ellipse", None):
+                    pk = (m, dst)
+                    if t_tx - last_pred.get(pk, -1e9) >= PRED_EVERY_S:
+                        last_pred[pk] = t_tx
+                        preds.setdefault(m, {}).setdefault(dst, []).append(
+                            [round(t_tx, 1), round(lat, 4), round(lon, 4), round(rec.ellipse[0]),
+                             round(rec.ellipse[1]), round(rec.ellipse[2], 1)])
+        checkpoints = []
+        first_valid_pred: Dict[Tuple[str, str], float] = {}
+        for (m, dst), es in sorted(ests.items()):
+            es.sort()
+            f = fl[m]
+            tv = next((t for t, _, h in es if h), None)
+            if tv is not None:
+                first_valid_pred[(m, dst)] = tv
+            for cp in bj.CHECKPOINTS_S:
+                tc = f.t_impact - cp
+                before = [e for e in es if e[0] <= tc]
+                if not before or tc - before[-1][0] > bj.CHECKPOINT_SLACK_S:
+                    continue
+                checkpoints.append({"missile": m, "destination": dst, "t_to_go_s": cp,
+                                    "error_km": round(before[-1][1], 3), "ellipse_holds_truth": before[-1][2]})
+        fused_ph = {dst: bj.phase_rmse(v) for dst, v in fused_samples.items()}
+        sensor_ph = {n: bj.phase_rmse(v) for n, v in sensor_samples.items()}
+        all_fused = bj.phase_rmse([x for v in fused_samples.values() for x in v])
+        per_missile: Dict[str, Any] = {}
+        for m, f in fl.items():
+            if f.t_launch > t_end_s:
+                continue
+            e: Dict[str, Any] = {
+                "t_launch_s": f.t_launch, "t_burnout_s": f.t_burnout, "t_impact_s": round(f.t_impact, 1),
+                "impact": {"lat": round(f.impact_lat, 4), "lon": round(f.impact_lon, 4)},
+                "launch_site": {"lat": f.launch_lat, "lon": f.launch_lon},
+                "first_track_s": _r(first_track.get(m), f.t_launch),
+                "first_track_by_nation_s": {n: _r(first_by.get((m, n)), f.t_launch) for n in nodes},
+                "rmse_m_by_phase": {"fused": all_fused.get(m, {}),
+                                    **{n: v.get(m, {}) for n, v in sensor_ph.items()}},
+                "fused_vs_best": bj.fused_vs_best({m: all_fused.get(m, {})}, sensor_ph),
+                "impact_checkpoints": [c for c in checkpoints if c["missile"] == m],
+                "nations": wj["missiles"].get(m, {})}
+            # launch point: from a launch alert's point, when the alerts carry one
+            lp = [r for r in warning_records or [] if r.get("missile") == m
+                  and bj.normalise_kind(r.get("kind"), r.get("nation")) == "launch"]
+            if lp:
+                p = lp[0].get("launch") or lp[0].get("predicted") or {}
+                if p.get("lat") is not None:
+                    e["launch_point_error_km"] = round(
+                        surface_distance_m(p["lat"], p["lon"], f.launch_lat, f.launch_lon) / 1000.0, 2)
+            gain = {}
+            for n in nodes:
+                own_t = first_by.get((m, n))
+                relay_t = first_pic.get((m, n))
+                v = wj["missiles"].get(m, {}).get(n, {})
+                warn_t = None if v.get("first_valid_warning_s") is None else f.t_launch + v["first_valid_warning_s"]
+                fo = fused_ph.get(n, {}).get(m, {})
+                so = sensor_ph.get(n, {}).get(m, {})
+                err = {ph: {"fused_m": fo[ph]["rmse_m"], "own_m": so[ph]["rmse_m"],
+                            "ratio": round(fo[ph]["rmse_m"] / so[ph]["rmse_m"], 3) if so[ph]["rmse_m"] else None}
+                       for ph in bj.PHASES if ph in fo and ph in so}
+                gain[n] = {"own_first_track_s": _r(own_t, f.t_launch),
+                           "relay_first_picture_s": _r(relay_t, f.t_launch),
+                           # own radar alone cannot learn of the launch before its own first track
+                           "launch_s": (None if relay_t is None else round(own_t - relay_t, 2) if own_t is not None
+                                        else "own radar never saw it"),
+                           # ... nor be warned before it: a lower bound of the threat's gain
+                           "threat_at_least_s": (None if warn_t is None else round(own_t - warn_t, 2)
+                                                 if own_t is not None else "own radar never saw it"),
+                           "error_by_phase": err}
+            e["sharing_gain"] = gain
+            e["first_valid_prediction_s"] = {n: _r(first_valid_pred.get((m, n)), f.t_launch) for n in nodes}
+            e["ground_track"] = [[round(la, 3), round(lo, 3)] for i, (_, la, lo, _h) in enumerate(f.track)
+                                 if i % 5 == 0 or i == len(f.track) - 1]
+            e["predictions"] = preds.get(m, {})
+            per_missile[m] = e
+        ids = {dst: bj.identity(v) for dst, v in ident.items()}
+        return {"missiles": per_missile, "warning_counts": wj["counts"], "false_records": wj["false_records"],
+                "identity": ids, "gospa": self.gospa(cap, origins, names, reported),
+                "eez_judged": {n: nat.eez is not None for n, nat in nations.items()},
+                "geometry": {n: {"territory": nat.territory, "eez": nat.eez} for n, nat in nations.items()},
+                "params": {"gospa_c_m": bj.GOSPA_C_M, "gospa_p": bj.GOSPA_P, "gospa_alpha": bj.GOSPA_ALPHA,
+                           "terminal_alt_m": bj.TERMINAL_ALT_M, "early_cancel_s": bj.EARLY_CANCEL_S,
+                           "checkpoints_s": list(bj.CHECKPOINTS_S)}}
+
+    def gospa(self, cap: Any, origins: Dict[int, Tuple[float, float, float]], names: Dict[int, str],
+              reported: Dict[str, List[Tuple[float, int]]], step_s: float = 1.0,
+              hold_s: float = 3.0) -> Dict[str, Any]:
+        """GOSPA of the picture each destination received, once a second over the run. The truth = every
+        object in flight that another nation's board reported in the last ``hold_s`` (what the relay can
+        and should send that destination: it sends a nation nothing its own board alone holds), ECEF into
+        the destination's frame; the estimates = each track's latest fused record of the last ``hold_s``,
+        moved on by its velocity to the tick. Mean, max, and the mean missed / false counts."""
+        from trilink import bench_judge as bj
+        frames = {n: geo.LocalFrame(*o) for n, o in origins.items()}
+        recs = sorted(cap.fused, key=lambda r: r.t_us)
+        if not recs:
+            return {}
+        t0 = max(0.0, self.scen(recs[0].t_us))
+        t1 = self.scen(recs[-1].t_us)
+        tr = _truth(self.scenario)
+        out: Dict[str, Any] = {}
+        acc: Dict[int, List[Dict[str, float]]] = {}
+        i = 0
+        latest: Dict[Tuple[int, int], Any] = {}
+        t = t0
+        while t <= t1:
+            tr.advance(t)
+            us = self.epoch_us + (t - self.start_s) * 1e6
+            while i < len(recs) and recs[i].t_us <= us:
+                latest[(recs[i].dst, recs[i].tid)] = recs[i]
+                i += 1
+            flying = self._positions(tr)
+            for node, f in frames.items():
+                if node not in names:
+                    continue
+                tpts = [f.ecef_to_enu(*xyz) for name, xyz in flying
+                        if any(src != node and t - hold_s <= tr_t <= t for tr_t, src in reported.get(name, ()))]
+                est = []
+                for (dst, _tid), r in latest.items():
+                    dt = (us - r.t_us) / 1e6
+                    if dst == node and 0 <= dt <= hold_s:
+                        est.append([r.state[k] + r.state[k + 3] * dt for k in range(3)])
+                if tpts or est:
+                    acc.setdefault(node, []).append(bj.gospa(tpts, est))
+            t += step_s
+        for node, v in acc.items():
+            out[names[node]] = {"mean_m": round(sum(x["gospa"] for x in v) / len(v), 1),
+                                "max_m": round(max(x["gospa"] for x in v), 1),
+                                "mean_localisation_m": round(sum(x["localisation"] for x in v) / len(v), 1),
+                                "mean_missed": round(sum(x["missed"] for x in v) / len(v), 3),
+                                "mean_false": round(sum(x["false"] for x in v) / len(v), 3), "ticks": len(v)}
+        return out
+
+
+def _r(t: Optional[float], t0: float) -> Optional[float]:
+    return None if t is None else round(t - t0, 2)

@@ -20,6 +20,7 @@ COMMANDS: Dict[str, "tuple[str, str]"] = {
     "keygen": ("trilink.keygen", "write a key file for the relay and the boards (mode 0600)"),
     "replay": ("trilink.replay", "read a relay capture (pcapng) and feed its received frames through the pipeline"),
     "nullmodem": ("trilink.nullmodem", "emulate serial links: pty pairs paced at a baud rate, with impairments"),
+    "suite": ("trilink.suite", "run the scenario suite (whole flights) and print one truth-judged table"),
     "udpproxy": ("trilink.udpproxy", "forward UDP between two endpoints with loss, duplication, reordering, delay"),
     "watch": ("trilink.watch", "subscribe to a relay's picture on Eclipse Zenoh and print it live"),
     "zenohbench": ("trilink.zenohbench", "the bench with Zenoh publishing off and on, with N subscribers"),

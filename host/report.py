@@ -77,6 +77,8 @@ def format_report(r: Dict[str, Any]) -> str:
     out.append(f"accuracy: fused position RMSE {_f(acc.get('rmse_m'), '{:.0f} m')} (as received by "
                f"{per(acc.get('rmse_m_by_destination'))}); each nation's own reports: "
                f"{per(acc.get('rmse_m_by_sensor'))}; impact point error {imp}")
+    if r.get("judge"):
+        out += format_judge(r["judge"])
     heap = ", ".join(f"{n} {b['peak_live_heap'] / 1024:.0f} KB" + (f" ({b['error']})" if b.get("error") else "")
                      for n, b in (r.get("boards") or {}).items() if b.get("peak_live_heap"))
     if heap:
@@ -123,6 +125,72 @@ def format_report(r: Dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _s(v: Any, fmt: str = "{:+.1f} s") -> str:
+    return "-" if v is None else v if isinstance(v, str) else fmt.format(v)
+
+
+def format_judge(j: Dict[str, Any]) -> List[str]:
+    """The truth-judged lines (bench_truth.TruthCheck.judge): per missile and nation, identity, GOSPA,
+    warning counts."""
+    out = ["judged against the truth (times from launch; docs/BENCH.md):"]
+    for m, e in (j.get("missiles") or {}).items():
+        imp = e["impact"]
+        by = ", ".join(f"{n} {_s(v, '+{:.0f}')}" for n, v in e["first_track_by_nation_s"].items())
+        out.append(f"  {m}: launch t={e['t_launch_s']:g} s, burnout +{e['t_burnout_s'] - e['t_launch_s']:.0f} s, "
+                   f"impact +{e['t_impact_s'] - e['t_launch_s']:.0f} s at {imp['lat']:.2f} {imp['lon']:.2f}; "
+                   f"first radar track {_s(e['first_track_s'], '+{:.0f} s')} ({by})"
+                   + (f"; launch point error {e['launch_point_error_km']:.1f} km" if "launch_point_error_km" in e
+                      else ""))
+        for n, v in (e.get("nations") or {}).items():
+            oc = ", ".join(f"{k} {o}" for k, o in v["outcome"].items()) or (
+                "not judged (the impact is after the run)" if v["truth"] else "nothing owed, nothing sent")
+            out.append(f"    {n}: truth {v['truth'] or 'no threat'}; {oc}; launch alert {_s(v['launch_alert_s'])} "
+                       f"({_s(v['launch_alert_from_track_s'])} after the first track); first valid warning "
+                       f"{_s(v['first_valid_warning_s'])} ({_s(v['first_valid_warning_after_burnout_s'])} after "
+                       f"burnout); issued {v['issued']}, flaps {v['flaps']}"
+                       + (f", cancelled {v['cancelled_s_before_impact']:.0f} s before impact (early)"
+                          if v.get("early_cancel") else ""))
+        cps = [c for c in e.get("impact_checkpoints") or []]
+        if cps:
+            out.append("    impact error at T-: " + ", ".join(
+                f"{c['destination']} T-{c['t_to_go_s']:.0f} {c['error_km']:.2f} km "
+                f"({'held' if c['ellipse_holds_truth'] else 'outside'})" for c in cps))
+        ph = e.get("rmse_m_by_phase") or {}
+        rows = []
+        for phase in ("boost", "midcourse", "terminal"):
+            vals = [f"{src} {d[phase]['rmse_m']:.0f}" for src, d in ph.items() if phase in d]
+            if vals:
+                rows.append(f"{phase} " + "/".join(vals))
+        if rows:
+            out.append("    RMSE by phase (m, fused/each nation's own): " + "; ".join(rows))
+        g = e.get("sharing_gain") or {}
+        if g:
+            out.append("    sharing gain: " + "; ".join(
+                f"{n} launch {_s(v['launch_s'])}, threat >= {_s(v['threat_at_least_s'])}"
+                + "".join(f", {ph} x{x['ratio']:.2f}" for ph, x in v["error_by_phase"].items()
+                          if x.get("ratio") is not None) for n, v in g.items()))
+    ids = j.get("identity") or {}
+    if ids:
+        out.append("  identity: " + "; ".join(
+            f"{n} {sum(v['switches'].values())} switches, {len(v['ghosts'])} ghosts, {len(v['duplicates'])} "
+            f"duplicates" for n, v in ids.items()))
+    gp = j.get("gospa") or {}
+    pr = j.get("params") or {}
+    if gp:
+        out.append(f"  GOSPA (c {pr.get('gospa_c_m', 0) / 1000:g} km, p {pr.get('gospa_p')}, alpha "
+                   f"{pr.get('gospa_alpha')}): " + "; ".join(
+                       f"{n} mean {v['mean_m']:.0f} m (localisation {v['mean_localisation_m']:.0f} m, missed "
+                       f"{v['mean_missed']:.2f}, false {v['mean_false']:.2f})" for n, v in gp.items()))
+    wc = j.get("warning_counts") or {}
+    eez = j.get("eez_judged") or {}
+    if wc:
+        out.append("  warnings correct/false/missed: " + "; ".join(
+            f"{n} " + ", ".join(f"{k} " + ("n/a" if k == "eez" and not eez.get(n) else
+                                          f"{c['correct']}/{c['false']}/{c['missed']}")
+                                for k, c in kinds.items()) for n, kinds in wc.items()))
+    return out
+
+
 def plot(report: Dict[str, Any], samples: List[Any], path: str) -> None:
     """Two panels: the latency CDF of each path with its floor's CDF dashed, and a timeline
     of the run (each delivered report's latency against time, split by path). ImportError
@@ -130,7 +198,12 @@ def plot(report: Dict[str, Any], samples: List[Any], path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    judged = bool((report.get("judge") or {}).get("missiles"))
+    if judged:
+        fig, (a, b, m) = plt.subplots(1, 3, figsize=(18, 5.5), gridspec_kw={"width_ratios": [1, 1, 1.2]})
+        plot_map(m, report["judge"])
+    else:
+        fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
     t0 = min((s.t_meas_us for s in samples), default=0)
     for i, p in enumerate(report["paths"]):
         s = [x for x in samples if x.path == p]
@@ -162,3 +235,45 @@ def plot(report: Dict[str, Any], samples: List[Any], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_map(ax: Any, j: Dict[str, Any]) -> None:
+    """The judged flights on a lat/lon map: territories (filled) and EEZs (dashed) of each nation, the
+    truth's ground tracks with launch and impact, and the predicted impact ellipses (95%) as sent to
+    each destination over time, light to dark."""
+    import math
+    geo_ = j.get("geometry") or {}
+    for i, (n, g) in enumerate(geo_.items()):
+        col = f"C{i + 4}"
+        for k, poly in enumerate(g.get("territory") or []):
+            ys, xs = zip(*(list(poly) + [poly[0]]))
+            ax.fill(xs, ys, color=col, alpha=0.25, label=f"{n} territory" if k == 0 else None)
+        for k, poly in enumerate(g.get("eez") or []):
+            ys, xs = zip(*(list(poly) + [poly[0]]))
+            ax.plot(xs, ys, "--", color=col, lw=0.8, label=f"{n} EEZ" if k == 0 else None)
+    for i, (m, e) in enumerate(j["missiles"].items()):
+        col = f"C{i}"
+        gt = e.get("ground_track") or []
+        if gt:
+            ax.plot([p[1] for p in gt], [p[0] for p in gt], "-", color=col, lw=1.2, label=f"{m} truth")
+        ax.plot(e["launch_site"]["lon"], e["launch_site"]["lat"], "^", color=col, ms=6)
+        ax.plot(e["impact"]["lon"], e["impact"]["lat"], "x", color=col, ms=9, mew=2)
+        for dst, ps in (e.get("predictions") or {}).items():
+            for k, (t, lat, lon, a, b, o) in enumerate(ps):
+                alpha = 0.15 + 0.7 * (k + 1) / len(ps)
+                th = [2 * math.pi * s / 48 for s in range(49)]
+                oo = math.radians(o)
+                xs, ys = [], []
+                for tt in th:
+                    u, v = a * math.cos(tt), b * math.sin(tt)
+                    east = u * math.sin(oo) + v * math.cos(oo)
+                    north = u * math.cos(oo) - v * math.sin(oo)
+                    ys.append(lat + north / 111195.0)
+                    xs.append(lon + east / (111195.0 * max(0.1, math.cos(math.radians(lat)))))
+                ax.plot(xs, ys, "-", color=col, lw=0.6, alpha=alpha)
+    ax.set_xlabel("longitude (deg E)")
+    ax.set_ylabel("latitude (deg N)")
+    ax.set_title("truth ground tracks (x impact), predicted 95% impact ellipses over time")
+    ax.set_aspect(1.25)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")

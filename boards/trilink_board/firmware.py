@@ -82,10 +82,8 @@ _RID_SHIFT = const(20)
 _RID_N = const(0xFFFFF)
 _RID_EPOCHS = const(0x3FF)
 
-# PROTOCOL.md 4.7 counter ids of what the board counts
-_STATS_IDS = ((1, "frames_in"), (2, "frames_out"), (3, "bytes_in"), (4, "bytes_out"), (5, "crc_error"),
-              (6, "malformed"), (7, "oversize"), (8, "auth_fail"), (9, "replay"), (10, "wrong_link"),
-              (11, "unknown_type"), (14, "not_for_me"))
+# PROTOCOL.md 4.7 counter ids of what the board counts: all but the relay's queue counters
+_STATS_IDS = tuple((i + 1, k) for i, k in enumerate(wire.STATS_COUNTERS) if k not in ("dropped_stale", "queue_depth"))
 _STATUS = ("ACTIVE", "UPDATED", "OBSOLETE")
 # What a board receives; any other type is unknown_type (PROTOCOL.md 3.3 case 13), not accepted.
 _RX_TYPES = (wire.HELLO, wire.HEARTBEAT, wire.TIME_SYNC_RESP, wire.PICTURE, wire.KEYFRAME_REQ, wire.WARNING,

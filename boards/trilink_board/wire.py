@@ -65,6 +65,12 @@ DELIVERY = const(0x31)
 TYPES = (HELLO, HEARTBEAT, TIME_SYNC_REQ, TIME_SYNC_RESP, TRACK_REPORT, PICTURE,
          KEYFRAME_REQ, WARNING, WARNING_ACK, STATS, DELIVERY)
 
+# STATS counters (PROTOCOL.md 4.7): STATS_COUNTERS[i] has counter id i + 1. The one
+# table: the board's firmware and the relay (edge/relay.py) both send from it.
+STATS_COUNTERS = ("frames_in", "frames_out", "bytes_in", "bytes_out", "crc_error", "malformed",
+                  "oversize", "auth_fail", "replay", "wrong_link", "unknown_type", "dropped_stale",
+                  "queue_depth", "not_for_me")
+
 # version, flags, src, dst, type, key_id, seq, counter low 32, counter high 16, length
 _HDR = "<6BHIHH"
 _SMALL = const(16)  # runs up to this long are copied byte by byte (no allocation)
