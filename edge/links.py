@@ -57,9 +57,15 @@ _GONE = {errno.EIO, errno.ENXIO, errno.ENODEV, errno.EBADF, errno.ENOENT, errno.
 
 
 def serial_wire_size(n: int) -> int:
-    """Most bytes a frame of ``n`` bytes takes on a serial line: COBS (at
-    most 1 per 254 started) plus the delimiter. The exact count depends on
-    where the frame's zero bytes are; ``bytes_out`` counts what was written."""
+    """Most bytes a frame of ``n`` bytes takes on a serial line: COBS (one
+    code byte per 254 started, plus one) and the 0x00 delimiter; the one
+    formula (the scheduler's ``serial_size`` is this function). The exact
+    count depends on where the frame's zero bytes are; ``bytes_out`` counts
+    what was written.
+
+        >>> serial_wire_size(254), serial_wire_size(binding.MAX_FRAME) == binding.MAX_SERIAL
+        (257, True)
+    """
     return n + (n // 254) + 1 + 1
 
 

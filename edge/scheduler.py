@@ -8,8 +8,8 @@ bytes in ANY window of 1 s. The bucket holds at most ``burst`` bytes and
 fills at ``budget - burst`` bytes/s, so over any window of length T the
 bytes written are at most ``burst + (budget - burst) T``, which is
 ``budget`` for T = 1 s. A frame is written only when the bucket holds its
-whole wire size (serial: the COBS bound ``n + n // 254 + 1`` plus the
-delimiter; UDP: the datagram). ``burst`` defaults to 600 bytes, room for
+whole wire size (serial: ``links.serial_wire_size``, the COBS bound plus
+the delimiter; UDP: the datagram). ``burst`` defaults to 600 bytes, room for
 the largest PICTURE frame the pipeline makes for a serial link (512-byte
 payload) and a warning; at 115200 baud (11,520 bytes/s) the sustained rate
 is then 10,920 bytes/s, 95% of the line.
@@ -42,6 +42,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, List, Optional, Protocol, Tuple, Union
 
+from trilink_edge.links import serial_wire_size
 from trilink_native import binding
 
 WARNING = 0
@@ -53,10 +54,8 @@ DEFAULT_MAX_WARNINGS = 256
 DEFAULT_MAX_AGE_S = 2.0
 
 
-def serial_size(frame_len: int) -> int:
-    """Upper bound of a frame's bytes on a serial line: COBS (at most one
-    code byte per 254 started, plus one) and the 0x00 delimiter."""
-    return frame_len + frame_len // 254 + 2
+# Upper bound of a frame's bytes on a serial line: the serial link's own (one formula).
+serial_size = serial_wire_size
 
 
 def udp_size(frame_len: int) -> int:

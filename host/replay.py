@@ -21,12 +21,9 @@ import sys
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from trilink_edge.recorder import CaptureError, CaptureRecord, capture_files, iter_capture
+from trilink_native.binding import MSG_NAMES as _TYPE_NAMES   # PROTOCOL.md 4, from wire.h
 
 __all__ = ["main", "_parse_args", "iter_records", "count", "feed"]
-
-_TYPE_NAMES = {0x01: "HELLO", 0x02: "HEARTBEAT", 0x03: "TIME_SYNC_REQ", 0x04: "TIME_SYNC_RESP",
-               0x10: "TRACK_REPORT", 0x11: "PICTURE", 0x12: "KEYFRAME_REQ", 0x20: "WARNING",
-               0x21: "WARNING_ACK", 0x30: "STATS", 0x31: "DELIVERY"}
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:

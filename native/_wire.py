@@ -7,8 +7,8 @@ whose ``reason`` is the counter name of PROTOCOL.md section 3.3.
 
     >>> ring = Keyring(node=0, link=(1,)); ring.add(1, 1, bytes(KEY_SIZE))
     >>> raw = ring.pack(1, 1, 0, MSG_HEARTBEAT, 0, 5, bytes(20))
-    >>> len(raw) == OVERHEAD + 20, ring.verify(raw).counter
-    (True, 5)
+    >>> len(raw) == OVERHEAD + 20, ring.verify(raw).counter, MSG_NAMES[parse_frame(raw).mtype]
+    (True, 5, 'HEARTBEAT')
 """
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ MSG_WARNING = int(lib.TL_MSG_WARNING)
 MSG_WARNING_ACK = int(lib.TL_MSG_WARNING_ACK)
 MSG_STATS = int(lib.TL_MSG_STATS)
 MSG_DELIVERY = int(lib.TL_MSG_DELIVERY)
+# type -> name (PROTOCOL.md section 4), read from wire.h's TL_MSG_* names: the one
+# table host/replay.py and tools/trilink.lua (checked by tests/test_protocol_tables.py) use.
+MSG_NAMES = dict(sorted((int(getattr(lib, n)), n[len("TL_MSG_"):]) for n in dir(lib) if n.startswith("TL_MSG_")))
 MSG_TYPES = (MSG_HELLO, MSG_HEARTBEAT, MSG_TIME_SYNC_REQ, MSG_TIME_SYNC_RESP, MSG_TRACK_REPORT, MSG_PICTURE,
              MSG_KEYFRAME_REQ, MSG_WARNING, MSG_WARNING_ACK, MSG_STATS, MSG_DELIVERY)
 

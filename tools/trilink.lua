@@ -4,6 +4,7 @@
 --   tshark -X lua_script:tools/trilink.lua -r relay.pcapng -Y trilink
 --   Wireshark: copy to ~/.local/lib/wireshark/plugins/
 local p = Proto("trilink", "trilink relay frame")
+-- The type names are binding.MSG_NAMES (native/c/wire.h); tests/test_protocol_tables.py checks this table.
 local types = {[0x01] = "HELLO", [0x02] = "HEARTBEAT", [0x03] = "TIME_SYNC_REQ", [0x04] = "TIME_SYNC_RESP",
                [0x10] = "TRACK_REPORT", [0x11] = "PICTURE", [0x12] = "KEYFRAME_REQ", [0x20] = "WARNING",
                [0x21] = "WARNING_ACK", [0x30] = "STATS", [0x31] = "DELIVERY"}
