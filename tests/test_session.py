@@ -170,6 +170,19 @@ def test_temp_files_of_a_killed_save_are_removed_and_state_is_0600(tmp_path):
     assert os.stat(tmp_path / "st.json").st_mode & 0o777 == 0o600
 
 
+def test_state_save_fsyncs_the_file_then_the_folder_after_the_rename(tmp_path, monkeypatch):
+    import stat
+    calls = []
+    real = os.fsync
+
+    def watch(fd):   # the real fsync, noting what it was given and whether the rename happened
+        calls.append((stat.S_ISDIR(os.fstat(fd).st_mode), (tmp_path / "st.json").exists()))
+        return real(fd)
+    monkeypatch.setattr(os, "fsync", watch)
+    make(tmp_path)                                   # a start writes the new relay epoch
+    assert calls == [(False, False), (True, True)]   # the temp file, then the folder holding the rename
+
+
 def test_reflashed_board_is_told_min_epoch_after_its_answer(tmp_path):
     b9 = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=9)
     s, sent = verified(tmp_path, b9)
