@@ -73,6 +73,8 @@ def in_ellipse(lat: float, lon: float, clat: float, clon: float, a_m: float, b_m
     if a_m <= 0 or b_m <= 0:
         return False
     return (x / a_m) ** 2 + (y / b_m) ** 2 <= 1.0
+
+
 PRED_EVERY_S = 10.0     # the judge keeps one impact prediction per missile and destination this often (the PNG)
 _ASSOC_M = 50_000.0     # a fused track farther than this from every object follows none
 
@@ -247,6 +249,7 @@ class TruthCheck:
                     continue       # a retransmission
                 timeline.append({"_key": key, "t_sent_s": round(self.scen(w.tx_ns / 1000.0), 2),
                                  "status": STATUS[w.status] if w.status < 3 else str(w.status),
+                                 **({"kind": w.kind} if getattr(w, "kind", None) else {}),
                                  "predicted": {"lat": round(w.lat, 4), "lon": round(w.lon, 4),
                                                "ellipse_m": [w.semi_major_m, w.semi_minor_m,
                                                              round(w.orient_deg, 2)]}})
@@ -382,6 +385,8 @@ class TruthCheck:
                 if p.get("lat") is not None:
                     e["launch_point_error_km"] = round(
                         surface_distance_m(p["lat"], p["lon"], f.launch_lat, f.launch_lon) / 1000.0, 2)
+                if p.get("t_launch_s") is not None:
+                    e["launch_time_error_s"] = round(p["t_launch_s"] - f.t_launch, 2)
             gain = {}
             for n in nodes:
                 own_t = first_by.get((m, n))

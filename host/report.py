@@ -140,6 +140,8 @@ def format_judge(j: Dict[str, Any]) -> List[str]:
                    f"impact +{e['t_impact_s'] - e['t_launch_s']:.0f} s at {imp['lat']:.2f} {imp['lon']:.2f}; "
                    f"first radar track {_s(e['first_track_s'], '+{:.0f} s')} ({by})"
                    + (f"; launch point error {e['launch_point_error_km']:.1f} km" if "launch_point_error_km" in e
+                      else "")
+                   + (f", launch time error {e['launch_time_error_s']:+.1f} s" if "launch_time_error_s" in e
                       else ""))
         for n, v in (e.get("nations") or {}).items():
             oc = ", ".join(f"{k} {o}" for k, o in v["outcome"].items()) or (
