@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from trilink.keygen import make_keys, write_private
+from trilink.ports import free_port, free_ports
+from trilink_edge import config_toml
 
 RELAY_NODE = 0
 BOOT_LEAD_S = 3.5          # scenario start this long after the processes are spawned (boot + time sync)
@@ -115,19 +117,6 @@ class RigOutput:
     wall_s: float
     relay_cpu_s: Optional[float] = None     # the relay's CPU time (user + system) from up to stop
     cpu_cap: Optional[Dict[str, float]] = None   # host/cpucap.py CpuCap.stats() when the relay was capped
-
-
-def free_port() -> int:
-    """A UDP/TCP port free on 127.0.0.1 now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cpu_seconds(pid: int) -> Optional[float]:
@@ -241,10 +230,6 @@ def runtime_version(runtime: str) -> str:
     return "MicroPython " + out.split("MicroPython")[-1].strip() if "MicroPython" in out else "MicroPython " + out
 
 
-def _toml_str(s: str) -> str:
-    return json.dumps(s)   # a JSON string is a valid TOML basic string
-
-
 class Rig:
     """Builds and runs one bench chain (module docstring). Use as a context manager:
     the temporary folder, the emulators and every process are cleaned up on exit."""
@@ -316,26 +301,20 @@ class Rig:
     def _relay_config(self, nodes: Dict[str, int], relay_files: Dict[str, str], devices: Dict[str, str],
                       udp_binds: Dict[str, int], stats_port: int) -> Path:
         p = self.plan
-        lines = ["[relay]", f"node = {self._relay_node}", f"key_file = {_toml_str(str(self.dir / 'keys.json'))}",
-                 f"state_file = {_toml_str(str(self.dir / 'relay-state.json'))}",
-                 f"stats = \"127.0.0.1:{stats_port}\"", "stats_interval_s = 0", "log_level = \"WARNING\"", ""]
-        for name, node in nodes.items():
-            lines += [f"[nodes.{name}]", f"id = {node}", f"key_id = {self._key_ids[name]}",
-                      f"nation_file = {_toml_str(relay_files[name])}", ""]
-        for name in nodes:
-            lines.append(f"[links.{name}]")
-            if name in devices:
-                lines += ["kind = \"serial\"", f"device = {_toml_str(devices[name])}", f"baud = {p.baud}"]
-            else:
-                lines += ["kind = \"udp\"", f"bind = \"127.0.0.1:{udp_binds[name]}\""]
-            lines += [f"boards = [{_toml_str(name)}]", ""]
-        lines.append("[release]")
-        for name in nodes:
-            others = ", ".join(_toml_str(o) for o in nodes if o != name)
-            lines.append(f"{name} = [{others}]")
-        lines += ["", "[recorder]", f"path = {_toml_str(str(self.dir / 'relay.pcapng'))}", ""]
+        doc = {
+            "relay": {"node": self._relay_node, "key_file": self.dir / "keys.json",
+                      "state_file": self.dir / "relay-state.json", "stats": f"127.0.0.1:{stats_port}",
+                      "stats_interval_s": 0, "log_level": "WARNING"},
+            "nodes": {name: {"id": node, "key_id": self._key_ids[name], "nation_file": relay_files[name]}
+                      for name, node in nodes.items()},
+            "links": {name: ({"kind": "serial", "device": devices[name], "baud": p.baud} if name in devices else
+                             {"kind": "udp", "bind": f"127.0.0.1:{udp_binds[name]}"}) | {"boards": [name]}
+                      for name in nodes},
+            "release": {name: [o for o in nodes if o != name] for name in nodes},
+            "recorder": {"path": self.dir / "relay.pcapng"},
+        }
         path = self.dir / "relay.toml"
-        path.write_text("\n".join(lines))
+        config_toml.write(path, doc)
         return path
 
     # ---- running ----
@@ -394,7 +373,7 @@ class Rig:
                 board_links[name] = f"tty:{self.dir / (name + '-board')}@{p.baud}"
         else:
             for i, name in enumerate(nodes):
-                relay_port, board_port = free_udp_port(), free_udp_port()
+                relay_port, board_port = free_ports(2)
                 udp_binds[name] = relay_port
                 target = relay_port
                 if p.impair:
@@ -406,7 +385,7 @@ class Rig:
                     self.emulators[name] = px
                     target = px.a_port
                 board_links[name] = f"udp:127.0.0.1:{board_port}:127.0.0.1:{target}"
-        stats_port = free_port()
+        stats_port = free_port(socket.SOCK_STREAM)
         cfg = self._relay_config(nodes, relay_files, devices, udp_binds, stats_port)
         capture = str(self.dir / "relay.pcapng")
         relay_log = self.dir / "relay.log"

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from trilink.ports import free_ports
+
 __all__ = ["main", "_parse_args", "Subscriber", "run"]
 
 
@@ -43,14 +45,6 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)   # the subscribers' own process
     return p.parse_args(list(argv))
-
-
-def _port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Subscriber:
@@ -130,7 +124,7 @@ class SubscriberProcess:
 
     def __init__(self, relay: str, keys: Dict[str, bytes], n: int) -> None:
         import subprocess
-        self.ports = [_port() for _ in range(n)]
+        self.ports = free_ports(n, socket.SOCK_STREAM)
         spec = json.dumps({"relay": relay, "keys": {k: v.hex() for k, v in keys.items()}, "ports": self.ports})
         self.proc = subprocess.Popen([sys.executable, "-m", "trilink.zenohbench", "--child", spec],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

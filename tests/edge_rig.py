@@ -10,25 +10,18 @@ on the mpy-cross-compiled firmware) and frames decoded from the capture.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Mapping, Sequence, Tuple
 
 from trilink.keygen import make_keys, write_private
+from trilink.ports import free_port as udp_port  # noqa: F401  (the edge tests' name for a free UDP port)
 from trilink_board import codec, wire
+from trilink_edge import config_toml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BOARDS = os.path.join(HERE, "..", "boards")
-
-
-def udp_port() -> int:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def exe(name: str) -> str:
@@ -47,25 +40,22 @@ def write_keys(tmp: Path, nodes: Mapping[str, int]) -> Tuple[Dict[int, bytes], D
 def relay_toml(tmp: Path, nodes: Mapping[str, int], kid: Mapping[int, int],
                links: Mapping[str, Tuple[str, ...]], release: Mapping[str, Sequence[str]],
                extra: str = "", stats_port: int = 0) -> Path:
-    """relay.toml in tmp. ``links[name]`` = ("serial", device) or ("udp", bind_port, peer_port)."""
-    out = [f'[relay]\nkey_file = "{tmp / "keys.json"}"\nstate_file = "{tmp / "state.json"}"\n'
-           f'stats = "{f"127.0.0.1:{stats_port}" if stats_port else "off"}"\n'
-           f'stats_interval_s = 0\nstats_frames_s = 2\n']
-    for n, node in nodes.items():
-        out.append(f'[nodes.{n}]\nid = {node}\nkey_id = {kid[node]}\n'
-                   f'nation_file = "{os.path.join(BOARDS, "nations", n + ".json")}"\n')
-    for n, spec in links.items():
-        if spec[0] == "serial":
-            out.append(f'[links.{n}]\nkind = "serial"\ndevice = "{spec[1]}"\nboards = ["{n}"]\n')
-        else:
-            out.append(f'[links.{n}]\nkind = "udp"\nbind = "127.0.0.1:{spec[1]}"\n'
-                       f'peer = "127.0.0.1:{spec[2]}"\nboards = ["{n}"]\n')
-    out.append("[release]\n" + "".join(f'{s} = [{", ".join(chr(34) + d + chr(34) for d in ds)}]\n'
-                                       for s, ds in release.items()))
-    out.append(f'[recorder]\npath = "{tmp / "cap" / "relay.pcapng"}"\n')
-    out.append(extra)
+    """relay.toml in tmp. ``links[name]`` = ("serial", device) or ("udp", bind_port, peer_port);
+    ``extra`` is TOML text appended (sections of its own)."""
+    doc = {
+        "relay": {"key_file": tmp / "keys.json", "state_file": tmp / "state.json",
+                  "stats": f"127.0.0.1:{stats_port}" if stats_port else "off", "stats_interval_s": 0,
+                  "stats_frames_s": 2},
+        "nodes": {n: {"id": node, "key_id": kid[node], "nation_file": os.path.join(BOARDS, "nations", n + ".json")}
+                  for n, node in nodes.items()},
+        "links": {n: ({"kind": "serial", "device": spec[1]} if spec[0] == "serial" else
+                      {"kind": "udp", "bind": f"127.0.0.1:{spec[1]}", "peer": f"127.0.0.1:{spec[2]}"})
+                  | {"boards": [n]} for n, spec in links.items()},
+        "release": {s: list(ds) for s, ds in release.items()},
+        "recorder": {"path": tmp / "cap" / "relay.pcapng"},
+    }
     path = tmp / "relay.toml"
-    path.write_text("\n".join(out))
+    path.write_text(config_toml.dumps(doc) + "\n" + extra)
     return path
 
 

@@ -153,7 +153,8 @@ def test_relay_exports_the_released_picture_over_udp(tmp_path):
     and velocity within the encoding's resolution of one of that track's
     decoded states."""
     from edge_boards import TEST_KEYS, Missile, UdpTestLink
-    from test_relay_integration import free_ports, make_boards
+    from test_relay_integration import make_boards
+    from trilink.ports import free_ports
     from test_zenoh_publish import _as_dict, report
     from trilink_edge import config as edge_config
     from trilink_edge.relay import Relay

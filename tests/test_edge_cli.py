@@ -13,7 +13,8 @@ from typing import Any, List
 
 import pytest
 
-from trilink_edge import cli
+from trilink.ports import free_port
+from trilink_edge import cli, config_toml
 from trilink_edge.recorder import iter_capture
 from trilink_edge.stats import fetch_stats
 
@@ -28,44 +29,18 @@ def keyfile(path: Any) -> str:
     return str(path)
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_config(tmp_path: Any, peer_port: int, stats_port: int) -> str:
     keyfile(tmp_path / "keys.json")
-    text = f"""
-[relay]
-allow_test_keys = true
-key_file = "keys.json"
-state_file = "state.json"
-stats = "127.0.0.1:{stats_port}"
-stats_interval_s = 0.2
-[nodes.jp]
-id = 1
-nation_file = "{ROOT}/boards/nations/jp.json"
-[nodes.kr]
-id = 2
-nation_file = "{ROOT}/boards/nations/kr.json"
-[links.jp]
-kind = "udp"
-bind = "127.0.0.1:0"
-peer = "127.0.0.1:{peer_port}"
-boards = ["jp"]
-[links.kr]
-kind = "udp"
-bind = "127.0.0.1:0"
-boards = ["kr"]
-[release]
-jp = ["kr"]
-[recorder]
-path = "cap/relay.pcapng"
-"""
-    p = tmp_path / "relay.toml"
-    p.write_text(text)
-    return str(p)
+    return config_toml.write(tmp_path / "relay.toml", {
+        "relay": {"allow_test_keys": True, "key_file": "keys.json", "state_file": "state.json",
+                  "stats": f"127.0.0.1:{stats_port}", "stats_interval_s": 0.2},
+        "nodes": {"jp": {"id": 1, "nation_file": f"{ROOT}/boards/nations/jp.json"},
+                  "kr": {"id": 2, "nation_file": f"{ROOT}/boards/nations/kr.json"}},
+        "links": {"jp": {"kind": "udp", "bind": "127.0.0.1:0", "peer": f"127.0.0.1:{peer_port}", "boards": ["jp"]},
+                  "kr": {"kind": "udp", "bind": "127.0.0.1:0", "boards": ["kr"]}},
+        "release": {"jp": ["kr"]},
+        "recorder": {"path": "cap/relay.pcapng"},
+    })
 
 
 def test_help(capsys: Any) -> None:
@@ -99,7 +74,7 @@ def test_check_ok_and_errors(tmp_path: Any, capsys: Any) -> None:
 def test_sigterm_stops_within_1s_with_capture_flushed(tmp_path: Any) -> None:
     board = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     board.bind(("127.0.0.1", 0))
-    stats_port = free_port()
+    stats_port = free_port(socket.SOCK_STREAM)
     cfg = write_config(tmp_path, board.getsockname()[1], stats_port)
     proc = subprocess.Popen([sys.executable, "-m", "trilink_edge.cli", "--config", cfg],
                             cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -15,38 +15,26 @@ import pytest
 
 from trilink.keygen import make_keys, write_private
 from trilink_edge import config as edge_config
+from trilink_edge import config_toml
 from trilink_edge import keyfile, stats as edge_stats
 from trilink_edge.relay import Relay
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
-def setup(tmp_path, keys=None, mode=0o600, extra=""):
+def setup(tmp_path, keys=None, mode=0o600, extra=None):
     doc = make_keys([("jp", 1), ("kr", 2)], 0)
     if keys is not None:
         for entry, key in zip(doc["keys"], keys):
             entry["key"] = key.hex()
     write_private(str(tmp_path / "keys.json"), doc, force=True)
     os.chmod(tmp_path / "keys.json", mode)
-    toml = f"""
-[relay]
-key_file = "keys.json"
-state_file = "state.json"
-stats = "off"
-{extra}
-[nodes.jp]
-id = 1
-nation_file = "{ROOT}/boards/nations/jp.json"
-[nodes.kr]
-id = 2
-nation_file = "{ROOT}/boards/nations/kr.json"
-[links.jp]
-kind = "udp"
-bind = "127.0.0.1:0"
-boards = ["jp", "kr"]
-"""
-    (tmp_path / "relay.toml").write_text(toml)
-    return str(tmp_path / "relay.toml")
+    return config_toml.write(tmp_path / "relay.toml", {
+        "relay": {"key_file": "keys.json", "state_file": "state.json", "stats": "off", **(extra or {})},
+        "nodes": {"jp": {"id": 1, "nation_file": f"{ROOT}/boards/nations/jp.json"},
+                  "kr": {"id": 2, "nation_file": f"{ROOT}/boards/nations/kr.json"}},
+        "links": {"jp": {"kind": "udp", "bind": "127.0.0.1:0", "boards": ["jp", "kr"]}},
+    })
 
 
 def check(path):
@@ -90,7 +78,7 @@ def test_test_and_zero_keys_need_the_test_flag(tmp_path, key):
     cfg = setup(tmp_path, keys=[key, os.urandom(32)])
     p = check(cfg)
     assert p.returncode == 2 and "test key" in p.stderr
-    cfg = setup(tmp_path, keys=[key, os.urandom(32)], extra="allow_test_keys = true")
+    cfg = setup(tmp_path, keys=[key, os.urandom(32)], extra={"allow_test_keys": True})
     assert check(cfg).returncode == 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ import pytest
 pytest.importorskip("zenoh", reason="the zenoh extra (eclipse-zenoh) is not installed")
 
 from edge_rig import board_argv, exe, relay_now_us, relay_toml, udp_port, write_keys  # noqa: E402
-from test_zenoh_publish import tcp_port  # noqa: E402
+from trilink.ports import free_ports  # noqa: E402
 from test_zenoh_watch_real import seal_key_files  # noqa: E402
 
 NODES = {"jp": 1, "kr": 2}
@@ -51,7 +52,7 @@ def test_live_map_shows_and_updates_the_picture(tmp_path):
     browser = chromium()
     keys, kid = write_keys(tmp_path, NODES)
     seal_key_files(tmp_path)
-    zport, http_port = tcp_port(), tcp_port()
+    zport, http_port = free_ports(2, socket.SOCK_STREAM)
     ports = {n: (udp_port(), udp_port()) for n in NODES}
     extra = (f'[zenoh]\nenabled = true\nrelay = "us"\nkey_file = "{tmp_path / "zenoh-keys.json"}"\n'
              f'listen = ["tcp/127.0.0.1:{zport}"]\nsnapshot_period_s = 0.5\n')

@@ -16,22 +16,14 @@ import pytest
 
 from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile, UdpTestLink,
                          from_enu)
+from trilink.ports import free_ports
 from trilink_board import wire
 from trilink_edge import config as edge_config
+from trilink_edge import config_toml
 from trilink_edge.relay import Relay
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NATIONS = os.path.join(HERE, "..", "boards", "nations")
-
-
-def free_ports(n):
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def relay_config(tmp_path, ports, budget=20000, release=None):
@@ -292,37 +284,17 @@ def write_process_config(tmp_path, ports):
     kp = tmp_path / "keys.json"
     kp.write_text(json.dumps(keys))
     os.chmod(kp, 0o600)
-    toml = f"""
-[relay]
-allow_test_keys = true
-key_file = "{kp}"
-state_file = "{tmp_path / 'state.json'}"
-stats = "off"
-stats_interval_s = 0
-[nodes.jp]
-id = 1
-nation_file = "{os.path.join(NATIONS, 'jp.json')}"
-[nodes.kr]
-id = 2
-nation_file = "{os.path.join(NATIONS, 'kr.json')}"
-[links.jp]
-kind = "udp"
-bind = "127.0.0.1:{ports[0]}"
-peer = "127.0.0.1:{ports[3]}"
-boards = ["jp"]
-[links.kr]
-kind = "udp"
-bind = "127.0.0.1:{ports[1]}"
-peer = "127.0.0.1:{ports[4]}"
-boards = ["kr"]
-[release]
-jp = ["kr"]
-kr = ["jp"]
-[recorder]
-path = "{tmp_path / 'cap.pcapng'}"
-"""
     cp = tmp_path / "relay.toml"
-    cp.write_text(toml)
+    config_toml.write(cp, {
+        "relay": {"allow_test_keys": True, "key_file": kp, "state_file": tmp_path / "state.json", "stats": "off",
+                  "stats_interval_s": 0},
+        "nodes": {"jp": {"id": 1, "nation_file": os.path.join(NATIONS, "jp.json")},
+                  "kr": {"id": 2, "nation_file": os.path.join(NATIONS, "kr.json")}},
+        "links": {"jp": {"kind": "udp", "bind": f"127.0.0.1:{ports[0]}", "peer": f"127.0.0.1:{ports[3]}", "boards": ["jp"]},
+                  "kr": {"kind": "udp", "bind": f"127.0.0.1:{ports[1]}", "peer": f"127.0.0.1:{ports[4]}", "boards": ["kr"]}},
+        "release": {"jp": ["kr"], "kr": ["jp"]},
+        "recorder": {"path": tmp_path / "cap.pcapng"},
+    })
     return cp
 
 

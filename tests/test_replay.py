@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from trilink import replay
+from trilink_edge import config_toml
 from trilink_edge.recorder import Recorder
 from trilink_native import binding
 from textmatch import has
@@ -20,25 +21,13 @@ def test_counts_and_feed(tmp_path: Any, capsys: Any) -> None:
     (tmp_path / "keys.json").write_text(json.dumps({"format": "trilink-keys/1", "relay": 0, "keys": [
         {"key_id": k, "node": k, "name": n, "key": KEYS[k].hex()} for k, n in ((1, "jp"), (2, "kr"))]}))
     os.chmod(tmp_path / "keys.json", 0o600)
-    (tmp_path / "relay.toml").write_text(f"""
-[relay]
-allow_test_keys = true
-key_file = "keys.json"
-[nodes.jp]
-id = 1
-nation_file = "{ROOT}/boards/nations/jp.json"
-[nodes.kr]
-id = 2
-nation_file = "{ROOT}/boards/nations/kr.json"
-[links.jp]
-kind = "udp"
-bind = "127.0.0.1:0"
-boards = ["jp"]
-[links.kr]
-kind = "udp"
-bind = "127.0.0.1:0"
-boards = ["kr"]
-""")
+    config_toml.write(tmp_path / "relay.toml", {
+        "relay": {"allow_test_keys": True, "key_file": "keys.json"},
+        "nodes": {"jp": {"id": 1, "nation_file": f"{ROOT}/boards/nations/jp.json"},
+                  "kr": {"id": 2, "nation_file": f"{ROOT}/boards/nations/kr.json"}},
+        "links": {"jp": {"kind": "udp", "bind": "127.0.0.1:0", "boards": ["jp"]},
+                  "kr": {"kind": "udp", "bind": "127.0.0.1:0", "boards": ["kr"]}},
+    })
     cap = str(tmp_path / "c.pcapng")
     t = time.monotonic_ns()
     with Recorder(cap) as rec:

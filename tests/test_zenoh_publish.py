@@ -19,7 +19,8 @@ zenoh = pytest.importorskip("zenoh", reason="the zenoh extra (eclipse-zenoh) is 
 pytest.importorskip("cryptography")
 
 from edge_boards import TEST_KEYS, Missile, UdpTestLink  # noqa: E402
-from test_relay_integration import free_ports, make_boards, relay_config  # noqa: E402
+from test_relay_integration import make_boards, relay_config  # noqa: E402
+from trilink.ports import free_port, free_ports  # noqa: E402
 from trilink.keygen import write_private  # noqa: E402
 from trilink.watch import Watcher  # noqa: E402
 from trilink_edge import config as edge_config  # noqa: E402
@@ -28,14 +29,6 @@ from trilink_edge.relay import Relay  # noqa: E402
 
 # TEST-ONLY keys, one per nation and one for health/stats.
 SEAL_KEYS = {name: (b"TEST-ONLY-zenoh-seal-" + name.encode()).ljust(32, b"0") for name in ("jp", "kr", "au", "ops")}
-
-
-def tcp_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def write_seal_keys(path, names=("jp", "kr", "au", "ops")):
@@ -113,7 +106,7 @@ def test_each_nation_opens_only_its_released_picture(tmp_path):
     sources); AU's gets KR's data only, never a JP source or nation bit;
     JP's opens no track and none of the publications it receives."""
     ports = free_ports(6)
-    zport = tcp_port()
+    zport = free_port(socket.SOCK_STREAM)
     release = {"jp": ["kr"], "kr": ["au"], "au": []}
     cfg = with_zenoh(tmp_path, ports, zport, release)
     links = {name: UdpTestLink(("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
@@ -248,7 +241,7 @@ def test_watcher_resumes_after_a_relay_restart(tmp_path):
     itself and opens the new run's publications, whose sequence numbers
     start again at 1 (the replay rule is per run)."""
     ports = free_ports(6)
-    zport = tcp_port()
+    zport = free_port(socket.SOCK_STREAM)
     cfg = with_zenoh(tmp_path, ports, zport, {"jp": ["kr"], "kr": ["jp"], "au": []})
     boards = make_boards(ports)
     w = watcher(zport, ["kr"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ import pytest
 pytest.importorskip("zenoh", reason="the zenoh extra (eclipse-zenoh) is not installed")
 
 from edge_rig import board_argv, exe, relay_now_us, relay_toml, udp_port, write_keys  # noqa: E402
-from test_zenoh_publish import tcp_port  # noqa: E402
+from trilink.ports import free_port  # noqa: E402
 from trilink.keygen import write_private  # noqa: E402
 
 NODES = {"jp": 1, "kr": 2, "au": 3}
@@ -47,7 +48,7 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("zwatch")
     keys, kid = write_keys(tmp, NODES)
     seal_key_files(tmp)
-    zport = tcp_port()
+    zport = free_port(socket.SOCK_STREAM)
     ports = {n: (udp_port(), udp_port()) for n in NODES}
     extra = (f'[zenoh]\nenabled = true\nrelay = "us"\nkey_file = "{tmp / "zenoh-keys.json"}"\n'
              f'listen = ["tcp/127.0.0.1:{zport}"]\nhealth_period_s = 0.5\nsnapshot_period_s = 0.5\n')

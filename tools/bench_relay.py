@@ -33,22 +33,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 from edge_boards import JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile, to_enu  # noqa: E402
+from trilink.ports import free_ports  # noqa: E402
 from trilink_board import codec, wire  # noqa: E402
 from trilink_edge import config as edge_config  # noqa: E402
 from trilink_edge.relay import Relay  # noqa: E402
 
 NATIONS = os.path.join(HERE, "..", "boards", "nations")
 IDLE_S = 1.0
-
-
-def free_ports(n):
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def boards_proc(ports, tracks, seconds, ready):
