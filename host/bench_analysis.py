@@ -33,6 +33,31 @@ def _relay_cpu(out: Any, cap: Any) -> Dict[str, Any]:
             "cap": out.cpu_cap}
 
 
+def _gaps(times: Dict[Tuple[int, int], List[int]], node: int) -> Dict[str, Any]:
+    gaps = []
+    for (n, _), ts in times.items():
+        if n == node and len(ts) >= 2:
+            ts.sort()
+            gaps.append(max(b - a for a, b in zip(ts, ts[1:])) / 1e9)
+    return {"tracks": len(gaps), "tracks_within_1s": sum(1 for g in gaps if g <= 1.0),
+            "longest_gap_s": round(max(gaps), 3) if gaps else None,
+            "median_longest_gap_s": round(statistics.median(gaps), 3) if gaps else None}
+
+
+def _update_gaps(cap: Capture, nodes: Dict[str, int]) -> Dict[str, Any]:
+    """How often each track was updated, per nation: ``down`` over the PICTURE records sent to it
+    (per fused track), ``up`` over the TRACK_REPORT records it sent (per board track), so that a
+    slow picture can be told from a slow source. A track's longest gap is the longest time between
+    two of its records (tracks seen at least twice); ``tracks_within_1s`` counts those at most 1 s."""
+    down: Dict[Tuple[int, int], List[int]] = {}
+    for f in cap.fused:
+        down.setdefault((f.dst, f.tid), []).append(f.tx_ns)
+    up: Dict[Tuple[int, int], List[int]] = {}
+    for r in cap.reports.values():
+        up.setdefault((r.src, r.tid), []).append(r.rx_ns)
+    return {name: {"down": _gaps(down, node), "up": _gaps(up, node)} for name, node in nodes.items()}
+
+
 def analyse(out: Any) -> Tuple[Dict[str, Any], List[Any], Capture]:
     """The report document (without ``verdict``), the latency samples and the decoded capture."""
     from trilink_edge.recorder import capture_files
@@ -79,6 +104,7 @@ def analyse(out: Any) -> Tuple[Dict[str, Any], List[Any], Capture]:
                             "error": _board_error(b.lines)} for n, b in out.boards.items()}
     report["relay_returncode"] = out.relay_returncode
     report["relay_cpu"] = _relay_cpu(out, cap)
+    report["update_gaps"] = _update_gaps(cap, nodes)
     report["loss"] = {"paths": {p: report["paths"][p]["lost"] for p in paths},
                       "uplink_records": {n: _uplink_loss(out, cap, n, node) for n, node in nodes.items()}}
     report["rig_s"] = round(out.wall_s, 1)

@@ -48,6 +48,14 @@ def format_report(r: Dict[str, Any]) -> str:
                      f"{int(cap.get('throttled_periods', 0))} of {int(cap.get('periods', 0))} periods "
                      f"({cap.get('throttled_s', 0.0):.2f} s)")
         out.append(line)
+    ug = r.get("update_gaps") or {}
+
+    def gaps(g: Dict[str, Any]) -> str:
+        return (f"{g['tracks_within_1s']} of {g['tracks']} within 1 s (worst {g['longest_gap_s']:.2f} s)"
+                if g["tracks"] else "none")
+    if ug:
+        out.append("tracks updated at >= 1 Hz (longest gap between two records of a track): " + "; ".join(
+            f"to {n} {gaps(g['down'])}, from {n} {gaps(g['up'])}" for n, g in ug.items()))
     tw = r["time_to_first_warning_s"]
     fw = r.get("first_warnings") or {}
     ws = r.get("warnings", {})

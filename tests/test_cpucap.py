@@ -72,5 +72,9 @@ def test_capped_bench_reports_cpu_and_throttling():
     rc = rep["relay_cpu"]
     assert rc["cap"]["percent"] == 25.0 and rc["cap"]["period_ms"] == 100.0
     assert rc["cap"]["periods"] > 0 and rc["frames_in"] > 0 and 0 < rc["per_frame_ms"] < 50
+    for n in ("jp", "kr"):        # how often tracks were updated, both ways, in the report (the cap's other figure)
+        g = rep["update_gaps"][n]
+        assert g["up"]["tracks"] > 0 and g["down"]["tracks"] > 0, g
+        assert 0 <= g["down"]["tracks_within_1s"] <= g["down"]["tracks"] and g["down"]["longest_gap_s"] > 0
     checks = [c["check"] for c in rep["verdict"]["checks"]]
     assert any("under the 25% CPU cap" in c for c in checks), checks
