@@ -331,6 +331,48 @@ class Rig:
             raise RigError(f"--scenario: unknown scenario {p.scenario!r} (known: {', '.join(known)})")
         runtime = resolve_runtime(p.runtime, say) if not p.attach else "attached"
         nodes, board_files, relay_files = self._nations(boards)
+        keys, key_nodes = self._keys(nodes)
+        devices, udp_binds, board_links = self._links(nodes)
+        stats_port = free_port(socket.SOCK_STREAM)
+        cfg = self._relay_config(nodes, relay_files, devices, udp_binds, stats_port)
+        relay_log = self.dir / "relay.log"
+        t_spawn = time.monotonic_ns()
+        relay = self._start_relay(cfg, stats_port, relay_log)
+        # CPU and throttling are counted from here: the relay's start-up (imports, kernel load) is not the path.
+        cpu0 = _cpu_seconds(relay.pid)
+        cap0 = self._cap.stats() if self._cap is not None else {}
+
+        main_py = (build_flash_tree(boards, self.dir / "flash") if runtime == "micropython"
+                   else boards / "main.py")
+        lead = p.lead_s if p.lead_s else BOOT_LEAD_S + (1.0 if runtime == "micropython" else 0.0)
+        epoch_us = time.monotonic_ns() // 1000 + int(lead * 1e6)
+        runs = {} if p.attach else self._start_boards(nodes, runtime, main_py, board_files, str(scenario),
+                                                      board_links, epoch_us)
+        say(f"bench: relay up (stats 127.0.0.1:{stats_port}); {len(runs) or len(nodes)} boards on "
+            f"{'attached ports' if p.attach else p.link}, runtime {runtime}; scenario '{p.scenario}' "
+            f"t={p.start_s:.0f}..{p.start_s + p.duration_s:.0f} s starts in {lead:.1f} s")
+        t_end_ns = epoch_us * 1000 + int(p.duration_s * 1e9)
+        self._wait_window(runs, relay, relay_log, stats_port, epoch_us, t_end_ns, lead, progress)
+        time.sleep(SETTLE_S)
+        stats = _fetch(stats_port)
+        cpu1 = _cpu_seconds(relay.pid)
+        relay_cpu_s = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
+        cap_stats = ({k: v - cap0.get(k, 0.0) if k in ("periods", "throttled_periods", "throttled_s") else v
+                      for k, v in self._cap.stats().items()} if self._cap is not None else None)
+        self._stop(relay, runs)
+        return RigOutput(plan=p, runtime=runtime, runtime_version=runtime_version(runtime) if runs else "attached",
+                         workdir=str(self.dir), keys=keys, key_nodes=key_nodes, nodes=nodes,
+                         nation_files=board_files, scenario_file=str(scenario),
+                         capture=str(self.dir / "relay.pcapng"),
+                         epoch_us=epoch_us, t_spawn_ns=t_spawn, t_end_ns=t_end_ns, stats=stats, boards=runs,
+                         emulators=dict(self.emulators), relay_returncode=relay.returncode,
+                         relay_log=relay_log.read_text(errors="replace"),
+                         wall_s=time.monotonic() - t_wall0, relay_cpu_s=relay_cpu_s,
+                         cpu_cap=cap_stats)
+
+    def _keys(self, nodes: Dict[str, int]) -> Tuple[Dict[int, bytes], Dict[int, int]]:
+        """Fresh keys (or the plan's key file, checked) written to keys.json: key_id -> key, key_id -> node."""
+        p = self.plan
         if p.keys_file:
             try:
                 doc = json.loads(Path(p.keys_file).read_text())
@@ -350,7 +392,11 @@ class Rig:
         self._key_ids = {e["name"]: int(e["key_id"]) for e in entries}  # type: ignore[index]
         keys = {int(e["key_id"]): bytes.fromhex(e["key"]) for e in entries}  # type: ignore[index]
         key_nodes = {int(e["key_id"]): int(e["node"]) for e in entries}  # type: ignore[index]
+        return keys, key_nodes
 
+    def _links(self, nodes: Dict[str, int]) -> Tuple[Dict[str, str], Dict[str, int], Dict[str, str]]:
+        """The links' emulators started: the relay's serial devices, its UDP ports and each board's --link."""
+        p = self.plan
         devices: Dict[str, str] = {}
         udp_binds: Dict[str, int] = {}
         board_links: Dict[str, str] = {}
@@ -385,54 +431,46 @@ class Rig:
                     self.emulators[name] = px
                     target = px.a_port
                 board_links[name] = f"udp:127.0.0.1:{board_port}:127.0.0.1:{target}"
-        stats_port = free_port(socket.SOCK_STREAM)
-        cfg = self._relay_config(nodes, relay_files, devices, udp_binds, stats_port)
-        capture = str(self.dir / "relay.pcapng")
-        relay_log = self.dir / "relay.log"
-        cap = None
+        return devices, udp_binds, board_links
+
+    def _start_relay(self, cfg: Path, stats_port: int, relay_log: Path) -> subprocess.Popen:
+        """``trilink-edge --config cfg`` started (under the plan's CPU cap, if any) and answering /stats."""
+        p = self.plan
         if p.relay_cpu is not None:
             from trilink.cpucap import CpuCap, CpuCapError
             try:
-                cap = CpuCap(*p.relay_cpu)
-                cap.open()
+                self._cap = CpuCap(*p.relay_cpu)
+                self._cap.open()
             except CpuCapError as e:
                 raise RigError(str(e)) from None
-            self._cap = cap
-        t_spawn = time.monotonic_ns()
         relay = subprocess.Popen([sys.executable, "-c", "import sys; from trilink_edge.cli import main; "
                                   "sys.exit(main())", "--config", str(cfg)],
                                  stdout=relay_log.open("wb"), stderr=subprocess.STDOUT,
                                  start_new_session=True)
         self.procs.append(relay)
-        if cap is not None:
-            cap.add(relay.pid)
+        if self._cap is not None:
+            self._cap.add(relay.pid)
         self._wait_stats(stats_port, relay, relay_log)
-        # CPU and throttling are counted from here: the relay's start-up (imports, kernel load) is not the path.
-        cpu0 = _cpu_seconds(relay.pid)
-        cap0 = cap.stats() if cap is not None else {}
+        return relay
 
-        main_py = (build_flash_tree(boards, self.dir / "flash") if runtime == "micropython"
-                   else boards / "main.py")
-        lead = p.lead_s if p.lead_s else BOOT_LEAD_S + (1.0 if runtime == "micropython" else 0.0)
-        epoch_us = time.monotonic_ns() // 1000 + int(lead * 1e6)
+    def _start_boards(self, nodes: Dict[str, int], runtime: str, main_py: Path, board_files: Dict[str, str],
+                      scenario: str, board_links: Dict[str, str], epoch_us: int) -> Dict[str, BoardRun]:
+        """One board process per nation, its output to NATION.out."""
         runs: Dict[str, BoardRun] = {}
-        outs: Dict[str, Path] = {}
         for name, node in nodes.items():
-            if p.attach:
-                continue
-            argv = self._board_argv(runtime, main_py, board_files[name], str(scenario), board_links[name],
-                                    epoch_us)
+            argv = self._board_argv(runtime, main_py, board_files[name], scenario, board_links[name], epoch_us)
             runs[name] = BoardRun(name, node, argv)
-            outs[name] = self.dir / f"{name}.out"
-            proc = subprocess.Popen(argv, stdout=outs[name].open("wb"), stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(argv, stdout=(self.dir / f"{name}.out").open("wb"), stderr=subprocess.STDOUT,
                                     start_new_session=True)
             self.procs.append(proc)
-            runs[name].returncode = None
             setattr(runs[name], "_proc", proc)
-        say(f"bench: relay up (stats 127.0.0.1:{stats_port}); {len(runs) or len(nodes)} boards on "
-            f"{'attached ports' if p.attach else p.link}, runtime {runtime}; scenario '{p.scenario}' "
-            f"t={p.start_s:.0f}..{p.start_s + p.duration_s:.0f} s starts in {lead:.1f} s")
-        t_end_ns = epoch_us * 1000 + int(p.duration_s * 1e9)
+        return runs
+
+    def _wait_window(self, runs: Dict[str, BoardRun], relay: subprocess.Popen, relay_log: Path, stats_port: int,
+                     epoch_us: int, t_end_ns: int, lead: float, progress: Optional[Callable[[str], None]]) -> None:
+        """Until the boards exit at the window's end (or the window passes, with attached boards); a
+        progress line a second; boards still running 15 s after the end are interrupted."""
+        p = self.plan
         deadline = t_end_ns + int((15.0 + lead) * 1e9)
         next_tick = time.monotonic() + 1.0
         while True:
@@ -446,21 +484,19 @@ class Rig:
                 raise RigError(f"the relay exited early (code {relay.returncode}): "
                                f"{_tail(relay_log)}")
             if now > deadline:
-                say("bench: boards did not finish in time; stopping them")
+                if progress is not None:
+                    progress("bench: boards did not finish in time; stopping them")
                 for r in alive:
                     getattr(r, "_proc").send_signal(signal.SIGINT)
                 time.sleep(1.0)
                 break
             if progress is not None and time.monotonic() >= next_tick:
                 next_tick += 1.0
-                say(self._progress_line(stats_port, now, epoch_us, p.start_s))
+                progress(self._progress_line(stats_port, now, epoch_us, p.start_s))
             time.sleep(0.1)
-        time.sleep(SETTLE_S)
-        stats = _fetch(stats_port)
-        cpu1 = _cpu_seconds(relay.pid)
-        relay_cpu_s = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
-        cap_stats = ({k: v - cap0.get(k, 0.0) if k in ("periods", "throttled_periods", "throttled_s") else v
-                      for k, v in cap.stats().items()} if cap is not None else None)
+
+    def _stop(self, relay: subprocess.Popen, runs: Dict[str, BoardRun]) -> None:
+        """SIGTERM to the relay; each board's exit code, output lines and summary; emulators drained and closed."""
         relay.send_signal(signal.SIGTERM)
         try:
             relay.wait(5)
@@ -475,7 +511,7 @@ class Rig:
                 proc.kill()
                 proc.wait(2)
             r.returncode = proc.returncode
-            r.lines = outs[name].read_text(errors="replace").splitlines()
+            r.lines = (self.dir / f"{name}.out").read_text(errors="replace").splitlines()
             for line in reversed(r.lines):
                 if line.startswith(name + ": summary "):
                     try:
@@ -487,14 +523,6 @@ class Rig:
             if hasattr(em, "wait_idle"):
                 em.wait_idle(1.0)
             em.close()
-        return RigOutput(plan=p, runtime=runtime, runtime_version=runtime_version(runtime) if runs else "attached",
-                         workdir=str(self.dir), keys=keys, key_nodes=key_nodes, nodes=nodes,
-                         nation_files=board_files, scenario_file=str(scenario), capture=capture,
-                         epoch_us=epoch_us, t_spawn_ns=t_spawn, t_end_ns=t_end_ns, stats=stats, boards=runs,
-                         emulators=dict(self.emulators), relay_returncode=relay.returncode,
-                         relay_log=relay_log.read_text(errors="replace"),
-                         wall_s=time.monotonic() - t_wall0, relay_cpu_s=relay_cpu_s,
-                         cpu_cap=cap_stats)
 
     def _board_argv(self, runtime: str, main_py: Path, nation_file: str, scenario: str, link: str,
                     epoch_us: int) -> List[str]:
