@@ -27,6 +27,11 @@ from trilink_edge import config as edge_config  # noqa: E402
 from trilink_edge import zenoh_pub as zp  # noqa: E402
 from trilink_edge.relay import Relay  # noqa: E402
 
+
+def tcp_port() -> int:
+    """A free TCP port (the name other tests import from here)."""
+    return free_port(socket.SOCK_STREAM)
+
 # TEST-ONLY keys, one per nation and one for health/stats.
 SEAL_KEYS = {name: (b"TEST-ONLY-zenoh-seal-" + name.encode()).ljust(32, b"0") for name in ("jp", "kr", "au", "ops")}
 
