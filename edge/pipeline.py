@@ -57,7 +57,9 @@ DEFAULT_IMPACT_PERIOD_S = 1.0
 MAX_RECORD_BYTES = 140
 WARN_MOVE_M = 10_000.0         # an impact point moved this far is an updated warning
 WARN_MOVE_S = 10.0             # ... or an impact time moved this far
-WARN_BACKOFF_S = (0.25, 2.0)   # first retransmission after 0.25 s, doubling to 2 s
+# A Pipeline built without a config (tests, tools): first retransmission after 0.25 s, doubling
+# to 2 s. The relay passes its [scheduler] warning_retry_s, warning_retry_max_s (0.5 s, 4 s by default).
+WARN_BACKOFF_S = (0.25, 2.0)
 WARN_KEEP_S = 60.0             # stop retransmitting this long after the predicted impact
 ORPHAN_GRACE_S = 10.0          # a warning whose track is gone stays up this long past its predicted impact
 MAX_NODES = 64                 # source node ids the picture keeps (0..63)
@@ -329,7 +331,8 @@ class WarningState:
 
 class WarningDesk:
     """Reliable WARNING delivery: every warning is sent with ACK_REQ|URGENT,
-    and again with RETRANSMIT after 0.25 s, 0.5 s, ... (at most 2 s apart)
+    and again with RETRANSMIT after ``retry_s[0]``, doubling up to ``retry_s[1]`` apart (the
+    relay's [scheduler] warning_retry_s/_max_s: 0.5 s, 1 s, 2 s, 4 s, 4 s ... by default)
     until the board acknowledges it, a newer warning about the same track
     supersedes it (status updated or obsolete), or its impact is
     ``WARN_KEEP_S`` in the past. A warning whose track left the picture

@@ -52,7 +52,7 @@ from trilink_edge.scheduler import CONTROL, DEFAULT_BURST, TRACK, Item, LinkSche
 from trilink_edge.session import REPLAY_WINDOW, NodeInfo, Sessions, relay_now_ns
 
 log = logging.getLogger("trilink_edge.relay")
-TICK_S = 0.1               # warnings retransmit >= 0.25 s apart and heartbeats go every 1 s
+TICK_S = 0.1               # warning retransmissions ([scheduler] warning_retry_s, 0.5 s) and heartbeats (1 s) are due per tick
 STALL_NS = 2_000_000_000   # a ticker turn this late is logged (and counted: stalls)
 HOUSEKEEPING_NS = 1_000_000_000
 STOP_BUDGET_S = 0.3        # stop() gives cancelled tasks this long to finish

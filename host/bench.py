@@ -30,10 +30,10 @@ DEFAULT_PLOT = "trilink-bench.png"
 DEFAULT_START_S = 170.0
 DEFAULT_DURATION_S = 40.0
 EXIT_BUDGET = 3
-P50_RATIO_MAX = 1.5         # acceptance (issue 7): p50 <= 1.5x floor, p99 <= 2.5x, relay share <= 10%
+P50_RATIO_MAX = 1.5         # acceptance: p50 <= 1.5x floor, p99 <= 2.5x, relay share <= 10%
 P99_RATIO_MAX = 2.5
 RELAY_SHARE_MAX = 0.10
-CAPPED_P99_RATIO_MAX = 2.0  # issue 13: under a Pi-class CPU cap the p99 stays within 2x the floor
+CAPPED_P99_RATIO_MAX = 2.0  # under a Pi-class CPU cap the p99 stays within 2x the floor
 
 
 @dataclasses.dataclass

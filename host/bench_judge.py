@@ -1,5 +1,5 @@
 # bench_judge.py: a run's warnings, tracks and estimates judged against the simulation's truth
-"""The truth-judged part of a bench report (issue 12), as functions of plain
+"""The truth-judged part of a bench report, as functions of plain
 data so that tests can feed them hand-made truth and records:
 
 * ``flights(scenario)``: each missile's truth flight (launch, burnout,

@@ -1,5 +1,5 @@
 # bench_latency.py: end-to-end latency per path, split into uplink, relay and downlink, beside the wire floor
-"""The latency accounting of ARCHITECTURE.md "Latency, defined", from a
+"""The latency accounting of docs/BENCH.md "How latency is measured", from a
 decoded capture (bench_capture.py):
 
     e2e      = delivered (DELIVERY rx_relay_us)  - measured (report t_us)

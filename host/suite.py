@@ -11,7 +11,7 @@ Each scenario runs as its own ``trilink bench --window ...`` process (a whole
 flight from the truth: first launch - 5 s to the last impact + 10 s; the
 default scenario's KN-23 alone in the standard set) with ``--json`` and
 ``--plot`` into ``--out``; the table reads those JSON files. Its columns are
-the targets of issue 12, each pass/fail with the figures behind it
+the bench targets, each pass/fail with the figures behind it
 (docs/SUITE.md explains every column). Exit status: 0 = every run made its
 report (targets may fail: that is what the table is for), 1 = a run failed
 to report, 2 = bad usage (an unknown or invalid scenario is refused before
@@ -48,7 +48,7 @@ LONG: List[Tuple[str, str]] = [
     ("debris", "full"),                 # the IRBM breaking up into 60 fragments: 22 min
 ]
 
-# targets (issue 12)
+# the bench targets
 LAUNCH_ALERT_S = 5.0        # launch alert within 5 s of the first confirmed radar track
 VALID_WARNING_S = 20.0      # a valid impact warning within 20 s of burnout
 IMPACT_T60_KM = 1.0         # impact error <= 1 km at T-60 s

@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 BOARDS = REPO / "boards"
 TESTS = REPO / "tests"
-HEAPSIZE = "192K"  # an RP2040-sized heap (ARCHITECTURE.md)
+HEAPSIZE = "192K"  # an RP2040-sized heap (boards/README.md)
 
 
 def find_micropython() -> Optional[str]:

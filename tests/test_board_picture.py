@@ -210,7 +210,7 @@ def test_micropython_board_survives_a_picture_larger_than_its_table(tmp_path: Pa
     # deltas of refused tracks are not asked for again (each would be refused again)
     assert (N_TRACKS - BOARD_ROWS) * (relay.rounds - 2) <= c["no_base"] <= (N_TRACKS - BOARD_ROWS) * (relay.rounds - 1)
     assert c["keyframe_reqs_sent"] == 0 and not relay.of_type(wire.KEYFRAME_REQ)
-    # below the 192 KB heap (issue 12's target of 160 KB is not met: see boards/README.md)
+    # below the 192 KB heap (the 160 KB target is not met: see boards/README.md)
     assert 0 < s["peak_live_heap"] <= 184 * 1024, s["peak_live_heap"]
     with capsys.disabled():
         print("\n  board %s, picture of %d tracks in %d rows, %d rounds: peak live heap %d bytes, "

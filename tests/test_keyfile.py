@@ -1,4 +1,4 @@
-"""The relay's key checks (issue 16): a private key file (one line naming the
+"""The relay's key checks: a private key file (one line naming the
 file and its mode otherwise), distinct key bytes per board, no TEST-ONLY or
 all-zero key unless [relay] allow_test_keys; the stats endpoint caps its
 connections and ":port" means loopback."""

@@ -1,4 +1,4 @@
-"""Latency tails (issue 13): real boards, real relay process, emulated
+"""Latency tails: real boards, real relay process, emulated
 115200-baud serial links, on the scenario that exposed them. An SRBM in free
 flight that both nations track: the fused track moves as the destination's
 dead reckoning predicts, and a relay whose PICTURE sender suppressed such

@@ -1,5 +1,5 @@
 """The protocol's tables have one owner each, and every copy a reader or a tool needs is checked
-against it (issue 15):
+against it:
 
 * message type names: wire.h's TL_MSG_* (``binding.MSG_NAMES``) = PROTOCOL.md section 4's table =
   the board's wire constants = the Wireshark dissector's ``types`` table (tools/trilink.lua);

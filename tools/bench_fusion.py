@@ -161,7 +161,7 @@ def section_overhead(q: bool) -> List[Row]:
     return rows
 
 
-# ---- association, CI and track picture (the picture part of issue 4) ----
+# ---- association, CI and track picture (native/c/assign.c, ci.c, picture.c) ----
 
 def _ci_pairs(n: int, seed: int = 4) -> Tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
