@@ -8,7 +8,7 @@ a documented one and every decoded covariance is positive definite.
 A longer campaign::
 
     gcc -std=c99 -fsanitize=address,undefined -fno-sanitize-recover=all -g -O1 \\
-        -Inative/c tests/fuzz/fuzz_codec.c native/c/codec.c native/c/drmodel.c -lm -o /tmp/fuzz_codec
+        -Inative/c tests/fuzz/fuzz_codec.c native/c/codec.c native/c/deadreckon.c native/c/drmodel.c -lm -o /tmp/fuzz_codec
     /tmp/fuzz_codec 20000000 7
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ def test_one_million_payloads_under_asan_and_ubsan(tmp_path):
     exe = tmp_path / "fuzz_codec"
     subprocess.run([gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-fsanitize=address,undefined",
                     "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1", f"-I{C_DIR}",
-                    str(DRIVER), str(C_DIR / "codec.c"), str(C_DIR / "drmodel.c"), "-lm", "-o", str(exe)],
+                    str(DRIVER), str(C_DIR / "codec.c"), str(C_DIR / "deadreckon.c"), str(C_DIR / "drmodel.c"), "-lm", "-o", str(exe)],
                    check=True, capture_output=True, text=True)
     env = {"ASAN_OPTIONS": "abort_on_error=1:detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1",
            "PATH": "/usr/bin:/bin"}

@@ -1,7 +1,9 @@
 /* Track codec (PROTOCOL.md section 5): see codec.h. Mirrors
- * boards/trilink_board/codec.py step by step; keep the two in lockstep. */
+ * boards/trilink_board/codec.py step by step; keep the two in lockstep.
+ * The dead-reckoning sender (tl_dr_*) is deadreckon.c; what the two share
+ * is codec_internal.h. */
 #include "codec.h"
-#include "drmodel.h"
+#include "codec_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -9,13 +11,11 @@
 
 #define SIG_MIN (-96)
 #define COR_MAX 63
-#define ORIENT_CODES 18000
 #define G_MM 9807
 #define MAX_DELTA_US ((int64_t)1 << 30)
 #define MAX_VEL_MM ((int64_t)1 << 31)
 #define CODE_LIMIT ((int64_t)1 << 52)
 #define MAX_STEP 65535
-#define HDR_MAX 32
 
 /* Tables: integer mantissas / 2^53 (exact in every implementation). */
 #define S53 9007199254740992.0
@@ -52,51 +52,10 @@ static const double SIG_T[4] = {4911210218475899.0, 5840446135085607.0, 69455000
 static const double SIG_Q[4] = {4503599627370496.0, 5355712719992597.0, 6369051672525773.0,
                                 7574121564787629.0};  /* / 2^52 */
 
-/* ---- integer codes of one update ---- */
-typedef struct codes {
-    uint32_t tid;
-    uint64_t t_us;
-    int32_t upd;
-    uint32_t report_id;
-    int64_t pq[3], vq[3];
-    int32_t sig[6], cor[15];
-    uint32_t flags, nations;
-    int32_t has_imp;
-    int64_t imp_e, imp_n, imp_a, imp_b;
-    uint64_t imp_t;
-    int32_t imp_o;
-} codes;
 
-/* PICTURE source report ids: the running predecessor of each source node
- * within one batch (PROTOCOL.md 5.5). The first id of a node is sent as
- * u(32), the next ones as se deltas from the node's previous id, because a
- * board's ids are large (epoch << 20) but close to each other. */
-typedef struct srcs {
-    uint32_t prev[256];
-    uint8_t seen[256];
-} srcs;
 
 /* ---- held-copy table: open addressing, linear probing, backward-shift delete ---- */
-typedef struct entry {
-    uint32_t tid;
-    uint8_t used;
-    uint8_t valid;        /* a held copy exists */
-    uint8_t n_pend;       /* dead reckoning: sources of suppressed updates */
-    uint32_t gen;         /* staging generation of `stage` */
-    int32_t stage;        /* index into the scratch of the current call, -1: dropped */
-    codes c;
-    uint8_t pend_node[TL_CODEC_MAX_SOURCES];
-    uint32_t pend_rid[TL_CODEC_MAX_SOURCES];
-} entry;
 
-struct tl_codec_table {
-    int32_t capacity, count;
-    uint32_t mask, gen;
-    entry *slots;
-    codes *scratch;       /* TL_CODEC_MAX_RECORDS staged copies */
-    int32_t nstaged;      /* entries staged in the current call ... */
-    uint32_t staged[TL_CODEC_MAX_RECORDS];   /* ... by track id */
-};
 
 tl_codec_table *tl_codec_table_new(int32_t capacity)
 {
@@ -150,7 +109,7 @@ static uint32_t hash32(uint32_t x)
     return x;
 }
 
-static entry *tab_find(tl_codec_table *t, uint32_t tid)
+entry *tlc_tab_find(tl_codec_table *t, uint32_t tid)
 {
     uint32_t i = hash32(tid) & t->mask;
     while (t->slots[i].used) {
@@ -161,7 +120,7 @@ static entry *tab_find(tl_codec_table *t, uint32_t tid)
     return NULL;
 }
 
-static entry *tab_insert(tl_codec_table *t, uint32_t tid)
+entry *tlc_tab_insert(tl_codec_table *t, uint32_t tid)
 {
     uint32_t i = hash32(tid) & t->mask;
     while (t->slots[i].used) {
@@ -178,7 +137,7 @@ static entry *tab_insert(tl_codec_table *t, uint32_t tid)
     return &t->slots[i];
 }
 
-static void tab_remove(tl_codec_table *t, entry *e)
+void tlc_tab_remove(tl_codec_table *t, entry *e)
 {
     uint32_t i = (uint32_t)(e - t->slots), j = i;
     t->slots[i].used = 0;
@@ -210,12 +169,12 @@ int32_t tl_codec_table_forget(tl_codec_table *t, int64_t tid)
     }
     if (tid > 0xFFFFFFFFLL)
         return 0;
-    e = tab_find(t, (uint32_t)tid);
+    e = tlc_tab_find(t, (uint32_t)tid);
     if (!e || !e->valid)
         return 0;
     e->valid = 0;
     if (!e->n_pend)
-        tab_remove(t, e);
+        tlc_tab_remove(t, e);
     return 1;
 }
 
@@ -363,12 +322,8 @@ static void cov_from_codes(const int32_t sig[6], const int32_t cor[15], double *
         P[7 * i] = sig_var(sig[i]);
 }
 
-typedef struct prec {
-    int32_t pos_mm, vel_mm;
-    double pos, vel;
-} prec;
 
-static void prec_set(prec *p, int32_t pos_mm, int32_t vel_mm)
+void tlc_prec_set(prec *p, int32_t pos_mm, int32_t vel_mm)
 {
     p->pos_mm = pos_mm;
     p->vel_mm = vel_mm;
@@ -377,7 +332,7 @@ static void prec_set(prec *p, int32_t pos_mm, int32_t vel_mm)
 }
 
 /* Codes of record i of batch b (the Python quantise()). */
-static int quantise(const tl_track_batch *b, int32_t i, int32_t kind, const prec *pr, codes *r)
+int tlc_quantise(const tl_track_batch *b, int32_t i, int32_t kind, const prec *pr, codes *r)
 {
     const double *x = b->x + 6 * i;
     int k, st;
@@ -416,15 +371,6 @@ static int quantise(const tl_track_batch *b, int32_t i, int32_t kind, const prec
 }
 
 /* ---- bits ---- */
-/* Bit writer: MSB first; whole 32-bit words go to buf, the rest (< 32
- * bits) waits in acc, so rolling back is restoring the struct. */
-typedef struct bw {
-    uint8_t *buf;
-    int64_t cap_bits, bit, nbyte;
-    uint64_t acc;
-    int nacc;
-    int over;
-} bw;
 
 static inline void put(bw *w, uint64_t v, int n)
 {
@@ -474,7 +420,7 @@ static inline void put(bw *w, uint64_t v, int n)
 }
 
 /* Flush the pending bits (zero padding to a byte); returns the byte count. */
-static int bw_finish(bw *w)
+int tlc_bw_finish(bw *w)
 {
     int64_t nb = w->nbyte;
     int left = w->nacc;
@@ -615,7 +561,7 @@ static int get_varint(const uint8_t *in, int32_t len, int32_t *pos, uint64_t *v)
 }
 
 /* ---- delta predictor ---- */
-static int delta_ok(const codes *h, uint64_t t_us, const prec *pr)
+int tlc_delta_ok(const codes *h, uint64_t t_us, const prec *pr)
 {
     int k;
     if (t_us < h->t_us || t_us - h->t_us >= (uint64_t)MAX_DELTA_US)
@@ -644,14 +590,14 @@ static void predict(const codes *h, int64_t dt, const prec *pr, int64_t pp[3], i
 /* Write record r (type rtype, send bits) against base h (NULL: none) and
  * fill n with the receiver's resulting copy. prev_* are the running
  * batch predecessors. Returns 0 or an error. */
-static int put_record(bw *w, int32_t kind, const prec *pr, int rtype, int send, const codes *r,
+int tlc_put_record(bw *w, int32_t kind, const prec *pr, int rtype, int send, const codes *r,
                       const codes *h, const uint8_t *src_node, const uint32_t *src_rid, int n_src,
                       uint32_t *prev_id, uint64_t *prev_t, uint32_t *prev_rid, srcs *ss, codes *n)
 {
     int k;
     int32_t upd = h ? (h->upd + 1) % 16 : 0;
     int64_t dt_prev;
-    if (rtype == TL_REC_DELTA && (!h || !delta_ok(h, r->t_us, pr)))
+    if (rtype == TL_REC_DELTA && (!h || !tlc_delta_ok(h, r->t_us, pr)))
         return h ? TL_CODEC_ERANGE : TL_CODEC_ENOBASE;
     if (r->t_us >= *prev_t ? r->t_us - *prev_t >= ((uint64_t)1 << 62) : *prev_t - r->t_us >= ((uint64_t)1 << 62))
         return TL_CODEC_ERANGE;
@@ -771,7 +717,7 @@ static int put_record(bw *w, int32_t kind, const prec *pr, int rtype, int send, 
     return 0;
 }
 
-static int header(uint8_t *out, int32_t kind, const prec *pr, uint64_t base_us, uint32_t base_rid,
+int tlc_header(uint8_t *out, int32_t kind, const prec *pr, uint64_t base_us, uint32_t base_rid,
                   int32_t count)
 {
     int n = 0;
@@ -792,7 +738,7 @@ static const codes *base_of(tl_codec_table *t, uint32_t tid)
     entry *e;
     if (!t)
         return NULL;
-    e = tab_find(t, tid);
+    e = tlc_tab_find(t, tid);
     if (!e)
         return NULL;
     if (e->gen == t->gen)
@@ -813,14 +759,14 @@ static void commit(tl_codec_table *t)
 {
     int32_t k;
     for (k = 0; k < t->nstaged; k++) {
-        entry *e = tab_find(t, t->staged[k]);
+        entry *e = tlc_tab_find(t, t->staged[k]);
         if (!e)
             continue;
         e->gen = 0;
         if (e->stage < 0) {
             e->valid = 0;
             if (!e->n_pend)
-                tab_remove(t, e);   /* a dropped track leaves no trace */
+                tlc_tab_remove(t, e);   /* a dropped track leaves no trace */
         } else {
             e->c = t->scratch[e->stage];
             e->valid = 1;
@@ -833,7 +779,7 @@ static void unstage(tl_codec_table *t)
 {
     int32_t k;
     for (k = 0; k < t->nstaged; k++) {
-        entry *e = tab_find(t, t->staged[k]);
+        entry *e = tlc_tab_find(t, t->staged[k]);
         if (e)
             e->gen = 0;
     }
@@ -852,7 +798,7 @@ static void next_gen(tl_codec_table *t)
     }
 }
 
-static int check_prec(int32_t kind, int32_t pos_mm, int32_t vel_mm)
+int tlc_check_prec(int32_t kind, int32_t pos_mm, int32_t vel_mm)
 {
     if (kind != TL_CODEC_REPORT && kind != TL_CODEC_PICTURE)
         return TL_CODEC_EARG;
@@ -875,11 +821,11 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
     srcs ss;
     if (!b || !out || cap < 0 || b->n < 0 || b->n > TL_CODEC_MAX_RECORDS || !b->rtype)
         return TL_CODEC_EARG;
-    if ((st = check_prec(kind, pos_mm, vel_mm)) != 0)
+    if ((st = tlc_check_prec(kind, pos_mm, vel_mm)) != 0)
         return st;
     if (b->n > 0 && (!b->tid || !b->t_us))
         return TL_CODEC_EARG;
-    prec_set(&pr, pos_mm, vel_mm);
+    tlc_prec_set(&pr, pos_mm, vel_mm);
     if (kind == TL_CODEC_REPORT && b->n > 0 && b->report_id)
         base_rid = b->report_id[0];
     prev_rid = base_rid;
@@ -906,7 +852,7 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
                 st = TL_CODEC_EARG;
                 goto fail;
             }
-            if ((st = quantise(b, i, kind, &pr, &r)) != 0)
+            if ((st = tlc_quantise(b, i, kind, &pr, &r)) != 0)
                 goto fail;
         }
         {
@@ -915,7 +861,7 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
                 st = TL_CODEC_ERANGE;
                 goto fail;
             }
-            st = put_record(&w, kind, &pr, rt, b->send ? b->send[i] : 0, &r, h,
+            st = tlc_put_record(&w, kind, &pr, rt, b->send ? b->send[i] : 0, &r, h,
                             ns ? b->src_node + TL_CODEC_MAX_SOURCES * i : NULL,
                             ns ? b->src_rid + TL_CODEC_MAX_SOURCES * i : NULL, ns, &prev_id, &prev_t,
                             &prev_rid, &ss, &n);
@@ -927,7 +873,7 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
             goto fail;
         }
         if (held) {
-            e = tab_insert(held, r.tid);
+            e = tlc_tab_insert(held, r.tid);
             if (!e) {
                 st = TL_CODEC_EFULL;
                 goto fail;
@@ -937,8 +883,8 @@ int32_t tl_codec_encode(int32_t kind, int32_t pos_mm, int32_t vel_mm, uint64_t b
                 held->scratch[i] = n;
         }
     }
-    nbytes = bw_finish(&w);
-    hn = header(head, kind, &pr, base_us, base_rid, b->n);
+    nbytes = tlc_bw_finish(&w);
+    hn = tlc_header(head, kind, &pr, base_us, base_rid, b->n);
     if (hn + nbytes > cap || hn + nbytes > TL_CODEC_MAX_PAYLOAD) {
         st = TL_CODEC_ENOSPACE;
         goto fail;
@@ -1048,7 +994,7 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
         return TL_CODEC_EMALFORMED;
     if ((int64_t)count > cap_records)
         return TL_CODEC_EARG;
-    prec_set(&pr, (int32_t)pos_mm, (int32_t)vel_mm);
+    tlc_prec_set(&pr, (int32_t)pos_mm, (int32_t)vel_mm);
     prev_rid = (uint32_t)base_rid;
     prev_t = base_us;
     memset(&ss, 0, sizeof(ss));
@@ -1086,7 +1032,7 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
         h = base_of(held, c.tid);
         if (rtype == TL_REC_DROP) {
             if (held) {
-                e = tab_find(held, c.tid);
+                e = tlc_tab_find(held, c.tid);
                 if (e)
                     stage(held, e, -1);
             }
@@ -1131,7 +1077,7 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
                 st = rd.err;
                 goto fail;
             }
-            usable = h && h->upd == (upd + 15) % 16 && delta_ok(h, c.t_us, &pr);
+            usable = h && h->upd == (upd + 15) % 16 && tlc_delta_ok(h, c.t_us, &pr);
             if (h && h->upd == upd && h->t_us == c.t_us)
                 status = TL_REC_DUP;
             else if (!usable)
@@ -1261,7 +1207,7 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
                 goto fail;
             }
             if (held) {
-                e = tab_insert(held, c.tid);
+                e = tlc_tab_insert(held, c.tid);
                 if (!e) {
                     st = TL_CODEC_EFULL;
                     goto fail;
@@ -1340,296 +1286,4 @@ int32_t tl_codec_peek_count(const uint8_t *in, int32_t len)
     if ((st = get_varint(in, len, &pos, &v)) != 0)
         return st;
     return v > TL_CODEC_MAX_RECORDS ? TL_CODEC_EMALFORMED : (int32_t)v;
-}
-
-/* ---- dead reckoning ---- */
-struct tl_dr {
-    tl_dr_config cfg;
-    tl_drm model;
-    prec pr;
-    tl_codec_table *t;
-    uint64_t cnt[TL_DR_NCOUNTERS];
-};
-
-enum { C_INPUTS, C_KEY, C_DELTA, C_DROP, C_SUPP, C_HEART, C_POS, C_COV, C_META, C_IMPACT, C_NEW, C_STALE };
-
-void tl_dr_config_default(tl_dr_config *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->kind = TL_CODEC_PICTURE;
-    c->pos_mm = 1000;
-    c->vel_mm = 50;
-    c->step_s = 1.0;
-    c->threshold_m = 50.0;
-    c->heartbeat_us = 5000000u;
-    c->cov_sig_codes = 2;
-    c->cov_cor_codes = 4;
-    c->impact_m = 100.0;
-    c->impact_t_us = 100000u;
-}
-
-tl_dr *tl_dr_new(const tl_dr_config *c, int32_t capacity)
-{
-    tl_dr *d;
-    if (!c || check_prec(c->kind, c->pos_mm, c->vel_mm) || !(c->step_s > 0.0))
-        return NULL;
-    d = (tl_dr *)calloc(1, sizeof(*d));
-    if (!d)
-        return NULL;
-    d->t = tl_codec_table_new(capacity);
-    if (!d->t) {
-        free(d);
-        return NULL;
-    }
-    d->cfg = *c;
-    tl_drm_init(&d->model, c->origin_lat_deg, c->origin_h_m, c->step_s);
-    prec_set(&d->pr, c->pos_mm, c->vel_mm);
-    return d;
-}
-
-void tl_dr_free(tl_dr *d)
-{
-    if (!d)
-        return;
-    tl_codec_table_free(d->t);
-    free(d);
-}
-
-void tl_dr_request_keyframe(tl_dr *d, int64_t tid)
-{
-    if (d)
-        tl_codec_table_forget(d->t, tid);
-}
-
-void tl_dr_counters(const tl_dr *d, uint64_t out[12])
-{
-    if (d && out)
-        memcpy(out, d->cnt, sizeof(d->cnt));
-}
-
-static int impact_moved(const tl_dr *d, const codes *a, const codes *b)
-{
-    double de, dn;
-    int64_t dd;
-    uint64_t dt;
-    int32_t o;
-    if (a->has_imp != b->has_imp)
-        return 1;
-    if (!a->has_imp)
-        return 0;
-    de = (double)(a->imp_e - b->imp_e) * d->pr.pos;
-    dn = (double)(a->imp_n - b->imp_n) * d->pr.pos;
-    dt = a->imp_t > b->imp_t ? a->imp_t - b->imp_t : b->imp_t - a->imp_t;
-    if (sqrt(de * de + dn * dn) > d->cfg.impact_m || dt > d->cfg.impact_t_us)
-        return 1;
-    dd = a->imp_a - b->imp_a;
-    if ((dd < 0 ? -dd : dd) > b->imp_a / 10 + 1)
-        return 1;
-    dd = a->imp_b - b->imp_b;
-    if ((dd < 0 ? -dd : dd) > b->imp_b / 10 + 1)
-        return 1;
-    o = a->imp_o - b->imp_o;
-    if (o < 0)
-        o = -o;
-    if (ORIENT_CODES - o < o)
-        o = ORIENT_CODES - o;
-    return o > 200;
-}
-
-/* Python Sender.decide: record type (or -1 suppressed), send bits, reason counter (or -1). */
-static int decide(tl_dr *d, const codes *r, const double *x, const codes *h, int *send, int *reason)
-{
-    int k, ms = 0, mc = 0;
-    uint64_t dt;
-    *send = 0;
-    *reason = -1;
-    if (!h) {
-        *reason = C_NEW;
-        return TL_REC_KEY;
-    }
-    if (r->t_us < h->t_us) {
-        *reason = C_STALE;
-        return -1;
-    }
-    dt = r->t_us - h->t_us;
-    for (k = 0; k < 6; k++) {
-        int v = r->sig[k] - h->sig[k];
-        v = v < 0 ? -v : v;
-        ms = v > ms ? v : ms;
-    }
-    for (k = 0; k < 15; k++) {
-        int v = r->cor[k] - h->cor[k];
-        v = v < 0 ? -v : v;
-        mc = v > mc ? v : mc;
-    }
-    if (ms >= d->cfg.cov_sig_codes || mc >= d->cfg.cov_cor_codes) {
-        *send |= TL_SEND_COV;
-        *reason = C_COV;
-    }
-    if (r->flags != h->flags || r->nations != h->nations) {
-        *send |= TL_SEND_META;
-        if (*reason < 0)
-            *reason = C_META;
-    }
-    if (d->cfg.kind == TL_CODEC_PICTURE && impact_moved(d, r, h)) {
-        *send |= TL_SEND_IMPACT;
-        if (*reason < 0)
-            *reason = C_IMPACT;
-    }
-    if (*reason < 0) {
-        if (dt >= d->cfg.heartbeat_us) {
-            *reason = C_HEART;
-        } else {
-            double y[6], de, dn, du;
-            for (k = 0; k < 3; k++) {
-                y[k] = (double)h->pq[k] * d->pr.pos;
-                y[3 + k] = (double)h->vq[k] * d->pr.vel;
-            }
-            tl_drm_extrapolate(&d->model, y, (double)dt * 1e-6);
-            de = y[0] - x[0];
-            dn = y[1] - x[1];
-            du = y[2] - x[2];
-            if (sqrt(de * de + dn * dn + du * du) > d->cfg.threshold_m)
-                *reason = C_POS;
-        }
-    }
-    if (*reason < 0)
-        return -1;
-    if (!delta_ok(h, r->t_us, &d->pr)) {
-        *send = 0;
-        return TL_REC_KEY;
-    }
-    return TL_REC_DELTA;
-}
-
-int32_t tl_dr_encode(tl_dr *d, uint64_t base_us, tl_track_batch *in, int32_t *consumed,
-                     uint8_t *out, int32_t cap)
-{
-    uint8_t bits[TL_CODEC_MAX_PAYLOAD + 8], head[HDR_MAX];
-    bw w;
-    int32_t i, st, count = 0, kind;
-    int hn, nbytes, limit;
-    uint32_t prev_id = 0, prev_rid = 0, base_rid = 0;
-    uint64_t prev_t = base_us;
-    int have_rid = 0;
-    codes r, n;
-    srcs ss;
-    if (!d || !in || !out || !consumed || cap < 8 || in->n < 0 || !in->rtype || !in->send)
-        return TL_CODEC_EARG;
-    if (in->n > 0 && (!in->tid || !in->t_us || !in->x || !in->P))
-        return TL_CODEC_EARG;
-    kind = d->cfg.kind;
-    limit = cap < TL_CODEC_MAX_PAYLOAD ? cap : TL_CODEC_MAX_PAYLOAD;
-    *consumed = 0;
-    memset(&ss, 0, sizeof(ss));
-    memset(&w, 0, sizeof(w));
-    w.buf = bits;
-    w.cap_bits = (int64_t)TL_CODEC_MAX_PAYLOAD * 8;
-    for (i = 0; i < in->n && count < TL_CODEC_MAX_RECORDS; i++) {
-        int op = in->rtype[i], rt, send = 0, reason = -1, ns = 0;
-        entry *e = tab_find(d->t, in->tid[i]);
-        const codes *h = (e && e->valid) ? &e->c : NULL;
-        uint8_t node[TL_CODEC_MAX_SOURCES];
-        uint32_t rid[TL_CODEC_MAX_SOURCES];
-        bw saved = w;
-        uint32_t s_id = prev_id, s_rid = prev_rid;
-        uint64_t s_t = prev_t;
-        if (op == TL_DR_DROP) {
-            rt = TL_REC_DROP;
-            memset(&r, 0, sizeof(r));
-            r.tid = in->tid[i];
-            r.t_us = in->t_us[i];
-        } else if (op == TL_DR_UPDATE) {
-            if ((st = quantise(in, i, kind, &d->pr, &r)) != 0)
-                return st;
-            rt = decide(d, &r, in->x + 6 * i, h, &send, &reason);
-        } else {
-            return TL_CODEC_EARG;
-        }
-        if (kind == TL_CODEC_PICTURE && rt != TL_REC_DROP) {
-            /* sources: pending ones of suppressed updates first, then this update's, newest 16 */
-            int own = in->n_src ? in->n_src[i] : 0, pend = (e ? e->n_pend : 0), total, skip, k;
-            if (own > TL_CODEC_MAX_SOURCES || (own && (!in->src_node || !in->src_rid)))
-                return TL_CODEC_ERANGE;
-            total = pend + own;
-            skip = total > TL_CODEC_MAX_SOURCES ? total - TL_CODEC_MAX_SOURCES : 0;
-            for (k = skip; k < total; k++) {
-                node[ns] = k < pend ? e->pend_node[k] : in->src_node[TL_CODEC_MAX_SOURCES * i + k - pend];
-                rid[ns] = k < pend ? e->pend_rid[k] : in->src_rid[TL_CODEC_MAX_SOURCES * i + k - pend];
-                ns++;
-            }
-        }
-        if (rt < 0) {
-            /* suppressed (or stale): nothing written */
-            d->cnt[C_INPUTS]++;
-            if (reason == C_STALE) {
-                d->cnt[C_STALE]++;
-            } else {
-                d->cnt[C_SUPP]++;
-                if (kind == TL_CODEC_PICTURE && ns > 0) {
-                    e = tab_insert(d->t, r.tid);
-                    if (e) {
-                        memcpy(e->pend_node, node, (size_t)ns);
-                        memcpy(e->pend_rid, rid, (size_t)ns * sizeof(uint32_t));
-                        e->n_pend = (uint8_t)ns;
-                    }
-                }
-            }
-            in->rtype[i] = TL_REC_NONE;
-            in->send[i] = 0;
-            *consumed = i + 1;
-            continue;
-        }
-        if (count == 0 && kind == TL_CODEC_REPORT && rt != TL_REC_DROP) {
-            base_rid = r.report_id;
-            prev_rid = base_rid;
-            have_rid = 1;
-        }
-        st = put_record(&w, kind, &d->pr, rt, send, &r, h, node, rid, ns, &prev_id, &prev_t, &prev_rid,
-                        &ss, &n);
-        if (st)
-            return st;
-        nbytes = (int)((w.bit + 7) >> 3);
-        if (w.over || header(head, kind, &d->pr, base_us, base_rid, count + 1) + nbytes > limit) {
-            w = saved;   /* roll back this record; the caller sends the rest next */
-            prev_id = s_id;
-            prev_t = s_t;
-            prev_rid = s_rid;
-            /* ss needs no roll back: no record follows in this payload */
-            if (count == 0 && have_rid) {
-                base_rid = 0;
-                prev_rid = 0;
-            }
-            break;
-        }
-        /* commit: the receiver will hold n (or nothing after DROP) */
-        if (rt == TL_REC_DROP) {
-            if (e)
-                tab_remove(d->t, e);
-            d->cnt[C_DROP]++;
-        } else {
-            e = tab_insert(d->t, r.tid);
-            if (!e)
-                return TL_CODEC_EFULL;
-            e->c = n;
-            e->valid = 1;
-            e->n_pend = 0;
-            d->cnt[C_INPUTS]++;
-            d->cnt[rt == TL_REC_KEY ? C_KEY : C_DELTA]++;
-            if (reason >= 0)
-                d->cnt[reason]++;
-        }
-        in->rtype[i] = (uint8_t)rt;
-        in->send[i] = (uint8_t)(rt == TL_REC_KEY ? (TL_SEND_COV | TL_SEND_META) : send);
-        count++;
-        *consumed = i + 1;
-    }
-    nbytes = bw_finish(&w);
-    hn = header(head, kind, &d->pr, base_us, base_rid, count);
-    if (hn + nbytes > limit)
-        return TL_CODEC_ENOSPACE;
-    memcpy(out, head, (size_t)hn);
-    if (nbytes)
-        memcpy(out + hn, bits, (size_t)nbytes);
-    return hn + nbytes;
 }

@@ -4,7 +4,7 @@
  * -fno-sanitize-recover).
  *
  *   gcc -std=c99 -fsanitize=address,undefined -fno-sanitize-recover=all -g -O1 \
- *       -Inative/c tests/fuzz/fuzz_codec.c native/c/codec.c native/c/drmodel.c -lm -o fuzz_codec
+ *       -Inative/c tests/fuzz/fuzz_codec.c native/c/codec.c native/c/deadreckon.c native/c/drmodel.c -lm -o fuzz_codec
  *   ./fuzz_codec 1000000 [seed]   # prints "inputs 1000000 decoded ... records ..." and exits 0
  *
  * Seeds are valid payloads the encoder makes (keyframes, deltas with every
