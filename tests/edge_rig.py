@@ -10,6 +10,7 @@ on the mpy-cross-compiled firmware) and frames decoded from the capture.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -100,10 +101,18 @@ def decode_tx(recs, link: str, node: int, key: bytes, key_id: int):
     return frames, records
 
 
+def stop_relay(relay) -> Tuple[int, float, str]:
+    """SIGTERM a relay process: (its exit code, seconds it took to stop, its stderr)."""
+    t0 = time.monotonic()
+    relay.send_signal(signal.SIGTERM)
+    rc = relay.wait(10)
+    return rc, time.monotonic() - t0, relay.stderr.read()
+
+
 def max_window(events, window_ns: int = 1_000_000_000) -> int:
-    """The most bytes in any window of 1 s over sorted (t_ns, bytes) events."""
+    """The most bytes in any window of 1 s over sorted (t_ns, bytes, ...) events."""
     best, s, j = 0, 0, 0
-    for t, n in events:
+    for t, n, *_ in events:
         s += n
         while events[j][0] <= t - window_ns:
             s -= events[j][1]

@@ -15,23 +15,16 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import time
 
-from edge_rig import board_argv, decode_tx, exe, max_window, relay_now_us, relay_toml, udp_port, write_keys
+from edge_rig import (board_argv, decode_tx, exe, max_window, relay_now_us, relay_toml, stop_relay, udp_port,
+                      write_keys)
 from trilink_board import wire
 from trilink_edge.recorder import capture_files, iter_capture
 
 NODES = {"jp": 1, "kr": 2}
 RELEASE = {"jp": ["kr"], "kr": ["jp"]}
-
-
-def _stop(relay):
-    t0 = time.monotonic()
-    relay.send_signal(signal.SIGTERM)
-    rc = relay.wait(10)
-    return rc, time.monotonic() - t0, relay.stderr.read()
 
 
 def _records(tmp):
@@ -90,7 +83,7 @@ def test_port_vanishes_and_board_reboots_without_restart(tmp_path):
                 out, err = p.communicate(timeout=window + 30)
                 assert p.returncode == 0, err[-2000:]
             time.sleep(0.3)
-            rc, stop_s, err = _stop(relay)
+            rc, stop_s, err = stop_relay(relay)
         finally:
             _kill(procs)
     assert rc == 0 and stop_s < 1.0 and "Traceback" not in err, err[-2000:]
@@ -138,7 +131,7 @@ def test_debris_over_115200_baud_stays_within_budget(tmp_path):
                 out, err = p.communicate(timeout=window + 30)
                 assert p.returncode == 0, err[-2000:]
             st = fetch_stats(("127.0.0.1", stats_port))
-            rc, stop_s, err = _stop(relay)
+            rc, stop_s, err = stop_relay(relay)
             emulated = {"jp": nm_jp.frames("ba"), "kr": nm_kr.frames("ba")}
         finally:
             _kill(procs)

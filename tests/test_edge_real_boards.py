@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 
 import pytest
 
-from edge_rig import board_argv, decode_tx, exe, relay_now_us, relay_toml, udp_port, write_keys
+from edge_rig import board_argv, decode_tx, exe, relay_now_us, relay_toml, stop_relay, udp_port, write_keys
 from trilink_board import codec, wire
 from trilink_edge.recorder import REFUSED_SUFFIX, capture_files, iter_capture
 
@@ -50,11 +49,7 @@ def run(tmp_path_factory):
                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             outs = {n: p.communicate(timeout=LEAD_S + WINDOW_S + 30) for n, p in boards.items()}
             time.sleep(0.3)
-            t0 = time.monotonic()
-            relay.send_signal(signal.SIGTERM)
-            rc = relay.wait(10)
-            stop_s = time.monotonic() - t0
-            err = relay.stderr.read()
+            rc, stop_s, err = stop_relay(relay)
         finally:
             for p in list(boards.values()) + [relay]:
                 if p.poll() is None:

@@ -16,6 +16,7 @@ import pytest
 
 from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile, UdpTestLink,
                          from_enu)
+from edge_rig import max_window
 from trilink.ports import free_ports
 from trilink_board import wire
 from trilink_edge import config as edge_config
@@ -264,18 +265,6 @@ def test_serial_relay_over_ptys_within_budget(tmp_path):
         tx = sorted((r.t_ns, len(wire.serial_encode(r.data))) for r in recs if r.link == name and r.direction == "tx")
         assert tx and max_window(tx) <= budget
         assert len(tx) == relay.schedulers[name].counters.frames_out
-
-
-def max_window(events, window_ns=1_000_000_000):
-    """The most bytes in any window of 1 s over (t_ns, bytes) events."""
-    best, s, j = 0, 0, 0
-    for i, (t, n) in enumerate(events):
-        s += n
-        while events[j][0] <= t - window_ns:
-            s -= events[j][1]
-            j += 1
-        best = max(best, s)
-    return best
 
 
 def write_process_config(tmp_path, ports):

@@ -6,6 +6,7 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from edge_rig import max_window
 from trilink_edge.scheduler import CONTROL, TRACK, WARNING, Item, LinkScheduler, serial_size, udp_size
 from trilink_native import binding
 
@@ -22,17 +23,6 @@ def drain(s, t_end_ns, step_ns=1_000_000):
             continue
         t += step_ns
     return out
-
-
-def max_window(events, w=1_000_000_000):
-    best = s = j = 0
-    for t, n, *_ in events:
-        s += n
-        while events[j][0] <= t - w:
-            s -= events[j][1]
-            j += 1
-        best = max(best, s)
-    return best
 
 
 class Source:

@@ -12,17 +12,15 @@ thread."""
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 pytest.importorskip("zenoh", reason="the zenoh extra (eclipse-zenoh) is not installed")
 
-from edge_rig import board_argv, exe, relay_now_us, relay_toml, udp_port, write_keys  # noqa: E402
+from edge_rig import board_argv, exe, relay_now_us, relay_toml, stop_relay, udp_port, write_keys  # noqa: E402
 from trilink.ports import free_port  # noqa: E402
 from trilink.keygen import write_private  # noqa: E402
 
@@ -72,11 +70,7 @@ def run(tmp_path_factory):
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         outs = {n: p.communicate(timeout=LEAD_S + WINDOW_S + 30) for n, p in boards.items()}
         watched = {n: p.communicate(timeout=LEAD_S + WINDOW_S + 30) for n, p in watchers.items()}
-        t0 = time.monotonic()
-        relay.send_signal(signal.SIGTERM)
-        rc = relay.wait(10)
-        stop_s = time.monotonic() - t0
-        err = relay.stderr.read()
+        rc, stop_s, err = stop_relay(relay)
     finally:
         for p in list(boards.values()) + list(watchers.values()) + [relay]:
             if p.poll() is None:

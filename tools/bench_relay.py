@@ -42,6 +42,28 @@ NATIONS = os.path.join(HERE, "..", "boards", "nations")
 IDLE_S = 1.0
 
 
+def report_frames(sbs, missile, tracks, prec, k):
+    """(node, stand-in, TRACK_REPORT frame) of round k: each board reports ``tracks`` fragments of the
+    missile (displaced by 2 km each: distinct tracks), 8 records a frame, measured now."""
+    now_us = time.monotonic_ns() // 1000
+    out = []
+    for n, sb in sbs.items():
+        recs = []
+        for j in range(tracks):
+            x = to_enu(missile.ecef(300.0 + 0.5 * k), sb.origin)
+            x[0] += 2000.0 * j
+            P = [0.0] * 36
+            for i in range(6):
+                P[7 * i] = 2500.0 if i < 3 else 25.0
+            sb.report_id += 1
+            recs.append(codec.quantise(codec.Update(10 + j, now_us, [float(v) for v in x], P,
+                                                    report_id=sb.report_id), prec))
+        for i in range(0, len(recs), 8):
+            payload = codec.encode(codec.REPORT, prec, [(codec.KEY, r, 0) for r in recs[i:i + 8]])
+            out.append((n, sb, sb._pack(wire.TRACK_REPORT, payload, wire.RELAY_TIME)))
+    return out
+
+
 def boards_proc(ports, tracks, seconds, ready):
     """Child process: JP and KR each send `tracks` tracks at 2 Hz, in frames of 8."""
     missile = Missile()
@@ -57,22 +79,8 @@ def boards_proc(ports, tracks, seconds, ready):
     start = time.monotonic()
     k = 0
     while time.monotonic() - start < seconds:
-        now_us = time.monotonic_ns() // 1000
-        for n, sb in sbs.items():
-            recs = []
-            for j in range(tracks):
-                # fragments: the missile displaced by 2 km per fragment (distinct tracks)
-                x = to_enu(missile.ecef(300.0 + 0.5 * k), sb.origin)
-                x[0] += 2000.0 * j
-                P = [0.0] * 36
-                for i in range(6):
-                    P[7 * i] = 2500.0 if i < 3 else 25.0
-                sb.report_id += 1
-                recs.append(codec.quantise(codec.Update(10 + j, now_us, [float(v) for v in x], P,
-                                                        report_id=sb.report_id), prec))
-            for i in range(0, len(recs), 8):
-                payload = codec.encode(codec.REPORT, prec, [(codec.KEY, r, 0) for r in recs[i:i + 8]])
-                socks[n].sendto(sb._pack(wire.TRACK_REPORT, payload, wire.RELAY_TIME), ("127.0.0.1", ports[n - 1]))
+        for n, sb, frame in report_frames(sbs, missile, tracks, prec, k):
+            socks[n].sendto(frame, ("127.0.0.1", ports[n - 1]))
         for s in socks.values():   # drain what the relay sends
             try:
                 while s.recv(4096):
@@ -177,23 +185,7 @@ def run_path(name, tracks, rounds, tmp, gap_s=0.01):
             self.data, self.t_ns, self.peer = data, t_ns, None
 
     def frames(k):
-        now_us = time.monotonic_ns() // 1000
-        out = []
-        for n, sb in sbs.items():
-            recs = []
-            for j in range(tracks):
-                x = to_enu(missile.ecef(300.0 + 0.5 * k), sb.origin)
-                x[0] += 2000.0 * j
-                P = [0.0] * 36
-                for i in range(6):
-                    P[7 * i] = 2500.0 if i < 3 else 25.0
-                sb.report_id += 1
-                recs.append(codec.quantise(codec.Update(10 + j, now_us, [float(v) for v in x], P,
-                                                        report_id=sb.report_id), prec))
-            for i in range(0, len(recs), 8):
-                payload = codec.encode(codec.REPORT, prec, [(codec.KEY, r, 0) for r in recs[i:i + 8]])
-                out.append((sb.name, sb._pack(wire.TRACK_REPORT, payload, wire.RELAY_TIME)))
-        return out
+        return [(sb.name, frame) for _n, sb, frame in report_frames(sbs, missile, tracks, prec, k)]
 
     async def main():
         relay = Relay(cfg, links=links, keys=TEST_KEYS)
