@@ -902,6 +902,161 @@ fail:
 }
 
 /* ---- decode ---- */
+/* A KEY record's fields after its type, update counter, track id and time. */
+static void read_key(br *rd, codes *c)
+{
+    uint64_t nat;
+    int k;
+    get_group(rd, c->pq, 3);
+    get_group(rd, c->vq, 3);
+    for (k = 0; k < 6; k++)
+        c->sig[k] = (int32_t)get(rd, 8) + SIG_MIN;
+    for (k = 0; k < 15; k++)
+        c->cor[k] = (int32_t)get(rd, 7) - COR_MAX;
+    c->flags = (uint32_t)get(rd, 8);
+    nat = get_ue(rd);
+    if (!rd->err && nat > 0xFFFFFFFFu)
+        rd->err = TL_CODEC_EMALFORMED;
+    c->nations = (uint32_t)nat;
+}
+
+/* A DELTA record's fields after its type, update counter, track id and time:
+ * the position/velocity differences from the prediction of the held copy h,
+ * and what else it carries (covariance, flags and nations) or takes from h.
+ * *usable: h is the base it names; *status: TL_REC_OK, DUP or NO_BASE. */
+static int32_t read_delta(br *rd, const codes *h, const prec *pr, int upd, codes *c, int *status, int *sent,
+                          int *usable)
+{
+    int k;
+    int64_t dp[3], dv[3], pp[3], pv[3], ds[21];
+    get_group(rd, dp, 3);
+    get_group(rd, dv, 3);
+    if (rd->err)
+        return rd->err;
+    *usable = h && h->upd == (upd + 15) % 16 && tlc_delta_ok(h, c->t_us, pr);
+    if (h && h->upd == upd && h->t_us == c->t_us)
+        *status = TL_REC_DUP;
+    else if (!*usable)
+        *status = TL_REC_NO_BASE;
+    if (*usable) {
+        predict(h, (int64_t)(c->t_us - h->t_us), pr, pp, pv);
+        for (k = 0; k < 3; k++) {
+            /* |pp| < 2^53 and |dp| < 2^63 could overflow: bound dp first */
+            if (dp[k] <= -((int64_t)1 << 61) || dp[k] >= ((int64_t)1 << 61) ||
+                dv[k] <= -((int64_t)1 << 61) || dv[k] >= ((int64_t)1 << 61)) {
+                return TL_CODEC_EMALFORMED;
+            }
+            c->pq[k] = pp[k] + dp[k];
+            c->vq[k] = pv[k] + dv[k];
+        }
+    }
+    if (get(rd, 1)) {
+        *sent |= TL_SEND_COV;
+        for (k = 0; k < 21; k++)
+            ds[k] = get_se(rd);
+        if (*usable && !rd->err) {
+            /* codes span 256 values: a bigger step is out of range (codes_ok) */
+            for (k = 0; k < 21; k++)
+                if (ds[k] < -1024 || ds[k] > 1024)
+                    ds[k] = 4096;
+            for (k = 0; k < 6; k++)
+                c->sig[k] = h->sig[k] + (int32_t)ds[k];
+            for (k = 0; k < 15; k++)
+                c->cor[k] = h->cor[k] + (int32_t)ds[6 + k];
+        }
+    } else if (*usable) {
+        memcpy(c->sig, h->sig, sizeof(c->sig));
+        memcpy(c->cor, h->cor, sizeof(c->cor));
+    }
+    if (get(rd, 1)) {
+        uint64_t nat;
+        *sent |= TL_SEND_META;
+        c->flags = (uint32_t)get(rd, 8);
+        nat = get_ue(rd);
+        if (!rd->err && nat > 0xFFFFFFFFu)
+            rd->err = TL_CODEC_EMALFORMED;
+        c->nations = (uint32_t)nat;
+    } else if (*usable) {
+        c->flags = h->flags;
+        c->nations = h->nations;
+    }
+    if (*usable && h->has_imp) {
+        c->has_imp = 1;
+        c->imp_e = h->imp_e;
+        c->imp_n = h->imp_n;
+        c->imp_t = h->imp_t;
+        c->imp_a = h->imp_a;
+        c->imp_b = h->imp_b;
+        c->imp_o = h->imp_o;
+    }
+    return 0;
+}
+
+/* A PICTURE record's sources (its flag bit read): node and report id each,
+ * the id as u(32) the first time a node appears in the payload, then as a
+ * delta from that node's previous id (PROTOCOL.md 5.5); into o's record i. */
+static void read_sources(br *rd, srcs *ss, tl_track_batch *o, int32_t i)
+{
+    int k;
+    uint64_t ns = get_ue(rd) + 1;
+    if (!rd->err && ns > TL_CODEC_MAX_SOURCES)
+        rd->err = TL_CODEC_EMALFORMED;
+    for (k = 0; !rd->err && k < (int)ns; k++) {
+        uint8_t node = (uint8_t)get(rd, 8);
+        uint64_t rid;
+        if (!ss->seen[node]) {
+            rid = get(rd, 32);
+        } else {
+            int64_t dr = get_se(rd);
+            if (!rd->err && (dr < -(int64_t)ss->prev[node] ||
+                            dr > (int64_t)0xFFFFFFFFLL - (int64_t)ss->prev[node]))
+                rd->err = TL_CODEC_EMALFORMED;
+            rid = rd->err ? 0 : (uint64_t)((int64_t)ss->prev[node] + dr);
+        }
+        if (!rd->err) {
+            ss->prev[node] = (uint32_t)rid;
+            ss->seen[node] = 1;
+        }
+        if (o->src_node && o->src_rid) {
+            o->src_node[TL_CODEC_MAX_SOURCES * i + k] = node;
+            o->src_rid[TL_CODEC_MAX_SOURCES * i + k] = (uint32_t)rid;
+        }
+    }
+    if (!rd->err && o->n_src)
+        o->n_src[i] = (uint8_t)ns;
+}
+
+/* A PICTURE record's impact (its flag bit read): east, north, time from the
+ * record's time, the ellipse; out of its ranges it is malformed. */
+static void read_impact(br *rd, codes *c)
+{
+    int64_t en[2], dtm, a, b2;
+    uint64_t ua, ub;
+    get_group(rd, en, 2);
+    dtm = get_se(rd);
+    ua = get_ue(rd);
+    ub = get_ue(rd);
+    c->imp_o = (int32_t)get(rd, 15);
+    if (!rd->err) {
+        a = ua < (uint64_t)CODE_LIMIT ? (int64_t)ua : CODE_LIMIT;
+        b2 = ub < (uint64_t)CODE_LIMIT ? (int64_t)ub : CODE_LIMIT;
+        if (c->imp_o >= ORIENT_CODES || !(-CODE_LIMIT < dtm && dtm < CODE_LIMIT) ||
+            a >= CODE_LIMIT || b2 >= CODE_LIMIT || !(-CODE_LIMIT < en[0] && en[0] < CODE_LIMIT) ||
+            !(-CODE_LIMIT < en[1] && en[1] < CODE_LIMIT) ||
+            (dtm < 0 ? (uint64_t)(-dtm) * 1000u > c->t_us
+                     : (uint64_t)dtm * 1000u > UINT64_MAX - c->t_us)) {
+            rd->err = TL_CODEC_EMALFORMED;
+        } else {
+            c->has_imp = 1;
+            c->imp_e = en[0];
+            c->imp_n = en[1];
+            c->imp_a = a;
+            c->imp_b = b2;
+            c->imp_t = dtm < 0 ? c->t_us - (uint64_t)(-dtm) * 1000u : c->t_us + (uint64_t)dtm * 1000u;
+        }
+    }
+}
+
 static void out_record(tl_track_batch *o, int32_t i, int32_t kind, const prec *pr, const codes *c,
                        int full)
 {
@@ -957,11 +1112,53 @@ static int codes_ok(const codes *c)
     return 1;
 }
 
+/* The payload header (PROTOCOL.md 5.1) into *h, checked in this order:
+ * version, kind, precision steps, base time, (REPORT) base report id,
+ * record count; *pos = the first byte after it. 0 or the error. */
+static int32_t read_header(const uint8_t *in, int32_t len, tl_codec_header *h, int32_t *pos)
+{
+    int32_t st;
+    uint64_t pos_mm, vel_mm, base_rid = 0, count;
+    *pos = 2;
+    if (len < 2)
+        return TL_CODEC_ETRUNC;
+    if (in[0] != TL_CODEC_VERSION)
+        return TL_CODEC_EVERSION;
+    h->kind = in[1];
+    if (h->kind != TL_CODEC_REPORT && h->kind != TL_CODEC_PICTURE)
+        return TL_CODEC_EMALFORMED;
+    if ((st = get_varint(in, len, pos, &pos_mm)) || (st = get_varint(in, len, pos, &vel_mm)))
+        return st;
+    if (pos_mm < 1 || pos_mm > MAX_STEP || vel_mm < 1 || vel_mm > MAX_STEP)
+        return TL_CODEC_EMALFORMED;
+    if ((st = get_varint(in, len, pos, &h->base_us)))
+        return st;
+    if (h->kind == TL_CODEC_REPORT) {
+        if ((st = get_varint(in, len, pos, &base_rid)))
+            return st;
+        if (base_rid > 0xFFFFFFFFu)
+            return TL_CODEC_EMALFORMED;
+    }
+    if ((st = get_varint(in, len, pos, &count)))
+        return st;
+    if (count > TL_CODEC_MAX_RECORDS)
+        return TL_CODEC_EMALFORMED;
+    h->pos_mm = (int32_t)pos_mm;
+    h->vel_mm = (int32_t)vel_mm;
+    h->base_rid = (uint32_t)base_rid;
+    h->count = (int32_t)count;
+    return 0;
+}
+
+/* Longer than the others (~150 lines) on purpose: one pass over the records
+ * with one exit for every failure (fail: the held table is left as it was);
+ * each record type's own fields are read by read_key, read_delta,
+ * read_sources and read_impact above. */
 int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl_track_batch *o,
                         int32_t cap_records, tl_codec_header *hdr)
 {
-    int32_t pos = 2, i, st = 0, kind;
-    uint64_t pos_mm, vel_mm, base_us, base_rid = 0, count;
+    int32_t pos, i, st = 0, kind, count;
+    tl_codec_header hd;
     prec pr;
     br rd;
     uint32_t prev_id = 0, prev_rid;
@@ -969,34 +1166,15 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
     srcs ss;
     if (!in || len < 0 || !o || cap_records < 0 || !o->tid || !o->t_us)
         return TL_CODEC_EARG;
-    if (len < 2)
-        return TL_CODEC_ETRUNC;
-    if (in[0] != TL_CODEC_VERSION)
-        return TL_CODEC_EVERSION;
-    kind = in[1];
-    if (kind != TL_CODEC_REPORT && kind != TL_CODEC_PICTURE)
-        return TL_CODEC_EMALFORMED;
-    if ((st = get_varint(in, len, &pos, &pos_mm)) || (st = get_varint(in, len, &pos, &vel_mm)))
+    if ((st = read_header(in, len, &hd, &pos)) != 0)
         return st;
-    if (pos_mm < 1 || pos_mm > MAX_STEP || vel_mm < 1 || vel_mm > MAX_STEP)
-        return TL_CODEC_EMALFORMED;
-    if ((st = get_varint(in, len, &pos, &base_us)))
-        return st;
-    if (kind == TL_CODEC_REPORT) {
-        if ((st = get_varint(in, len, &pos, &base_rid)))
-            return st;
-        if (base_rid > 0xFFFFFFFFu)
-            return TL_CODEC_EMALFORMED;
-    }
-    if ((st = get_varint(in, len, &pos, &count)))
-        return st;
-    if (count > TL_CODEC_MAX_RECORDS)
-        return TL_CODEC_EMALFORMED;
-    if ((int64_t)count > cap_records)
+    if (hd.count > cap_records)
         return TL_CODEC_EARG;
-    tlc_prec_set(&pr, (int32_t)pos_mm, (int32_t)vel_mm);
-    prev_rid = (uint32_t)base_rid;
-    prev_t = base_us;
+    kind = hd.kind;
+    count = hd.count;
+    tlc_prec_set(&pr, hd.pos_mm, hd.vel_mm);
+    prev_rid = hd.base_rid;
+    prev_t = hd.base_us;
     memset(&ss, 0, sizeof(ss));
     rd.buf = in;
     rd.bit = (int64_t)pos * 8;
@@ -1004,8 +1182,8 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
     rd.err = 0;
     if (held)
         next_gen(held);
-    for (i = 0; i < (int32_t)count; i++) {
-        int rtype = (int)get(&rd, 2), upd = 0, status = TL_REC_OK, sent = 0, usable = 0, k;
+    for (i = 0; i < count; i++) {
+        int rtype = (int)get(&rd, 2), upd = 0, status = TL_REC_OK, sent = 0, usable = 0;
         int64_t d;
         const codes *h;
         codes c;
@@ -1055,144 +1233,21 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
             prev_rid = c.report_id;
         }
         if (rtype == TL_REC_KEY) {
-            uint64_t nat;
-            get_group(&rd, c.pq, 3);
-            get_group(&rd, c.vq, 3);
-            for (k = 0; k < 6; k++)
-                c.sig[k] = (int32_t)get(&rd, 8) + SIG_MIN;
-            for (k = 0; k < 15; k++)
-                c.cor[k] = (int32_t)get(&rd, 7) - COR_MAX;
-            c.flags = (uint32_t)get(&rd, 8);
-            nat = get_ue(&rd);
-            if (!rd.err && nat > 0xFFFFFFFFu)
-                rd.err = TL_CODEC_EMALFORMED;
-            c.nations = (uint32_t)nat;
+            read_key(&rd, &c);
             sent = TL_SEND_COV | TL_SEND_META;
             usable = 1;
         } else {
-            int64_t dp[3], dv[3], pp[3], pv[3], ds[21];
-            get_group(&rd, dp, 3);
-            get_group(&rd, dv, 3);
-            if (rd.err) {
-                st = rd.err;
+            if ((st = read_delta(&rd, h, &pr, upd, &c, &status, &sent, &usable)) != 0)
                 goto fail;
-            }
-            usable = h && h->upd == (upd + 15) % 16 && tlc_delta_ok(h, c.t_us, &pr);
-            if (h && h->upd == upd && h->t_us == c.t_us)
-                status = TL_REC_DUP;
-            else if (!usable)
-                status = TL_REC_NO_BASE;
-            if (usable) {
-                predict(h, (int64_t)(c.t_us - h->t_us), &pr, pp, pv);
-                for (k = 0; k < 3; k++) {
-                    /* |pp| < 2^53 and |dp| < 2^63 could overflow: bound dp first */
-                    if (dp[k] <= -((int64_t)1 << 61) || dp[k] >= ((int64_t)1 << 61) ||
-                        dv[k] <= -((int64_t)1 << 61) || dv[k] >= ((int64_t)1 << 61)) {
-                        st = TL_CODEC_EMALFORMED;
-                        goto fail;
-                    }
-                    c.pq[k] = pp[k] + dp[k];
-                    c.vq[k] = pv[k] + dv[k];
-                }
-            }
-            if (get(&rd, 1)) {
-                sent |= TL_SEND_COV;
-                for (k = 0; k < 21; k++)
-                    ds[k] = get_se(&rd);
-                if (usable && !rd.err) {
-                    /* codes span 256 values: a bigger step is out of range (codes_ok) */
-                    for (k = 0; k < 21; k++)
-                        if (ds[k] < -1024 || ds[k] > 1024)
-                            ds[k] = 4096;
-                    for (k = 0; k < 6; k++)
-                        c.sig[k] = h->sig[k] + (int32_t)ds[k];
-                    for (k = 0; k < 15; k++)
-                        c.cor[k] = h->cor[k] + (int32_t)ds[6 + k];
-                }
-            } else if (usable) {
-                memcpy(c.sig, h->sig, sizeof(c.sig));
-                memcpy(c.cor, h->cor, sizeof(c.cor));
-            }
-            if (get(&rd, 1)) {
-                uint64_t nat;
-                sent |= TL_SEND_META;
-                c.flags = (uint32_t)get(&rd, 8);
-                nat = get_ue(&rd);
-                if (!rd.err && nat > 0xFFFFFFFFu)
-                    rd.err = TL_CODEC_EMALFORMED;
-                c.nations = (uint32_t)nat;
-            } else if (usable) {
-                c.flags = h->flags;
-                c.nations = h->nations;
-            }
-            if (usable && h->has_imp) {
-                c.has_imp = 1;
-                c.imp_e = h->imp_e;
-                c.imp_n = h->imp_n;
-                c.imp_t = h->imp_t;
-                c.imp_a = h->imp_a;
-                c.imp_b = h->imp_b;
-                c.imp_o = h->imp_o;
-            }
         }
         if (o->n_src)
             o->n_src[i] = 0;
         if (kind == TL_CODEC_PICTURE) {
+            if (get(&rd, 1))
+                read_sources(&rd, &ss, o, i);
             if (get(&rd, 1)) {
-                uint64_t ns = get_ue(&rd) + 1;
-                if (!rd.err && ns > TL_CODEC_MAX_SOURCES)
-                    rd.err = TL_CODEC_EMALFORMED;
-                for (k = 0; !rd.err && k < (int)ns; k++) {
-                    uint8_t node = (uint8_t)get(&rd, 8);
-                    uint64_t rid;
-                    if (!ss.seen[node]) {
-                        rid = get(&rd, 32);
-                    } else {
-                        int64_t dr = get_se(&rd);
-                        if (!rd.err && (dr < -(int64_t)ss.prev[node] ||
-                                        dr > (int64_t)0xFFFFFFFFLL - (int64_t)ss.prev[node]))
-                            rd.err = TL_CODEC_EMALFORMED;
-                        rid = rd.err ? 0 : (uint64_t)((int64_t)ss.prev[node] + dr);
-                    }
-                    if (!rd.err) {
-                        ss.prev[node] = (uint32_t)rid;
-                        ss.seen[node] = 1;
-                    }
-                    if (o->src_node && o->src_rid) {
-                        o->src_node[TL_CODEC_MAX_SOURCES * i + k] = node;
-                        o->src_rid[TL_CODEC_MAX_SOURCES * i + k] = (uint32_t)rid;
-                    }
-                }
-                if (!rd.err && o->n_src)
-                    o->n_src[i] = (uint8_t)ns;
-            }
-            if (get(&rd, 1)) {
-                int64_t en[2], dtm, a, b2;
-                uint64_t ua, ub;
                 sent |= TL_SEND_IMPACT;
-                get_group(&rd, en, 2);
-                dtm = get_se(&rd);
-                ua = get_ue(&rd);
-                ub = get_ue(&rd);
-                c.imp_o = (int32_t)get(&rd, 15);
-                if (!rd.err) {
-                    a = ua < (uint64_t)CODE_LIMIT ? (int64_t)ua : CODE_LIMIT;
-                    b2 = ub < (uint64_t)CODE_LIMIT ? (int64_t)ub : CODE_LIMIT;
-                    if (c.imp_o >= ORIENT_CODES || !(-CODE_LIMIT < dtm && dtm < CODE_LIMIT) ||
-                        a >= CODE_LIMIT || b2 >= CODE_LIMIT || !(-CODE_LIMIT < en[0] && en[0] < CODE_LIMIT) ||
-                        !(-CODE_LIMIT < en[1] && en[1] < CODE_LIMIT) ||
-                        (dtm < 0 ? (uint64_t)(-dtm) * 1000u > c.t_us
-                                 : (uint64_t)dtm * 1000u > UINT64_MAX - c.t_us)) {
-                        rd.err = TL_CODEC_EMALFORMED;
-                    } else {
-                        c.has_imp = 1;
-                        c.imp_e = en[0];
-                        c.imp_n = en[1];
-                        c.imp_a = a;
-                        c.imp_b = b2;
-                        c.imp_t = dtm < 0 ? c.t_us - (uint64_t)(-dtm) * 1000u : c.t_us + (uint64_t)dtm * 1000u;
-                    }
-                }
+                read_impact(&rd, &c);
             } else if (rtype == TL_REC_KEY) {
                 c.has_imp = 0;
             }
@@ -1239,16 +1294,10 @@ int32_t tl_codec_decode(const uint8_t *in, int32_t len, tl_codec_table *held, tl
     }
     if (held)
         commit(held);
-    o->n = (int32_t)count;
-    if (hdr) {
-        hdr->kind = kind;
-        hdr->pos_mm = (int32_t)pos_mm;
-        hdr->vel_mm = (int32_t)vel_mm;
-        hdr->base_us = base_us;
-        hdr->base_rid = (uint32_t)base_rid;
-        hdr->count = (int32_t)count;
-    }
-    return (int32_t)count;
+    o->n = count;
+    if (hdr)
+        *hdr = hd;
+    return count;
 fail:
     if (held)
         unstage(held);
@@ -1258,32 +1307,10 @@ fail:
 
 int32_t tl_codec_peek_count(const uint8_t *in, int32_t len)
 {
-    int32_t pos = 2, st, k;
-    uint64_t v, step[2];
+    int32_t pos, st;
+    tl_codec_header h;
     if (!in || len < 0)
         return TL_CODEC_EARG;
-    if (len < 2)
-        return TL_CODEC_ETRUNC;
-    if (in[0] != TL_CODEC_VERSION)
-        return TL_CODEC_EVERSION;
-    if (in[1] != TL_CODEC_REPORT && in[1] != TL_CODEC_PICTURE)
-        return TL_CODEC_EMALFORMED;
-    /* the checks of tl_codec_decode, in its order */
-    for (k = 0; k < 2; k++) {
-        if ((st = get_varint(in, len, &pos, &step[k])) != 0)
-            return st;
-    }
-    if (step[0] < 1 || step[0] > MAX_STEP || step[1] < 1 || step[1] > MAX_STEP)
-        return TL_CODEC_EMALFORMED;
-    if ((st = get_varint(in, len, &pos, &v)) != 0)
-        return st;
-    if (in[1] == TL_CODEC_REPORT) {
-        if ((st = get_varint(in, len, &pos, &v)) != 0)
-            return st;
-        if (v > 0xFFFFFFFFu)
-            return TL_CODEC_EMALFORMED;
-    }
-    if ((st = get_varint(in, len, &pos, &v)) != 0)
-        return st;
-    return v > TL_CODEC_MAX_RECORDS ? TL_CODEC_EMALFORMED : (int32_t)v;
+    st = read_header(in, len, &h, &pos);   /* the checks of tl_codec_decode, in its order */
+    return st ? st : h.count;
 }
