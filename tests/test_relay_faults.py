@@ -289,6 +289,9 @@ def test_refused_frames_cannot_rotate_accepted_history_away(tmp_path):
     refused = capture_files(str(cap) + ".refused")
     assert refused and sum(os.path.getsize(p) for p in refused) <= 2 * (64 << 10) + 2048
     assert sum(1 for p in refused for _ in iter_capture(p)) >= 50
+    # both captures hold every nation's tracks: 0600, like the state file
+    assert {os.stat(p).st_mode & 0o777 for p in capture_files(str(cap)) + refused} == {0o600}
+    assert os.stat(tmp_path / "state" / "relay.json").st_mode & 0o777 == 0o600
 
 
 def test_bad_payloads_of_authentic_frames_are_the_nodes_malformed(tmp_path):
@@ -314,6 +317,7 @@ def test_bad_payloads_of_authentic_frames_are_the_nodes_malformed(tmp_path):
     st = asyncio.run(main())
     board.close()
     assert st["nodes"]["jp"]["malformed"] == 3
+    assert st["links"]["jp"]["malformed"] == 3      # the link counts what came in on it
 
 
 def test_a_stall_is_logged(tmp_path, caplog):

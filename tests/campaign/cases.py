@@ -36,6 +36,7 @@ STRIKE_START = 75.0          # scenario time: both nations track, warnings to Ja
 UNPLUG_LIMIT_S = 2.0
 RELAY_RESTART_LIMIT_S = 5.0
 RSS_LIMIT_MB = 10.0
+STOP_LIMIT_S = 1.0           # SIGTERM to exit, whatever the case did to the relay
 REJECT_KEYS = ("crc_error", "malformed", "oversize", "auth_fail", "replay", "wrong_link")
 
 
@@ -87,7 +88,11 @@ def _finish_rig(rig: Rig, r: CaseResult) -> Dict[str, Any]:
         nm.wait_idle(3.0)
     time.sleep(0.3)
     stats = rig.stats()
+    t_stop = time.monotonic()
     rc = rig.stop_relay()
+    stop_s = time.monotonic() - t_stop
+    r.check(stop_s < STOP_LIMIT_S, f"SIGTERM took {stop_s:.2f} s to stop the relay")
+    r.notes.append(f"SIGTERM stopped the relay in {stop_s:.2f} s.")
     if rc != 0:
         r.crashes += 1
         r.notes.append(f"trilink-edge exited {rc}")
@@ -260,17 +265,7 @@ def relay_restart(tmp: Path, seconds: float) -> CaseResult:
         r.check(rc == 0 and stop_s < 1.0, f"SIGTERM: exit {rc} after {stop_s:.2f} s")
         t_spawn = time.monotonic()
         rig.start_relay(wait=False)
-        rec = None
-        while time.monotonic() - t_spawn < 15.0:
-            try:
-                st = rig.stats(0.5)
-                if all(st["nodes"][n]["deliveries"] > 0 for n in rig.names):
-                    rec = time.monotonic() - t_spawn
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
-        r.recovery_s = rec
+        rec = r.recovery_s = _recovery(rig, t_spawn)
         r.check(rec is not None and rec <= RELAY_RESTART_LIMIT_S, f"recovery {rec} s > {RELAY_RESTART_LIMIT_S} s")
         out = _finish_rig(rig, r)
         st = out["stats"]
@@ -280,56 +275,59 @@ def relay_restart(tmp: Path, seconds: float) -> CaseResult:
     return r.finish()
 
 
-def relay_kill_replay(tmp: Path, seconds: float, n_replay: int = 40) -> CaseResult:
+def relay_kill_replay(tmp: Path, seconds: float, n_replay: int = 40, lose_state: bool = False) -> CaseResult:
     """The relay is killed (SIGKILL: no stop, no final write) and started
     again; then JP's frames captured before the kill are played back from
-    another UDP port. Not one may be accepted (PROTOCOL.md 2.2)."""
-    r = CaseResult("fault: relay kill -9 + replay", f"SIGKILL trilink-edge mid-run, restart, replay {n_replay} "
-                   "of jp's frames captured before the kill from a new UDP port")
+    another UDP port. Not one may be accepted (PROTOCOL.md 2.2).
+
+    ``lose_state``: its state file is deleted before the restart too, so it
+    is back at relay epoch 1, below the marks the boards keep of its
+    counter. It must say so in one line, and the boards, which refuse its
+    challenge, must bring it past their marks (their answer's min_epoch)
+    without a reboot."""
+    what = "kill -9, state file deleted" if lose_state else "kill -9 + replay"
+    r = CaseResult(f"fault: relay {what}", f"SIGKILL trilink-edge mid-run, {'delete its state file, ' * lose_state}"
+                   f"restart, replay {n_replay} of jp's frames captured before the kill from a new UDP port")
     t0 = time.monotonic()
     with Rig(tmp, "udp", scenario=STRIKE, start=STRIKE_START) as rig:
         rig.start(seconds)
         time.sleep(rig.epoch_us / 1e6 - time.monotonic() + seconds * 0.3)
         rc = rig.stop_relay(signal.SIGKILL)
         captured = [c.data for c in rig.capture_records() if c.link == "jp" and c.direction == "rx"][-n_replay:]
+        if lose_state:
+            (rig.tmp / "state.json").unlink()
+        log_before = len(rig.relay_output())
         rig.start_relay(wait=True)
-        t_spawn = time.monotonic()
-        rec = None
-        while time.monotonic() - t_spawn < 15.0:
-            st = rig.stats(0.5)
-            if all(st["nodes"][n]["deliveries"] > 0 for n in rig.names):
-                rec = time.monotonic() - t_spawn
-                break
-            time.sleep(0.05)
-        r.recovery_s = rec
-        before = rig.stats()["nodes"]["jp"]
-        import socket as _socket
-        with _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            for raw in captured:
-                sock.sendto(raw, ("127.0.0.1", rig.relay_ports["jp"]))
-                time.sleep(0.005)
-            time.sleep(0.5)
-            after = rig.stats()["nodes"]["jp"]
-            sock.setblocking(False)
-            leaked = 0
-            try:
-                while sock.recv(4096):
-                    leaked += 1
-            except BlockingIOError:
-                pass
-        refused = (after["replay"] + after["unverified"]) - (before["replay"] + before["unverified"])
-        r.bad_accepted = max(0, len(captured) - refused)
+        rec = r.recovery_s = _recovery(rig, time.monotonic())
+        rep = _replay_from_new_port(rig, rig.relay_ports["jp"], captured)
+        r.bad_accepted = max(0, rep["replayed"] - rep["refused"])
         out = _finish_rig(rig, r)
         r.check(len(captured) == n_replay, f"only {len(captured)} frames captured")
         r.check(rec is not None and rec <= RELAY_RESTART_LIMIT_S, f"recovery {rec} s > {RELAY_RESTART_LIMIT_S} s")
-        r.check(leaked == 0, f"{leaked} frames sent to the replaying address")
-        r.counts.update(replayed=len(captured), refused=refused, leaked=leaked)
-        r.counted = (f"killed (exit {rc}); {len(captured)} captured frames replayed after the restart: "
-                     f"{refused} refused, {leaked} frames to the replayer; recovery = new process start to both "
-                     f"boards decoding a fused update; final jp replay {out['stats']['nodes']['jp']['replay']}")
+        r.check(rep["leaked"] == 0, f"{rep['leaked']} frames sent to the replaying address")
+        reboots = sum(len(b.runs) - 1 for b in rig.boards.values())
+        r.check(reboots == 0, f"{reboots} board restarts")
+        r.counts.update(**rep)
+        r.counted = (f"killed (exit {rc}); {rep['replayed']} captured frames replayed after the restart: "
+                     f"{rep['refused']} refused, {rep['leaked']} frames to the replayer; recovery = new process "
+                     "start to both boards decoding a fused update, no board rebooted; final jp replay "
+                     f"{out['stats']['nodes']['jp']['replay']}")
+        if lose_state:
+            log = rig.relay_output()[log_before:]
+            epoch = json.loads((rig.tmp / "state.json").read_text())["epoch"]
+            r.check(log.count("none yet") == 1, f"{log.count('none yet')} 'no state file' lines (want 1)")
+            r.check(epoch == 2 and log.count("relay counter epoch 1 -> 2") >= 1,
+                    f"relay epoch {epoch} at the end (want 2, moved by the boards' answers)")
+            r.counts.update(epoch=epoch)
+            r.counted += (f"; state file deleted: one 'none yet' line, relay epoch 1 -> {epoch} on the boards' "
+                          f"answers ({log.count('relay counter epoch')} lines)")
     r.seconds = time.monotonic() - t0
     return r.finish()
+
+
+def relay_lost_state(tmp: Path, seconds: float, n_replay: int = 40) -> CaseResult:
+    """``relay_kill_replay`` with the relay's state file deleted before the restart."""
+    return relay_kill_replay(tmp, seconds, n_replay, lose_state=True)
 
 
 def state_unwritable(tmp: Path, seconds: float) -> CaseResult:
@@ -407,6 +405,105 @@ def capture_disk_full(tmp: Path, seconds: float) -> CaseResult:
         r.counts.update(dropped=int(rec.get("dropped", 0)))
         r.counted = f"recorder error {rec.get('error')!r}, {rec.get('dropped')} records dropped; boards decoded " \
                     f"{pics} pictures; stop took {stop_s:.2f} s"
+    r.seconds = time.monotonic() - t0
+    return r.finish()
+
+
+def _recovery(rig: Rig, t_spawn: float, timeout: float = 15.0) -> Optional[float]:
+    """Seconds from ``t_spawn`` (a relay process start) until every board has
+    decoded a fused update from it (its DELIVERY frames counted), or None."""
+    while time.monotonic() - t_spawn < timeout:
+        try:
+            st = rig.stats(0.5)
+            if all(st["nodes"][n]["deliveries"] > 0 for n in rig.names):
+                return time.monotonic() - t_spawn
+        except OSError:      # not listening yet
+            pass
+        time.sleep(0.05)
+    return None
+
+
+def _replay_from_new_port(rig: Rig, port: int, frames: List[bytes]) -> Dict[str, int]:
+    """Send ``frames`` to the relay's ``port`` from a new UDP socket; what
+    the relay counted refused for jp meanwhile, and how many frames came back."""
+    import socket as _socket
+    before = rig.stats()["nodes"]["jp"]
+    with _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        for raw in frames:
+            sock.sendto(raw, ("127.0.0.1", port))
+            time.sleep(0.005)
+        time.sleep(0.5)
+        after = rig.stats()["nodes"]["jp"]
+        sock.setblocking(False)
+        leaked = 0
+        try:
+            while sock.recv(4096):
+                leaked += 1
+        except BlockingIOError:
+            pass
+    refused = sum(after[k] - before[k] for k in ("replay", "unverified"))
+    return {"replayed": len(frames), "refused": refused, "leaked": leaked}
+
+
+def _deliveries_named(rig: Rig, node: int) -> Dict[int, int]:
+    """Source node -> report ids named in the DELIVERY frames ``node``'s board sent (the capture's)."""
+    out: Dict[int, int] = {}
+    for run in range(len(rig.captures)):
+        for rec in rig.capture_records(run):
+            d = rec.data
+            if rec.direction != "rx" or len(d) < 28 + 21 or d[4] != 0x31 or d[2] != node:
+                continue
+            n = d[16 + 20]
+            for i in range(n):
+                src = d[16 + 21 + 5 * i]
+                out[src] = out.get(src, 0) + 1
+    return out
+
+
+def shared_learned_link(tmp: Path, seconds: float) -> CaseResult:
+    """Both boards behind one relay UDP port with no configured peer (the
+    relay learns each board's address from the frames it accepts, per
+    board). Release: Japan's tracks to Korea, Korea's to nobody. Neither
+    board may receive a frame meant for the other (each board counts a
+    frame under the other's key as auth_fail, one for the other's id as
+    not_for_me), Japan no record of Korea's, and 20 of Japan's frames
+    replayed from a third address move no peer and get no frame back."""
+    r = CaseResult("fault: two boards behind one learned UDP link",
+                   "jp and kr on one relay port, no configured peer; release jp->kr only; 20 of jp's frames "
+                   "replayed from a third address mid-run")
+    t0 = time.monotonic()
+    with Rig(tmp, "udp", scenario=STRIKE, start=STRIKE_START, shared=True,
+             release={"jp": ["kr"], "kr": []}) as rig:
+        rig.start(seconds)
+        time.sleep(rig.epoch_us / 1e6 - time.monotonic() + seconds * 0.4)
+        frames = [c.data for c in rig.capture_records() if c.direction == "rx" and len(c.data) >= 28
+                  and c.data[2] == NODE_IDS["jp"]][-20:]
+        rep = _replay_from_new_port(rig, rig.relay_ports["shared"], frames)
+        out = _finish_rig(rig, r)
+        st = out["stats"]
+        parts = []
+        for n in rig.names:
+            c = out["summaries"].get(n, {}).get("counts", {})
+            wrong = c.get("auth_fail", 0) + c.get("not_for_me", 0)
+            r.bad_accepted += wrong
+            r.check(c.get("frames_in", 0) > 0 and st["nodes"][n]["rx_frames"] > 0, f"{n}: no traffic")
+            r.check(c.get("reports", 0) > 0, f"{n} sent no report")
+            parts.append(f"{n}: took {c.get('frames_in', 0)} frames, other board's {wrong} "
+                         f"(auth_fail + not_for_me)")
+        jp_named = _deliveries_named(rig, NODE_IDS["jp"])
+        kr_named = _deliveries_named(rig, NODE_IDS["kr"])
+        r.check(kr_named.get(NODE_IDS["jp"], 0) > 0, "kr decoded no update naming jp's reports")
+        r.check(jp_named.get(NODE_IDS["kr"], 0) == 0, f"jp decoded {jp_named.get(NODE_IDS['kr'])} of kr's "
+                                                       "reports (release kr -> nobody)")
+        r.check(len(frames) == 20 and rep["refused"] == 20, f"replayed {len(frames)}, refused {rep['refused']}")
+        r.check(rep["leaked"] == 0, f"{rep['leaked']} frames sent to the replaying address")
+        r.bad_accepted += max(0, rep["replayed"] - rep["refused"])
+        r.counts.update(jp_named_kr=jp_named.get(NODE_IDS["kr"], 0), kr_named_jp=kr_named.get(NODE_IDS["jp"], 0),
+                        **rep)
+        r.counted = ("; ".join(parts) + f"; kr's updates named jp's reports {kr_named.get(NODE_IDS['jp'], 0)} "
+                     f"times, jp's named kr's {jp_named.get(NODE_IDS['kr'], 0)}; replayed {rep['replayed']}: "
+                     f"refused {rep['refused']}, {rep['leaked']} frames to the replayer")
     r.seconds = time.monotonic() - t0
     return r.finish()
 

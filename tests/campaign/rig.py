@@ -123,13 +123,17 @@ class Rig:
     """See the module docstring. ``impair`` maps a board name to an
     impairment spec for its link (serial: NullModem keys; udp: UdpProxy
     keys, and the link goes through a proxy only when given).
-    ``budget`` overrides each link's byte budget (bytes/s)."""
+    ``budget`` overrides each link's byte budget (bytes/s). ``shared``
+    (udp): every board behind one relay link and port, no peer configured,
+    so the relay learns each board's address (``relay_ports["shared"]``).
+    ``release`` replaces the default policy (each nation to every other)."""
 
     def __init__(self, tmp: Path, link: str = "serial", boards: Iterable[str] = ("jp", "kr"),
                  impair: Optional[Dict[str, str]] = None, scenario: str = "default", start: float = 40.0,
                  speed: float = 1.0, seed: Optional[int] = None, budget: Optional[int] = None,
                  proxy: bool = False, stats_frames: float = 10.0, extra_board_args: Iterable[str] = (),
-                 board_prefix: Optional[Dict[str, List[str]]] = None) -> None:
+                 board_prefix: Optional[Dict[str, List[str]]] = None, shared: bool = False,
+                 release: Optional[Dict[str, List[str]]] = None) -> None:
         if link not in ("serial", "udp"):
             raise ValueError(f"link {link!r}: serial or udp")
         self.tmp = Path(tmp)
@@ -143,6 +147,10 @@ class Rig:
         self.stats_frames = stats_frames
         self.extra_board_args = list(extra_board_args)
         self.board_prefix = dict(board_prefix or {})
+        if shared and (link != "udp" or self.proxy):
+            raise ValueError("shared: one UDP link without a proxy")
+        self.shared = shared
+        self.release = release
         self.captures: List[Path] = []
         self.key_file = self.tmp / "keys.json"
         self.config_file = self.tmp / "relay.toml"
@@ -175,7 +183,8 @@ class Rig:
                                b_link=str(self.tmp / f"{n}-relay"), name=n)
                 self.modems[n] = nm.start()
             else:
-                self.relay_ports[n] = free_port()
+                self.relay_ports[n] = self.relay_ports.setdefault("shared", free_port()) if self.shared \
+                    else free_port()
                 self.board_ports[n] = free_port()
                 if self.proxy:
                     from trilink.udpproxy import UdpProxy
@@ -190,7 +199,13 @@ class Rig:
                  "rotate_bytes = 1073741824", "max_files = 2"]
         for n in self.names:
             lines += [f"[nodes.{n}]", f"id = {NODE_IDS[n]}", f'nation_file = "{NATIONS / (n + ".json")}"']
-        for n in self.names:
+        if self.shared:
+            boards = ", ".join(f'"{n}"' for n in self.names)
+            lines += ["[links.shared]", 'kind = "udp"', f"boards = [{boards}]",
+                      f'bind = "127.0.0.1:{self.relay_ports["shared"]}"']
+            if self.budget:
+                lines.append(f"budget = {self.budget}")
+        for n in ([] if self.shared else self.names):
             lines += [f"[links.{n}]", f'kind = "{self.link}"', f'boards = ["{n}"]']
             if self.budget:
                 lines.append(f"budget = {self.budget}")
@@ -201,8 +216,8 @@ class Rig:
                 lines += [f'bind = "127.0.0.1:{self.relay_ports[n]}"', f'peer = "127.0.0.1:{peer}"']
         lines.append("[release]")
         for n in self.names:
-            others = ", ".join(f'"{o}"' for o in self.names if o != n)
-            lines.append(f"{n} = [{others}]")
+            dests = self.release.get(n, []) if self.release is not None else [o for o in self.names if o != n]
+            lines.append(f"{n} = [{', '.join(chr(34) + d + chr(34) for d in dests)}]")
         self.config_file.write_text("\n".join(lines) + "\n")
 
     def board_link(self, n: str) -> str:

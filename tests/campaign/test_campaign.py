@@ -82,3 +82,15 @@ def test_state_file_unwritable(tmp_path):
 
 def test_capture_disk_full(tmp_path):
     assert_passed([cases.capture_disk_full(tmp_path, WINDOW_S)])
+
+
+def test_two_boards_behind_one_learned_udp_link(tmp_path):
+    r = cases.shared_learned_link(tmp_path, WINDOW_S)
+    assert_passed([r])
+    assert r.counts["kr_named_jp"] > 0 and r.counts["jp_named_kr"] == 0 and r.counts["leaked"] == 0
+
+
+def test_relay_that_lost_its_state_file(tmp_path):
+    r = cases.relay_lost_state(tmp_path, WINDOW_S)
+    assert_passed([r])
+    assert r.counts["refused"] == r.counts["replayed"] == 40 and r.counts["epoch"] == 2
