@@ -96,6 +96,7 @@ class NodeConfig:
     territory: Tuple[Territory, ...]
     link: str
     nation_file: Optional[str] = None
+    eez: Tuple[Territory, ...] = ()             # approximate exclusive economic zone (nation file "eez")
 
 
 @dataclass(frozen=True)
@@ -370,7 +371,8 @@ _NODE_KEYS = ("name", "id", "nation", "key_id", "nation_file", "origin", "territ
 _LINK_KEYS = ("kind", "device", "baud", "low_latency", "bind", "peer", "boards", "budget", "burst")
 
 
-def _nation_file(v: _V, key: str, path: str) -> Tuple[Origin, Tuple[Territory, ...], Optional[str]]:
+def _nation_file(v: _V, key: str, path: str) -> Tuple[Origin, Tuple[Territory, ...], Optional[str],
+                                                     Tuple[Territory, ...]]:
     # The board's own loader validates the file (boards/NATIONS.md); its
     # errors name that file, so they are passed on with our key in front.
     from trilink_board import config as board_config
@@ -379,9 +381,9 @@ def _nation_file(v: _V, key: str, path: str) -> Tuple[Origin, Tuple[Territory, .
     except board_config.ConfigError as e:
         raise v.fail(key, str(e)) from None
     o = nat["origin"]
-    terr = tuple(Territory(t["name"], tuple((float(a), float(b)) for a, b in t["polygon"]))
-                 for t in nat["territory"])
-    return Origin(o["lat"], o["lon"], o["alt_m"]), terr, nat["name"]
+    terr, eez = (tuple(Territory(t["name"], tuple((float(a), float(b)) for a, b in t["polygon"]))
+                       for t in nat[k]) for k in ("territory", "eez"))
+    return Origin(o["lat"], o["lon"], o["alt_m"]), terr, nat["name"], eez
 
 
 def _inline_origin(v: _V, key: str, d: Mapping[str, Any]) -> Origin:
@@ -509,17 +511,18 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
         key_ids[kid] = name
         nfile = v.path(d, key, "nation_file")
         file_nation = None
+        eez: Tuple[Territory, ...] = ()
         if nfile is not None:
             if "origin" in d or "territory" in d:
                 raise v.fail(key, "give nation_file or inline origin/territory, not both")
-            origin, terr, file_nation = _nation_file(v, f"{key}.nation_file", nfile)
+            origin, terr, file_nation, eez = _nation_file(v, f"{key}.nation_file", nfile)
         else:
             origin, terr = _inline_origin(v, key, d), _inline_territory(v, key, d)
         nation = v.str_(d, key, "nation", file_nation or name)
         if name not in link_of:
             raise v.fail(key, f"no link lists {name!r} in its boards")
         nodes.append(NodeConfig(name=name, node=nid, nation=nation, key_id=kid, origin=origin,
-                                territory=terr, link=link_of[name], nation_file=nfile))
+                                territory=terr, link=link_of[name], nation_file=nfile, eez=eez))
     if not nodes:
         raise v.fail("nodes", "missing: at least one node")
     for lname, lk in links.items():

@@ -19,11 +19,14 @@
    (a positive threshold would hold such a report until the next one:
    counted in ``dr_suppressed``); it still codes them as deltas.
 4. ``impact_job`` / ``apply_impacts``: impact prediction
-   (``binding.predict_impact`` with every nation's territory) from each
-   destination's own releasable picture, at most every ``impact_period_s``
-   (it runs in a worker thread: the C call releases the GIL), and the
-   WARNING messages to each nation whose territory is threatened,
-   delivered reliably by ``WarningDesk``.
+   (``binding.predict_impact`` with every nation's territory) and the
+   predicted ground track of each ballistic track from each destination's
+   own releasable picture, at most every ``impact_period_s`` (it runs in a
+   worker thread: the C calls release the GIL), and the WARNING messages,
+   delivered reliably by ``WarningDesk``: a launch alert for each new
+   missile (edge/launch.py), and per nation an impact warning (its
+   territory or its EEZ) and an overflight warning (edge/threat.py;
+   docs/FUSION.md, "Warnings").
 
 Timebase: report times are board times unless the frame carries
 RELAY_TIME; unsynchronised reports are mapped with the offset that makes
@@ -45,6 +48,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 import numpy as np
 
 from trilink_native import binding
+from trilink_edge import launch as _launch
 from trilink_edge import phase as _phase
 from trilink_edge import threat as _threat
 from trilink_edge.scheduler import TRACK, WARNING, Item
@@ -55,8 +59,8 @@ INF = float("inf")
 DEFAULT_PER_FRAME = 8          # tracks per PICTURE frame: small frames, low latency
 DEFAULT_IMPACT_PERIOD_S = 1.0
 MAX_RECORD_BYTES = 140
-WARN_MOVE_M = 10_000.0         # an impact point moved this far is an updated warning
-WARN_MOVE_S = 10.0             # ... or an impact time moved this far
+WARN_MOVE_M = 10_000.0         # an impact point moved this far (and half its 95% semi-major) is an update
+WARN_MOVE_S = 10.0             # ... or an impact time moved this far (and 3 sigma)
 # A Pipeline built without a config (tests, tools): first retransmission after 0.25 s, doubling
 # to 2 s. The relay passes its [scheduler] warning_retry_s, warning_retry_max_s (0.5 s, 4 s by default).
 WARN_BACKOFF_S = (0.25, 2.0)
@@ -70,19 +74,32 @@ _IMPACT_FIELDS = ("t", "lat", "lon", "ecef", "cov_en", "semi_major", "semi_minor
 # Picture counters whose change means the association changed (a round must fuse every destination).
 _STRUCTURE = ("tracks", "fused", "initiated", "joined", "merged", "switched", "split", "timed_out", "deleted")
 EYE6 = np.eye(6)
-WARNING_SIZE = 36
-STATUS_ACTIVE, STATUS_UPDATED, STATUS_OBSOLETE = 0, 1, 2
+WARNING_SIZE = _msgs.WARNING_SIZE
+STATUS_ACTIVE, STATUS_UPDATED, STATUS_OBSOLETE = _msgs.STATUS_ACTIVE, _msgs.STATUS_UPDATED, _msgs.STATUS_OBSOLETE
+KIND_TERRITORY, KIND_EEZ, KIND_OVERFLIGHT, KIND_LAUNCH = (_msgs.KIND_TERRITORY, _msgs.KIND_EEZ,
+                                                          _msgs.KIND_OVERFLIGHT, _msgs.KIND_LAUNCH)
+# A track's warnings to one destination: per nation one impact warning (its
+# kind territory or EEZ, an upgrade or downgrade an update) and one
+# overflight warning; and one launch alert naming the destination.
+CH_IMPACT, CH_OVERFLIGHT, CH_LAUNCH = 0, 1, 2
+CHANNEL = {KIND_TERRITORY: CH_IMPACT, KIND_EEZ: CH_IMPACT, KIND_OVERFLIGHT: CH_OVERFLIGHT, KIND_LAUNCH: CH_LAUNCH}
+LAUNCH_KEEP_S = 60.0           # a launch alert is retransmitted until acked, at most this long
+LAUNCH_MEMORY_S = 600.0        # an announced track gone this long no longer stands for its missile
+PATH_STEP_S = 10.0             # ground-track samples (then interpolated every 10 km)
+PATH_MAX_S = 3600.0
 
 
 @dataclass(frozen=True)
 class NodeGeo:
-    """A nation's board: node id, name, ENU origin (lat deg, lon deg, h m)
-    and territory polygons (each a list of [lat, lon] degrees)."""
+    """A nation's board: node id, name, ENU origin (lat deg, lon deg, h m),
+    territory polygons and (approximate) EEZ polygons, each a list of
+    [lat, lon] degrees."""
 
     node: int
     name: str
     origin: Tuple[float, float, float]
     territory: Sequence[Sequence[Sequence[float]]] = ()
+    eez: Sequence[Sequence[Sequence[float]]] = ()
 
 
 def enu_rotation(lat_deg: float, lon_deg: float) -> np.ndarray:
@@ -320,7 +337,12 @@ class WarningState:
     impact_t_s: float
     lat: float
     lon: float
-    nation: int = -1               # the threatened nation's node id (WARNING's nation field)
+    nation: int = -1               # the nation it names (WARNING's nation field)
+    kind: int = KIND_TERRITORY
+    keep_until_s: float = 0.0      # retransmitted (if unacknowledged) and remembered until then
+    t_cross_s: float = INF         # overflight: when the track comes over the territory
+    semi_major_m: float = 0.0      # its 95% ellipse and impact-time sigma: how far it may move unannounced
+    sigma_t_s: float = 0.0
     acked: bool = False
     superseded: bool = False
     queued: bool = False
@@ -333,12 +355,14 @@ class WarningDesk:
     """Reliable WARNING delivery: every warning is sent with ACK_REQ|URGENT,
     and again with RETRANSMIT after ``retry_s[0]``, doubling up to ``retry_s[1]`` apart (the
     relay's [scheduler] warning_retry_s/_max_s: 0.5 s, 1 s, 2 s, 4 s, 4 s ... by default)
-    until the board acknowledges it, a newer warning about the same track
-    supersedes it (status updated or obsolete), or its impact is
-    ``WARN_KEEP_S`` in the past. A warning whose track left the picture
-    (``orphan``) stands on its last prediction until that impact is
-    ``ORPHAN_GRACE_S`` past, then is made obsolete. ``push(item)`` hands
-    frames to the scheduler of the destination's link."""
+    until the board acknowledges it, a newer warning about the same track,
+    nation and channel (impact, overflight, launch) supersedes it (status
+    updated or obsolete), or its impact is ``WARN_KEEP_S`` in the past (a
+    launch alert: ``LAUNCH_KEEP_S`` after it was issued). A warning whose
+    track left the picture (``orphan``) stands on its last prediction until
+    that impact is ``ORPHAN_GRACE_S`` past, then is made obsolete.
+    ``push(item)`` hands frames to the scheduler of the destination's link.
+    ``current[(dest, fused id)]`` maps (nation, channel) to the latest."""
 
     def __init__(self, push: Callable[[Item], None], stats: PictureStats,
                  retry_s: Tuple[float, float] = WARN_BACKOFF_S) -> None:
@@ -347,18 +371,28 @@ class WarningDesk:
         self.stats = stats
         self.next_id = 1
         self.by_id: Dict[int, WarningState] = {}
-        self.current: Dict[Tuple[int, int], WarningState] = {}   # (dest, fused id) -> latest
+        self.current: Dict[Tuple[int, int], Dict[Tuple[int, int], WarningState]] = {}
         self.orphans: Dict[Tuple[int, int], None] = {}             # (dest, fused id) whose track is gone
 
+    def get(self, dest: int, fid: int, nation: int, channel: int) -> Optional[WarningState]:
+        """The latest warning about track ``fid`` to ``dest`` naming ``nation`` on ``channel``."""
+        return self.current.get((dest, fid), {}).get((nation, channel))
+
+    def live(self, dest: int, fid: int) -> List[WarningState]:
+        """The warnings about ``fid`` to ``dest`` still up (launch alerts aside)."""
+        return [w for (_n, ch), w in self.current.get((dest, fid), {}).items()
+                if ch != CH_LAUNCH and w.status != STATUS_OBSOLETE]
+
     def orphan(self, dest: int, fid: int) -> None:
-        """Fused track ``fid`` left ``dest``'s picture: its live warning
-        (if any) stays up until its predicted impact has passed."""
-        cur = self.current.get((dest, fid))
-        if cur is not None and cur.status != STATUS_OBSOLETE and not cur.superseded:
+        """Fused track ``fid`` left ``dest``'s picture: its live warnings
+        (if any) stay up until its predicted impact has passed."""
+        if self.live(dest, fid):
             self.orphans[(dest, fid)] = None
 
     def issue(self, dest: int, fid: int, status: int, nation: int, t_s: float, lat: float, lon: float,
-              a: float, b: float, orient: float, now_ns: int) -> WarningState:
+              a: float, b: float, orient: float, now_ns: int, kind: int = KIND_TERRITORY,
+              class_guess: int = 0, azimuth: float = 0.0, sigma_t: float = 0.0,
+              t_cross_s: float = INF) -> WarningState:
         wid = self.next_id
         self.next_id = (self.next_id % 0xFFFFFFFF) + 1
         payload = _msgs.encode(binding.MSG_WARNING, {
@@ -367,13 +401,20 @@ class WarningDesk:
             "lat_e7": int(round(max(-90.0, min(90.0, lat)) * 1e7)),
             "lon_e7": int(round(((lon + 180.0) % 360.0 - 180.0) * 1e7)),
             "semi_major_m": min(int(a), 0xFFFFFFFF), "semi_minor_m": min(int(b), 0xFFFFFFFF),
-            "orient_cdeg": int(round(orient * 100.0)) % 36000})
-        old = self.current.get((dest, fid))
+            "orient_cdeg": int(round(orient * 100.0)) % 36000, "kind": kind, "class_guess": class_guess,
+            "azimuth_cdeg": int(round(azimuth * 100.0)) % 36000,
+            "sigma_t_ds": min(0xFFFF, int(round(sigma_t * 10.0))) if sigma_t == sigma_t else 0xFFFF})
+        slot = self.current.setdefault((dest, fid), {})
+        key = (nation, CHANNEL[kind])
+        old = slot.get(key)
         if old is not None:
             old.superseded = True
-        w = WarningState(wid, dest, fid, status, payload, t_s, lat, lon, nation, backoff_s=self.retry_s[0])
+        keep = now_ns / 1e9 + LAUNCH_KEEP_S if kind == KIND_LAUNCH else t_s + WARN_KEEP_S
+        w = WarningState(wid, dest, fid, status, payload, t_s, lat, lon, nation, kind, keep,
+                         t_cross_s=t_cross_s, semi_major_m=a, sigma_t_s=sigma_t if sigma_t == sigma_t else 0.0,
+                         backoff_s=self.retry_s[0])
         self.by_id[wid] = w
-        self.current[(dest, fid)] = w
+        slot[key] = w
         self.stats.warnings_issued += 1
         self._send(w, now_ns)
         return w
@@ -414,21 +455,26 @@ class WarningDesk:
         finished warnings."""
         now_s = now_ns / 1e9
         for key in list(self.orphans):
-            cur = self.current.get(key)
-            if cur is None or cur.status == STATUS_OBSOLETE or cur.superseded:
+            up = self.live(*key)
+            if not up:
                 del self.orphans[key]
-            elif now_s > cur.impact_t_s + ORPHAN_GRACE_S:
-                del self.orphans[key]
-                self.issue(key[0], key[1], STATUS_OBSOLETE, cur.nation, cur.impact_t_s, cur.lat, cur.lon,
-                           0, 0, 0, now_ns)
+                continue
+            for cur in up:
+                if now_s > cur.impact_t_s + ORPHAN_GRACE_S:
+                    self.issue(key[0], key[1], STATUS_OBSOLETE, cur.nation, cur.impact_t_s, cur.lat, cur.lon,
+                               0, 0, 0, now_ns, cur.kind)
         for wid in list(self.by_id):
             w = self.by_id[wid]
-            done = w.acked or w.superseded or now_s > w.impact_t_s + WARN_KEEP_S
+            slot = self.current.get((w.dest, w.fused_id), {})
+            key = (w.nation, CHANNEL[w.kind])
+            done = w.acked or w.superseded or now_s > w.keep_until_s
             if done and not w.queued:
-                if self.current.get((w.dest, w.fused_id)) is not w or now_s > w.impact_t_s + WARN_KEEP_S:
+                if slot.get(key) is not w or now_s > w.keep_until_s:
                     del self.by_id[wid]
-                    if self.current.get((w.dest, w.fused_id)) is w:
-                        del self.current[(w.dest, w.fused_id)]
+                    if slot.get(key) is w:
+                        del slot[key]
+                        if not slot:
+                            del self.current[(w.dest, w.fused_id)]
                 continue
             if not done and not w.queued and w.sends and now_ns >= w.next_tx_ns:
                 self._send(w, now_ns)
@@ -475,6 +521,16 @@ class Pipeline:
                 owners.append(n)
         self.territories = polys
         self.owners = owners
+        # Per nation (node id): its territory and EEZ polygons, for the kinds of warning.
+        self.land: Dict[int, List[np.ndarray]] = {n: [np.asarray(p, dtype=float) for p in g.territory]
+                                                  for n, g in nodes.items() if g.territory}
+        self.eez: Dict[int, List[np.ndarray]] = {n: [np.asarray(p, dtype=float) for p in g.eez]
+                                                 for n, g in nodes.items()}
+        # Launch alerts: per destination, the fused tracks announced to it
+        # (fused id -> (t s, ECEF state) of its last look), and every track
+        # judged already (announced, or a piece of an announced missile).
+        self.announced: Dict[int, Dict[int, Tuple[float, np.ndarray]]] = {n: {} for n in nodes}
+        self.launch_seen: Dict[int, Set[int]] = {n: set() for n in nodes}
         self.push_control = push_control or (lambda node, mtype, payload: None)
         self.warn_horizon_s = warn_horizon_s
         # A threat to one nation is news to every partner the picture reaches
@@ -750,6 +806,10 @@ class Pipeline:
         P = np.concatenate([o["P"] for _t, o, _n in parts])
         t0 = np.concatenate([np.full(len(o["fused_id"]), t) for t, o, _n in parts])
         terr = list(self.territories)
+        # Ground tracks for the rows already judged ballistic by a destination of the group.
+        ballistic = [[fid for fid in o["fused_id"].tolist()
+                      if any(self.destinations[n].phase.phase(fid) == _phase.BALLISTIC for n in nodes)]
+                     for _t, o, nodes in parts]
         # Evidence of thrust per row (edge/phase.py): its members' boosting bits.
         flags = self.report_flags
         boosting = [[any(flags.get((nd, tr), 0) & _phase.FLAG_BOOSTING
@@ -761,24 +821,26 @@ class Pipeline:
             imp = binding.predict_impact(x, P, t0, territories=terr or None)
             jac = binding.jacobi(x)
             res, k = [], 0
-            for (t, o, nodes), boost in zip(parts, boosting):
+            for (t, o, nodes), boost, bal in zip(parts, boosting, ballistic):
                 m = len(o["fused_id"])
                 sl = slice(k, k + m)
                 part = binding.Impacts(**{f: getattr(imp, f)[sl] for f in _IMPACT_FIELDS})
-                ev = (t, jac[sl].tolist(), boost)
+                paths = ground_tracks(o["x"], o["fused_id"], part, t, set(bal))
+                ev = (t, jac[sl].tolist(), boost, o["x"], paths)
                 res += [(node, o["fused_id"], part, ev) for node in nodes]
                 k += m
             return res
         return job
 
     def apply_impacts(self, results: list, now_ns: int) -> None:
-        """Judge each track's flight phase, store impacts for the scheduler's
-        priorities and the PICTURE records, and issue / update / cancel
-        warnings. Only a ballistic track has an impact: a boosting one's
-        ballistic extrapolation falls far short (docs/FUSION.md). Tracks that
-        left the destination's picture since the job's snapshot are skipped."""
+        """Judge each track's flight phase, announce new missiles (launch
+        alerts), store impacts for the scheduler's priorities and the
+        PICTURE records, and issue / update / cancel warnings. Only a
+        ballistic track has an impact: a boosting one's ballistic
+        extrapolation falls far short (docs/FUSION.md). Tracks that left the
+        destination's picture since the job's snapshot are skipped."""
         now_s = now_ns / 1e9
-        for node, fids, imp, (t_snap, jac, boost) in results:
+        for node, fids, imp, (t_snap, jac, boost, xs, paths) in results:
             d = self.destinations[node]
             current = set(d.snapshot[1]["fused_id"].tolist()) if d.snapshot is not None else set()
             for gone in [f for f in d.phase.tracks if f not in current]:
@@ -789,7 +851,10 @@ class Pipeline:
             ter = imp.territory.tolist()
             tt, lat, lon = imp.t.tolist(), imp.lat.tolist(), imp.lon.tolist()
             a, b, o = imp.semi_major.tolist(), imp.semi_minor.tolist(), imp.orient.tolist()
-            for i, fid in enumerate(fids.tolist()):
+            st = imp.sigma_t.tolist()
+            fl = fids.tolist()
+            self._announce(node, fl, xs, t_snap, current, now_ns)
+            for i, fid in enumerate(fl):
                 if fid not in current:
                     continue
                 ph = d.phase.update(fid, t_snap, jac[i], boost[i])
@@ -804,32 +869,145 @@ class Pipeline:
                     self._cancel(node, fid, now_ns)
                     continue
                 d.impact[fid] = (tt[i], en[i][0], en[i][1], a[i], b[i], o[i])
-                cur = self.desk.current.get((node, fid))
-                live = cur is not None and cur.status != STATUS_OBSOLETE
-                # The 95% ellipse against the territories (edge/threat.py);
-                # a live warning's nation is kept while the 99% one reaches it.
-                keep = [k for k, own in enumerate(self.owners) if live and cur is not None and own == cur.nation]
-                hit = _threat.territory(lat[i], lon[i], a[i], b[i], o[i], self.territories, ter[i], keep)
-                owner = self.owners[hit] if hit >= 0 else -1
-                threatened = (owner >= 0 and (self.warn_partners or owner == node)
-                              and now_s < tt[i] < now_s + self.warn_horizon_s)
-                if not threatened and not live:
-                    continue
+                horizon = now_s < tt[i] < now_s + self.warn_horizon_s
+                mean_on = self.owners[ter[i]] if ter[i] >= 0 else -1
+                az = _launch.azimuth(xs[i])
                 args = (tt[i], lat[i], lon[i], a[i], b[i], o[i], now_ns)
-                if threatened and not live:
-                    self.desk.issue(node, fid, STATUS_ACTIVE, owner, *args)
-                elif threatened and cur is not None and live and (self._moved(cur, imp, i) or cur.nation != owner):
-                    self.desk.issue(node, fid, STATUS_UPDATED, owner, *args)
-                elif not threatened and live:
-                    self.desk.issue(node, fid, STATUS_OBSOLETE, cur.nation, *args)
+                path = paths.get(fid)
+                for n in self.land:
+                    if not (self.warn_partners or n == node):
+                        continue
+                    # Impact on the nation's territory or in its EEZ: the 95% ellipse
+                    # against the polygons, held while the 99% still reaches them.
+                    cur = self.desk.get(node, fid, n, CH_IMPACT)
+                    live = cur is not None and cur.status != STATUS_OBSOLETE
+                    kind = None
+                    if horizon:
+                        k = _threat.impact_kind(lat[i], lon[i], a[i], b[i], o[i], self.land[n], self.eez.get(n, ()),
+                                                cur.kind if live and cur is not None else None, mean_on == n)
+                        kind = None if k is None else (KIND_TERRITORY if k == _threat.TERRITORY else KIND_EEZ)
+                    self._decide(node, fid, n, CH_IMPACT, kind, cur, args, st[i], az)
+                    # Overflight: the ground track's corridor comes over the territory
+                    # before an impact elsewhere; held once the track is over it.
+                    cur = self.desk.get(node, fid, n, CH_OVERFLIGHT)
+                    live = cur is not None and cur.status != STATUS_OBSOLETE
+                    over = None
+                    t_cross = INF
+                    if horizon and kind != KIND_TERRITORY and path is not None:
+                        if live and cur is not None and now_s >= cur.t_cross_s:
+                            over, t_cross = KIND_OVERFLIGHT, cur.t_cross_s
+                        else:
+                            tc = _threat.overflight(path[0], path[1], path[2], path[3], self.land[n],
+                                                    _threat.SCALE_99 if live else 1.0)
+                            if tc is not None:
+                                over, t_cross = KIND_OVERFLIGHT, tc
+                    self._decide(node, fid, n, CH_OVERFLIGHT, over, cur, args, st[i], az, t_cross)
+
+    def _decide(self, node: int, fid: int, nation: int, channel: int, kind: Optional[int],
+                cur: Optional[WarningState], args: tuple, sigma_t: float, az: float, t_cross: float = INF) -> None:
+        # One warning's next step: issue, update (moved, or another kind), cancel, or nothing.
+        live = cur is not None and cur.status != STATUS_OBSOLETE
+        t_s, la, lo, a, b, o, now_ns = args
+        extra = {"sigma_t": sigma_t, "azimuth": az, "t_cross_s": t_cross}
+        if kind is not None and not live:
+            self.desk.issue(node, fid, STATUS_ACTIVE, nation, *args, kind=kind, **extra)
+        elif kind is not None and cur is not None and (cur.kind != kind or self._moved(cur, t_s, la, lo)):
+            self.desk.issue(node, fid, STATUS_UPDATED, nation, *args, kind=kind, **extra)
+        elif kind is None and live and cur is not None:
+            self.desk.issue(node, fid, STATUS_OBSOLETE, nation, *args, kind=cur.kind, **extra)
+
+    def _announce(self, node: int, fids: List[int], xs: np.ndarray, t_snap: float, current: Set[int],
+                  now_ns: int) -> None:
+        """Launch alerts to ``node``: one per new missile in its releasable
+        picture (edge/launch.py: a new track that is no piece of a missile
+        announced already), naming ``node``, with the estimated launch."""
+        seen, known = self.launch_seen[node], self.announced[node]
+        for fid in [f for f in known if f not in current and t_snap - known[f][0] > LAUNCH_MEMORY_S]:
+            del known[fid]
+        new = []
+        for i, fid in enumerate(fids):
+            if fid not in current:
+                continue
+            if fid in known:
+                known[fid] = (t_snap, xs[i].copy())
+            elif fid not in seen:
+                new.append(i)
+        if not new:
+            return
+        # the announced tracks' states at t_snap (those gone, flown on ballistically)
+        ref = [(f, x if t == t_snap else None, t) for f, (t, x) in known.items()]
+        stale = [k for k, (_f, x, _t) in enumerate(ref) if x is None]
+        if stale:
+            xa = np.array([known[ref[k][0]][1] for k in stale])
+            binding.predict(xa, None, np.array([ref[k][2] for k in stale]), t_snap)
+            for j, k in enumerate(stale):
+                ref[k] = (ref[k][0], xa[j], t_snap)
+        for i in new:
+            fid = fids[i]
+            est = _launch.estimate(xs[i], t_snap)
+            if est is None:
+                continue                       # not a missile's state (yet): judged again next time
+            seen.add(fid)
+            if any(_launch.same_missile(xs[i], x) for _f, x, _t in ref):
+                continue                       # a fragment, a re-initiated or split-off track
+            known[fid] = (t_snap, xs[i].copy())
+            ref.append((fid, xs[i], t_snap))
+            self.desk.issue(node, fid, STATUS_ACTIVE, node, est.t_s, est.lat, est.lon, est.semi_major_m,
+                            est.semi_minor_m, est.orient_deg, now_ns, kind=KIND_LAUNCH,
+                            class_guess=est.class_guess, azimuth=est.azimuth_deg, sigma_t=est.sigma_t_s)
 
     @staticmethod
-    def _moved(w: WarningState, imp: binding.Impacts, i: int) -> bool:
-        dlat = math.radians(float(imp.lat[i]) - w.lat) * 6371e3
-        dlon = math.radians(float(imp.lon[i]) - w.lon) * 6371e3 * math.cos(math.radians(w.lat))
-        return math.hypot(dlat, dlon) > WARN_MOVE_M or abs(float(imp.t[i]) - w.impact_t_s) > WARN_MOVE_S
+    def _moved(w: WarningState, t_s: float, lat: float, lon: float) -> bool:
+        # Moved: by more than 10 km and half the 95% semi-major axis the board
+        # was given, or the time by more than 10 s and 3 sigma (a far impact's
+        # point wanders tens of km a second within its ellipse: news only
+        # once it has gone a good way across it).
+        dlat = math.radians(lat - w.lat) * 6371e3
+        dlon = math.radians(lon - w.lon) * 6371e3 * math.cos(math.radians(w.lat))
+        return (math.hypot(dlat, dlon) > max(WARN_MOVE_M, 0.5 * w.semi_major_m)
+                or abs(t_s - w.impact_t_s) > max(WARN_MOVE_S, 3.0 * w.sigma_t_s))
 
     def _cancel(self, node: int, fid: int, now_ns: int) -> None:
-        cur = self.desk.current.get((node, fid))
-        if cur is not None and cur.status != STATUS_OBSOLETE and not cur.superseded:
-            self.desk.issue(node, fid, STATUS_OBSOLETE, cur.nation, cur.impact_t_s, cur.lat, cur.lon, 0, 0, 0, now_ns)
+        for cur in self.desk.live(node, fid):
+            self.desk.issue(node, fid, STATUS_OBSOLETE, cur.nation, cur.impact_t_s, cur.lat, cur.lon, 0, 0, 0,
+                            now_ns, cur.kind)
+
+
+def ground_tracks(x: np.ndarray, fids: np.ndarray, imp: binding.Impacts, t0: float,
+                  want: Set[int]) -> Dict[int, Tuple[List[float], List[float], List[float], float]]:
+    """Predicted ground tracks of the rows of ``x`` (ECEF states at ``t0``)
+    whose fused id is in ``want`` and whose impact is predicted: fused id ->
+    (lats, lons, times, half-width m of the 95% impact ellipse across the
+    track at impact), sampled every ``PATH_STEP_S`` and ending at the
+    impact point. One ``binding.predict`` call per sample for all rows."""
+    fl = fids.tolist()
+    ok = (imp.status == binding.TRK_OK).tolist()
+    tt = imp.t.tolist()
+    rows = [i for i, f in enumerate(fl) if f in want and ok[i] and tt[i] > t0]
+    if not rows:
+        return {}
+    xs = np.ascontiguousarray(x[rows], dtype=float)
+    ends = np.minimum(np.array([tt[i] for i in rows]), t0 + PATH_MAX_S)
+    g = binding.ecef_to_geodetic(xs[:, :3])
+    lats, lons, times = [[g[:, 0]], [g[:, 1]], [t0]]
+    t = t0
+    while t + PATH_STEP_S < ends.max():
+        t_next = t + PATH_STEP_S
+        binding.predict(xs, None, np.full(len(rows), t), t_next)
+        g = binding.ecef_to_geodetic(xs[:, :3])
+        lats.append(g[:, 0])
+        lons.append(g[:, 1])
+        times.append(t_next)
+        t = t_next
+    la, lo, tm = np.array(lats), np.array(lons), np.array(times)
+    out = {}
+    for j, i in enumerate(rows):
+        keep = tm < ends[j]
+        plat = la[keep, j].tolist() + [float(imp.lat[i])]
+        plon = lo[keep, j].tolist() + [float(imp.lon[i])]
+        pt = tm[keep].tolist() + [float(ends[j])]
+        # heading at impact, from the last leg
+        de = ((plon[-1] - plon[-2] + 180.0) % 360.0 - 180.0) * math.cos(math.radians(plat[-1]))
+        dn = plat[-1] - plat[-2]
+        out[fl[i]] = (plat, plon, pt, _threat.cross_width(imp.cov_en[i], de, dn))
+    return out

@@ -114,7 +114,8 @@ class Relay:
         nation = {n.node: n.nation for n in cfg.nodes}
         release = {d: {s for s in nation if cfg.release.may(nation[s], nation[d])} for d in nation}
         geo = {n.node: NodeGeo(n.node, n.name, (n.origin.lat, n.origin.lon, n.origin.alt_m),
-                               [list(t.polygon) for t in n.territory]) for n in cfg.nodes}
+                               [list(t.polygon) for t in n.territory], [list(t.polygon) for t in n.eez])
+               for n in cfg.nodes}
         fu, dr, sc = cfg.fusion, cfg.deadreckoning, cfg.scheduler
         dr_config = {"threshold_m": dr.position_m, "heartbeat_us": int(dr.heartbeat_s * 1e6)}
         self.pipeline = Pipeline(

@@ -31,11 +31,11 @@ import hmac
 import struct
 from typing import Dict, List, Optional, Tuple
 
-from trilink_board import codec, wire
+from trilink_board import codec, messages, wire
 
 _DELIVERY = struct.Struct("<QQIB")
 _PAIR = struct.Struct("<BI")
-_WARNING = struct.Struct("<IIBBQiiIIH")
+_WARNING = struct.Struct(messages.WARNING_FORMAT)     # PROTOCOL.md 4.5
 
 
 def wire_size(raw_len: int, frame: bytes, serial: bool) -> int:
@@ -103,6 +103,10 @@ class Warning:
     semi_major_m: int = 0
     semi_minor_m: int = 0
     orient_deg: float = 0.0
+    kind: str = "territory"         # "territory", "eez", "overflight" or "launch" (messages.KIND_NAMES)
+    class_guess: int = 0            # messages.CLASS_*
+    azimuth_deg: float = 0.0
+    sigma_t_s: Optional[float] = None   # 1-sigma of impact_us (launch: of the launch time); None: unknown
 
 
 @dataclasses.dataclass
@@ -211,4 +215,5 @@ def _tx(cap: Capture, f: "wire.Frame", t_ns: int, size: int, held_down: Dict[int
     elif f.mtype == wire.WARNING:
         m = _WARNING.unpack(bytes(f.payload))
         cap.warnings.append(Warning(f.dst, t_ns, m[0], m[1], m[2], m[3], m[4], m[5] * 1e-7, m[6] * 1e-7, size,
-                                    m[7], m[8], m[9] * 0.01))
+                                    m[7], m[8], m[9] * 0.01, messages.KIND_NAMES[m[10]], m[11], m[12] * 0.01,
+                                    None if m[13] == 0xFFFF else m[13] * 0.1))

@@ -203,8 +203,8 @@ class TruthCheck:
 
     def first_warnings(self, cap: Any, nodes: Dict[str, int], followed_by_tid: Dict[Tuple[int, int], str],
                        baud: Optional[int]) -> Dict[str, Dict[str, Any]]:
-        """Nation -> the first warning naming it that it decoded: ``s`` (from the warned missile's
-        launch; None: no warning named it), ``missile``, ``track_id``, ``warning_id``,
+        """Nation -> the first threat warning (launch alerts aside) naming it that it decoded: ``s``
+        (from the warned missile's launch; None: no warning named it), ``missile``, ``track_id``, ``warning_id``,
         ``t_decoded_s`` (scenario time) and ``at_window_start`` (decoded in the window's first
         5 s, of a missile launched before it: a bound set by the window, not a measurement)."""
         out: Dict[str, Dict[str, Any]] = {}
@@ -212,7 +212,7 @@ class TruthCheck:
             acks = self._decoded(cap, node, baud)
             best: Optional[Dict[str, Any]] = None
             for w in cap.warnings:
-                if w.dst != node or w.nation != node or w.status == 2:
+                if w.dst != node or w.nation != node or w.status == 2 or getattr(w, "kind", "") == "launch":
                     continue
                 decoded_ns = acks.get(w.warning_id)
                 if decoded_ns is None:
@@ -262,6 +262,11 @@ class TruthCheck:
             live = [w for w in ws if w.status != 2] or ws
             p = live[-1]
             missile = followed_by_tid.get((dst, last.track_id))
+            if missile is None:
+                # fused track ids are the relay's, one per track for every destination: a track
+                # sent to no one but named to this one (its own radar's, a launch alert) is
+                # followed through another destination's records of it
+                missile = next((m for (d, t), m in followed_by_tid.items() if t == last.track_id and m), None)
             rec: Dict[str, Any] = {
                 "destination": names.get(dst, str(dst)), "warning_id": wid, "track_id": last.track_id,
                 "nation": "sea" if last.nation == SEA else names.get(last.nation, str(last.nation)),
@@ -271,7 +276,23 @@ class TruthCheck:
                               "t_impact_s": round(self.scen(p.impact_us), 1),
                               "ellipse_m": [p.semi_major_m, p.semi_minor_m, round(p.orient_deg, 2)]},
                 "missile": missile}
-            if missile in self.impacts:
+            if getattr(last, "kind", None) == "launch":
+                # a launch alert's point and time are the estimated launch (PROTOCOL.md 4.5, kind 3)
+                rec["launch"] = {"lat": round(p.lat, 4), "lon": round(p.lon, 4),
+                                 "t_launch_s": round(self.scen(p.impact_us), 2),
+                                 "sigma_t_s": getattr(p, "sigma_t_s", None),
+                                 "ellipse_m": [p.semi_major_m, p.semi_minor_m, round(p.orient_deg, 2)],
+                                 "azimuth_deg": round(getattr(p, "azimuth_deg", 0.0), 2),
+                                 "class_guess": getattr(p, "class_guess", 0)}
+            site = next((la for la in self.scenario["launches"] if la.get("name") == missile), None)
+            if getattr(last, "kind", None) == "launch" and site is not None:
+                # judged against the launch: its site and time
+                rec["truth"] = {"lat": round(site["lat"], 4), "lon": round(site["lon"], 4), "t_launch_s": site["t"]}
+                rec["error_km"] = round(surface_distance_m(p.lat, p.lon, site["lat"], site["lon"]) / 1000.0, 2)
+                rec["launch"]["t_error_s"] = round(rec["launch"]["t_launch_s"] - site["t"], 2)
+                rec["ellipse_holds_truth"] = in_ellipse(site["lat"], site["lon"], p.lat, p.lon, p.semi_major_m,
+                                                        p.semi_minor_m, p.orient_deg)
+            elif missile in self.impacts:
                 _, t_imp, tlat, tlon = self.impacts[missile]
                 rec["truth"] = {"lat": round(tlat, 4), "lon": round(tlon, 4), "t_impact_s": round(t_imp, 1)}
                 rec["error_km"] = round(surface_distance_m(p.lat, p.lon, tlat, tlon) / 1000.0, 2)

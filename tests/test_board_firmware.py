@@ -195,26 +195,35 @@ class TestRelay:
                                    held=self.picture_held)
             self.send(wire.PICTURE, payload, wire.RELAY_TIME)
         if self.picture_sources and self.warning_sent == 0 and n >= 40:
-            w = messages.encode(wire.WARNING, {
-                "warning_id": 77, "track_id": 500, "status": 0, "nation": 1, "impact_us": now_us() + 600000000,
-                "lat_e7": 405000000, "lon_e7": 1412000000, "semi_major_m": 12000, "semi_minor_m": 4000,
-                "orient_cdeg": 4500})
+            # A launch alert (kind 3, naming this board), then an EEZ warning about track 500.
+            self.send(wire.WARNING, warning(76, 500, 0, NODE, 3, lat_e7=391700000, lon_e7=1274800000), wire.ACK_REQ | wire.URGENT)
+            w = warning(77, 500, 0, 1, 1)
             self.send(wire.WARNING, w, wire.ACK_REQ | wire.URGENT)
             self.send(wire.WARNING, w, wire.ACK_REQ | wire.URGENT | wire.RETRANSMIT)
             # An old frame again: the board's replay mark must stop it.
             self.ep.write(self.sent_raw[0])
             self.warning_sent = 2
-        if self.warning_sent == 2 and n >= 45:
-            # The relay cancels it: a new warning id, the same track, obsolete.
-            w = messages.encode(wire.WARNING, {
-                "warning_id": 78, "track_id": 500, "status": 2, "nation": 1, "impact_us": now_us() + 590000000,
-                "lat_e7": 405000000, "lon_e7": 1412000000, "semi_major_m": 0, "semi_minor_m": 0,
-                "orient_cdeg": 0})
-            self.send(wire.WARNING, w, wire.ACK_REQ | wire.URGENT)
+        if self.warning_sent == 2 and n >= 43:
+            # Upgraded to territory (an update of the same warning), and an overflight of nation 2.
+            self.send(wire.WARNING, warning(79, 500, 1, 1, 0), wire.ACK_REQ | wire.URGENT)
+            self.send(wire.WARNING, warning(80, 500, 0, 2, 2), wire.ACK_REQ | wire.URGENT)
             self.warning_sent = 3
+        if self.warning_sent == 3 and n >= 45:
+            # The relay cancels the impact warning: a new warning id, the same track and nation, obsolete.
+            self.send(wire.WARNING, warning(78, 500, 2, 1, 0, a=0, b=0), wire.ACK_REQ | wire.URGENT)
+            self.warning_sent = 4
 
     def of_type(self, mtype: int) -> List[wire.Frame]:
         return [f for f in self.frames if f.mtype == mtype]
+
+
+def warning(wid: int, tid: int, status: int, nation: int, kind: int, lat_e7: int = 405000000,
+            lon_e7: int = 1412000000, a: int = 12000, b: int = 4000) -> bytes:
+    """A WARNING payload (PROTOCOL.md 4.5) of ``kind`` (0 territory, 1 EEZ, 2 overflight, 3 launch)."""
+    return messages.encode(wire.WARNING, {
+        "warning_id": wid, "track_id": tid, "status": status, "nation": nation, "impact_us": now_us() + 600000000,
+        "lat_e7": lat_e7, "lon_e7": lon_e7, "semi_major_m": a, "semi_minor_m": b, "orient_cdeg": 4500,
+        "kind": kind, "class_guess": 1 if kind == 3 else 0, "azimuth_cdeg": 7800, "sigma_t_ds": 25})
 
 
 MPY_TREE: List[Path] = []
@@ -386,14 +395,20 @@ def test_board_session(tmp_path_factory: pytest.TempPathFactory, runtime: str, k
     assert d["rx_relay_us"] > 0 and d["rx_local_us"] > 0
     # WARNING twice (one retransmission): acknowledged per copy, shown once; the old frame is a replay.
     acks = [messages.decode(wire.WARNING_ACK, f.payload)["warning_id"] for f in r.of_type(wire.WARNING_ACK)]
-    assert acks == [77, 77, 78]
-    shown = [ln for ln in run.stdout.splitlines() if ": WARNING 77 " in ln]
+    assert acks == [76, 77, 77, 79, 80, 78]
+    lines = run.stdout.splitlines()
+    shown = [ln for ln in lines if ": WARNING 77 " in ln]
     assert len(shown) == 1, run.stdout
-    assert "ACTIVE" in shown[0] and has(shown[0], "40.500N") and has(shown[0], "141.200E")
-    # the cancel (its own id, the same track) clears the track's warning
-    assert any(": WARNING 78 " in ln and "OBSOLETE" in ln for ln in run.stdout.splitlines()), run.stdout
-    assert s["active_warnings"] == 0
-    assert s["counts"]["warnings"] == 2 and s["counts"]["warning_copies"] == 3
+    assert "ACTIVE" in shown[0] and " EEZ " in shown[0] and has(shown[0], "40.500N") and has(shown[0], "141.200E")
+    launch = [ln for ln in lines if ": WARNING 76 " in ln]
+    assert len(launch) == 1 and " LAUNCH launch " in launch[0] and has(launch[0], "39.170N"), run.stdout
+    assert any(": WARNING 79 " in ln and "UPDATED" in ln and " TERRITORY " in ln for ln in lines), run.stdout
+    assert any(": WARNING 80 " in ln and " OVERFLIGHT " in ln and "nation 2" in ln for ln in lines), run.stdout
+    # the cancel (its own id, the same track and nation) clears the impact warning; the
+    # overflight of nation 2 stays up; the launch alert was never held
+    assert any(": WARNING 78 " in ln and "OBSOLETE" in ln for ln in lines), run.stdout
+    assert s["active_warnings"] == 1
+    assert s["counts"]["warnings"] == 5 and s["counts"]["warning_copies"] == 6
     assert s["counts"]["replay"] == 1
     stats = r.of_type(wire.STATS)
     assert stats and dict(messages.decode(wire.STATS, stats[-1].payload)["counters"])[9] <= 1

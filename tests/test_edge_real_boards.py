@@ -14,7 +14,8 @@ import time
 import pytest
 
 from edge_rig import board_argv, decode_tx, exe, relay_now_us, relay_toml, stop_relay, udp_port, write_keys
-from trilink_board import codec, wire
+from trilink_board import codec, messages, wire
+from trilink_board.geo import LocalFrame
 from trilink_edge.recorder import REFUSED_SUFFIX, capture_files, iter_capture
 
 NODES = {"jp": 1, "kr": 2, "au": 3}
@@ -56,7 +57,8 @@ def run(tmp_path_factory):
                     p.kill()
     recs = [r for path in capture_files(str(tmp / "cap" / "relay.pcapng")) for r in iter_capture(path)]
     return {"recs": recs, "keys": keys, "kid": kid, "outs": outs, "codes": {n: p.returncode for n, p in boards.items()},
-            "relay_rc": rc, "stop_s": stop_s, "relay_err": err, "path": str(tmp / "cap" / "relay.pcapng")}
+            "relay_rc": rc, "stop_s": stop_s, "relay_err": err, "path": str(tmp / "cap" / "relay.pcapng"),
+            "epoch_us": epoch_us}
 
 
 def _decoded(run, link):
@@ -124,3 +126,37 @@ def test_capture_frame_count_in_tshark(run):
         accepted = sum(1 for name, d in rows if name == link and d == "1")
         assert accepted + sum(1 for name, _d in refused if name == link) == frames_in and accepted > 0
         assert sum(1 for name, d in rows if name == link and d == "0") == frames_out > 0
+
+
+def test_launch_alert_to_every_board_once_acknowledged_and_shown(run):
+    # The IRBM is new to the relay at the window's start (in boost): each board whose
+    # releasable picture holds it (all three: AU through KR's data) gets one launch
+    # alert (WARNING kind 3) naming its own nation, within 5 s of the first track
+    # report, with the launch estimated near Sunan (39.20N 125.67E) at t = 10 s; the
+    # board acknowledges it and prints it once (MicroPython's KR included).
+    first_report_ns = min(r.t_ns for r in run["recs"] if r.direction == "rx"
+                          and wire.parse(r.data).mtype == wire.TRACK_REPORT)
+    for link, node in NODES.items():
+        frames, _ = decode_tx(run["recs"], link, node, run["keys"][node], run["kid"][node])
+        alerts = [(r, messages.decode(wire.WARNING, f.payload)) for r, f in frames if f.mtype == wire.WARNING]
+        launch = {m["warning_id"]: (r, m) for r, m in alerts if m["kind"] == messages.KIND_LAUNCH}
+        assert len(launch) == 1, (link, [m for _r, m in alerts])
+        (r, m), = launch.values()
+        assert m["nation"] == node and m["status"] == messages.STATUS_ACTIVE
+        assert (r.t_ns - first_report_ns) / 1e9 < 5.0
+        t_launch = START_S + (m["impact_us"] - run["epoch_us"]) / 1e6
+        assert abs(t_launch - 10.0) < 10.0, t_launch
+        e, n, _u = LocalFrame(39.20, 125.67, 0.0).geodetic_to_enu(m["lat_e7"] * 1e-7, m["lon_e7"] * 1e-7, 0.0)
+        assert (e * e + n * n) ** 0.5 < 30e3, (e, n)
+        assert 60.0 < m["azimuth_cdeg"] / 100.0 < 95.0                 # flown east-north-east (77.2 deg)
+        out = run["outs"][link][0]
+        shown = [ln for ln in out.splitlines() if (": WARNING %d " % m["warning_id"]) in ln]
+        assert len(shown) == 1 and " LAUNCH launch " in shown[0], out[-2000:]
+    acked = {struct_wid(r.data) for r in run["recs"] if r.direction == "rx"
+             and wire.parse(r.data).mtype == wire.WARNING_ACK}
+    assert acked, "no WARNING_ACK reached the relay"
+
+
+def struct_wid(raw: bytes) -> int:
+    f = wire.parse(raw)
+    return messages.decode(wire.WARNING_ACK, bytes(f.payload))["warning_id"]

@@ -35,10 +35,24 @@ class Flight:
 def make_pipeline(release, warn_partners=False):
     geo = {1: NodeGeo(1, "jp", JP_ORIGIN, jp_territory()), 2: NodeGeo(2, "kr", KR_ORIGIN, []),
            3: NodeGeo(3, "au", AU_ORIGIN, [])}
-    warnings, controls = [], []
-    p = Pipeline(geo, release, push_warning=warnings.append, warn_partners=warn_partners,
+    warnings, controls, launches = [], [], []
+
+    def push(item):
+        # launch alerts (kind 3) apart: ``p.launches``; the threat warnings in ``warnings``
+        kind = messages.decode(wire.WARNING, item.payload)["kind"]
+        (launches if kind == messages.KIND_LAUNCH else warnings).append(item)
+    p = Pipeline(geo, release, push_warning=push, warn_partners=warn_partners,
                  push_control=lambda n, m, pl: controls.append((n, m, pl)), warning_retry_s=(0.25, 1.0))
+    p.launches = launches
     return p, warnings, controls
+
+
+def ack_all(p, items):
+    """Acknowledge ``items`` as their boards would (sent, then WARNING_ACK)."""
+    for it in items:
+        it.on_sent(it, 0)
+        p.warning_ack(it.node, messages.encode(wire.WARNING_ACK, {
+            "warning_id": messages.decode(wire.WARNING, it.payload)["warning_id"]}))
 
 
 def report(p, node, origin, x_ecef, t_us, rid, tid=5, rx_us=None):
@@ -123,6 +137,7 @@ def test_warning_to_threatened_nation_until_acked():
     fl = Flight()
     t_us = 2_000_000_000
     now = fly(p, fl, t_us)
+    ack_all(p, p.launches)
     assert [w.node for w in warnings] == [1]                    # JP only: the impact is in Honshu
     msg = messages.decode(wire.WARNING, warnings[0].payload)
     assert msg["status"] == STATUS_ACTIVE and msg["nation"] == 1
@@ -137,7 +152,7 @@ def test_warning_to_threatened_nation_until_acked():
     warnings[1].on_sent(warnings[1], now + 300_000_000)
     p.warning_ack(1, messages.encode(wire.WARNING_ACK, {"warning_id": msg["warning_id"]}))
     p.desk.tick(now + 5_000_000_000)
-    assert len(warnings) == 2 and p.stats.warnings_acked == 1
+    assert len(warnings) == 2 and p.stats.warnings_acked == 1 + len(p.launches)
     # every radar loses the track (it leaves the picture): the warning stands
     # on its last prediction until the predicted impact has passed, then it
     # is cancelled (obsolete), reliably
@@ -164,7 +179,7 @@ def test_no_impact_or_warning_under_thrust_then_warned_after_burnout():
     t_us = 2_000_000_000
     kr = {"held": {}, "recs": []}
     fly(p, fl, t_us, seconds=20, thrust_until_s=321.0, received={2: kr})
-    assert warnings == [] and p.stats.warnings_issued == 0
+    assert warnings == [] and p.stats.warnings_issued == len(p.launches) == 2   # launch alerts only: jp, kr
     d = p.destinations[2]
     assert d.impact == {} and set(d.flags.values()) == {phase.FLAG_BOOSTING}
     late = kr["recs"][-5:]

@@ -83,3 +83,104 @@ def test_agrees_with_a_brute_force_on_the_ellipsoid(dlat, dlon, a, ratio, orient
         assert got
     elif not brute(lat, lon, a, a * ratio, orient, poly, 1.01):
         assert not got
+
+
+# ---- kinds of warning: territory, EEZ, overflight (edge/threat.py impact_kind, overflight) ----
+
+# A 400 x 400 km "zone" around the island, land included, like the nation files' eez polygons.
+ZONE = [(33.7, 137.3), (33.7, 141.7), (37.3, 141.7), (37.3, 137.3)]
+
+
+def km_north(lat, km):
+    return lat + km / KM_PER_DEG
+
+
+def test_impact_kind_inside_straddling_eez_and_outside():
+    land, zone = [ISLAND], [ZONE]
+    assert threat.impact_kind(35.5, 139.5, 1e3, 1e3, 0.0, land, zone) == threat.TERRITORY        # inside
+    south = km_north(35.0, -5.0)                                                                   # 5 km off the coast
+    assert threat.impact_kind(south, 139.5, 8e3, 1e3, 0.0, land, zone) == threat.TERRITORY       # straddles it
+    assert threat.impact_kind(south, 139.5, 8e3, 1e3, 90.0, land, zone) == threat.EEZ            # clear of it, in the zone
+    assert threat.impact_kind(south, 139.5, 1e3, 1e3, 0.0, land, zone, mean_on_land=True) == threat.TERRITORY
+    edge = km_north(33.7, -6.0)                                                                    # 6 km outside the zone
+    assert threat.impact_kind(edge, 139.5, 8e3, 1e3, 0.0, land, zone) is None                    # entered on the mean
+    assert threat.impact_kind(edge, 139.5, 8e3, 1e3, 0.0, land, zone, live=threat.EEZ) == threat.EEZ   # held
+    assert threat.impact_kind(edge, 139.5, 8e3, 1e3, 90.0, land, zone, live=threat.EEZ) is None        # gone
+    inside = km_north(33.7, 2.0)
+    assert threat.impact_kind(inside, 139.5, 150e3, 20e3, 90.0, land, zone) == threat.EEZ
+    assert threat.impact_kind(10.0, 10.0, 1e5, 1e5, 0.0, land, zone) is None
+    assert threat.impact_kind(edge, 139.5, 8e3, 1e3, 0.0, land, []) is None                      # a nation without eez
+
+
+def test_impact_kind_holds_a_live_warning_on_the_99_percent_ellipse():
+    land, zone = [ISLAND], [ZONE]
+    south = km_north(35.0, -5.6)
+    # a 5 km circle 5.6 km off the coast misses the land; its 99% (6.2 km) reaches it
+    assert threat.impact_kind(south, 139.5, 5e3, 5e3, 0.0, land, zone) == threat.EEZ
+    assert threat.impact_kind(south, 139.5, 5e3, 5e3, 0.0, land, zone, live=threat.TERRITORY) == threat.TERRITORY
+    assert threat.impact_kind(south, 139.5, 4e3, 4e3, 0.0, land, zone, live=threat.TERRITORY) == threat.EEZ
+    out = km_north(33.7, -4.6)
+    assert threat.impact_kind(out, 139.5, 5e3, 5e3, 0.0, land, zone) is None
+    assert threat.impact_kind(out, 139.5, 5e3, 5e3, 0.0, land, zone, live=threat.EEZ) == threat.EEZ
+    assert threat.impact_kind(out, 139.5, 5e3, 5e3, 0.0, land, zone, live=threat.TERRITORY) == threat.EEZ
+    assert threat.impact_kind(out, 139.5, 4e3, 4e3, 0.0, land, zone, live=threat.EEZ) is None
+
+
+def test_no_flapping_near_a_coast():
+    # A prediction wandering 4.8-5.6 km off the coast with a ~5 km ellipse: its 95%
+    # ellipse reaches the land now and then, its 99% one always. The kind goes EEZ
+    # (in the zone) -> TERRITORY at the first reach, and never back.
+    rng = np.random.default_rng(3)
+    land, zone = [ISLAND], [ZONE]
+    live = None
+    kinds = []
+    for k in range(300):
+        lat = km_north(35.0, -5.2 + rng.uniform(-0.4, 0.4))
+        a = 5e3 + rng.uniform(-100.0, 100.0)
+        live = threat.impact_kind(lat, 139.5 + rng.uniform(-0.01, 0.01), a, a, 0.0, land, zone, live)
+        if not kinds or kinds[-1] != live:
+            kinds.append(live)
+    assert kinds == [threat.EEZ, threat.TERRITORY]
+    # the same wander decided on the 95% ellipse alone flaps
+    flips = 0
+    prev = None
+    rng = np.random.default_rng(3)
+    for k in range(300):
+        lat = km_north(35.0, -5.2 + rng.uniform(-0.4, 0.4))
+        a = 5e3 + rng.uniform(-100.0, 100.0)
+        cur = threat.impact_kind(lat, 139.5 + rng.uniform(-0.01, 0.01), a, a, 0.0, land, zone)
+        flips += prev is not None and cur != prev
+        prev = cur
+    assert flips > 20
+
+
+def test_overflight_crossing_grazing_and_clear():
+    land = [ISLAND]
+    # west to east across the island's middle, impact 200 km east of it: over it at 139.0E
+    t = threat.overflight([35.5, 35.5], [137.0, 142.0], [0.0, 500.0], 2e3, land)
+    assert t is not None and abs(t - 200.0) < 8.0
+    # 20 km south of the south coast: clear; with a 60 km cross-track width at impact it reaches
+    south = km_north(35.0, -20.0)
+    assert threat.overflight([south, south], [137.0, 142.0], [0.0, 500.0], 2e3, land) is None
+    assert threat.overflight([south, south], [137.0, 142.0], [0.0, 500.0], 60e3, land) is not None
+    # the width grows along the flight: zero at the start, so the same corridor reversed
+    # (the island near the impact end) reaches where the start would not
+    near = km_north(35.0, -8.0)
+    assert threat.overflight([near, near], [137.0, 139.3], [0.0, 100.0], 10e3, land) is not None
+    assert threat.overflight([near, near], [139.3, 142.0], [0.0, 100.0], 10e3, land) is None
+    # the 99% corridor holds a live overflight whose 95% one just misses
+    # (along the parallel, sampled every 0.5 degree: a single chord would bulge 2.8 km north)
+    graze = km_north(35.0, -9.0)
+    lons = [137.0 + 0.5 * k for k in range(11)]
+    ts = [50.0 * k for k in range(11)]
+    w = 9e3 / 0.6         # at 140E (60% of the way) this 95% half-width is 9 km
+    assert threat.overflight([graze] * 11, lons, ts, w * 0.9, land) is None
+    assert threat.overflight([graze] * 11, lons, ts, w * 0.9, land, threat.SCALE_99) is not None
+    # a ground track that starts over the land counts from its start
+    assert threat.overflight([35.5, 35.5], [139.5, 143.0], [10.0, 300.0], 1e3, land) == 10.0
+
+
+def test_cross_width_is_the_ellipse_across_the_track():
+    C = np.array([[100e6, 0.0], [0.0, 1e6]])          # sigma 10 km east, 1 km north
+    assert abs(threat.cross_width(C, 1.0, 0.0) - math.sqrt(5.9915) * 1e3) < 1.0    # heading east: north sigma
+    assert abs(threat.cross_width(C, 0.0, 1.0) - math.sqrt(5.9915) * 10e3) < 1.0   # heading north: east sigma

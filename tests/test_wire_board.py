@@ -299,7 +299,9 @@ MESSAGES = {
     wire.WARNING: st.fixed_dictionaries({
         "warning_id": u32, "track_id": u32, "status": st.integers(0, 2), "nation": u8, "impact_us": u64,
         "lat_e7": st.integers(-900000000, 900000000), "lon_e7": st.integers(-1800000000, 1800000000),
-        "semi_major_m": u32, "semi_minor_m": u32, "orient_cdeg": st.integers(0, 35999)}),
+        "semi_major_m": u32, "semi_minor_m": u32, "orient_cdeg": st.integers(0, 35999),
+        "kind": st.integers(0, 3), "class_guess": st.integers(0, 4), "azimuth_cdeg": st.integers(0, 35999),
+        "sigma_t_ds": u16}),
     wire.WARNING_ACK: st.fixed_dictionaries({"warning_id": u32}),
     wire.STATS: st.fixed_dictionaries({"counters": st.lists(st.tuples(u8, u32), max_size=204)}),
     wire.DELIVERY: st.fixed_dictionaries({"rx_local_us": u64, "rx_relay_us": u64, "track_id": u32,
@@ -326,13 +328,15 @@ def test_message_roundtrip(mtype):
 @pytest.mark.parametrize("mtype,field,value", [
     (wire.HELLO, "role", 2), (wire.HELLO, "max_payload", 1025), (wire.HELLO, "name", "x" * 17),
     (wire.WARNING, "status", 3), (wire.WARNING, "orient_cdeg", 36000), (wire.WARNING, "lat_e7", 900000001),
-    (wire.WARNING, "lon_e7", -1800000001), (wire.WARNING_ACK, "warning_id", 1 << 32),
+    (wire.WARNING, "lon_e7", -1800000001), (wire.WARNING, "kind", 4), (wire.WARNING, "class_guess", 5),
+    (wire.WARNING, "azimuth_cdeg", 36000), (wire.WARNING_ACK, "warning_id", 1 << 32),
     (wire.STATS, "counters", [(1, 2)] * 205), (wire.KEYFRAME_REQ, "track_ids", [-1])])
 def test_message_out_of_range_is_malformed(mtype, field, value):
     msg = {
         wire.HELLO: {"role": 0, "proto": 1, "max_payload": 1024, "epoch": 1, "min_epoch": 0, "name": "jp"},
         wire.WARNING: {"warning_id": 1, "track_id": 1, "status": 0, "nation": 1, "impact_us": 1, "lat_e7": 0,
-                       "lon_e7": 0, "semi_major_m": 1, "semi_minor_m": 1, "orient_cdeg": 0},
+                       "lon_e7": 0, "semi_major_m": 1, "semi_minor_m": 1, "orient_cdeg": 0, "kind": 0,
+                       "class_guess": 0, "azimuth_cdeg": 0, "sigma_t_ds": 0},
         wire.WARNING_ACK: {"warning_id": 1}, wire.STATS: {"counters": []}, wire.KEYFRAME_REQ: {"track_ids": []},
     }[mtype]
     good = messages.encode(mtype, msg)
@@ -341,8 +345,9 @@ def test_message_out_of_range_is_malformed(mtype, field, value):
         messages.encode(mtype, msg)
     assert exc.value.reason == "malformed"
     if mtype == wire.WARNING and field != "lon_e7":  # the same value on the wire is rejected by decode too
-        offset = {"status": 8, "orient_cdeg": 34, "lat_e7": 18}[field]
-        size = {"status": 1, "orient_cdeg": 2, "lat_e7": 4}[field]
+        offset = {"status": 8, "orient_cdeg": 34, "lat_e7": 18, "kind": 36, "class_guess": 37,
+                  "azimuth_cdeg": 38}[field]
+        size = {"status": 1, "orient_cdeg": 2, "lat_e7": 4, "kind": 1, "class_guess": 1, "azimuth_cdeg": 2}[field]
         bad = good[:offset] + value.to_bytes(size, "little", signed=field == "lat_e7") + good[offset + size:]
         with pytest.raises(wire.WireError):
             messages.decode(mtype, bad)

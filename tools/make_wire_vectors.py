@@ -100,7 +100,8 @@ PACKERS = {
     KEYFRAME_REQ: lambda m: bytes([len(m["track_ids"])]) + b"".join(u(t, 4) for t in m["track_ids"]),
     WARNING: lambda m: (u(m["warning_id"], 4) + u(m["track_id"], 4) + bytes([m["status"], m["nation"]])
                         + u(m["impact_us"], 8) + u(m["lat_e7"], 4, True) + u(m["lon_e7"], 4, True)
-                        + u(m["semi_major_m"], 4) + u(m["semi_minor_m"], 4) + u(m["orient_cdeg"], 2)),
+                        + u(m["semi_major_m"], 4) + u(m["semi_minor_m"], 4) + u(m["orient_cdeg"], 2)
+                        + bytes([m["kind"], m["class_guess"]]) + u(m["azimuth_cdeg"], 2) + u(m["sigma_t_ds"], 2)),
     WARNING_ACK: lambda m: u(m["warning_id"], 4),
     STATS: lambda m: bytes([len(m["counters"])]) + b"".join(bytes([c]) + u(v, 4) for c, v in m["counters"]),
     DELIVERY: lambda m: (u(m["rx_local_us"], 8) + u(m["rx_relay_us"], 8) + u(m["track_id"], 4)
@@ -155,12 +156,16 @@ def frames() -> List[Dict[str, Any]]:
     add("warning, active", WARNING, RELAY, JP, 1, 4, counter(7, 4), flags=ACK_REQ | URGENT | RELAY_TIME,
         message={"warning_id": 1, "track_id": 17, "status": 0, "nation": JP, "impact_us": T0 + 600_000_000,
                  "lat_e7": 403500000, "lon_e7": 1418300000, "semi_major_m": 21000, "semi_minor_m": 6500,
-                 "orient_cdeg": 11250})
+                 "orient_cdeg": 11250, "kind": 0, "class_guess": 0, "azimuth_cdeg": 7720, "sigma_t_ds": 31})
     add("warning, retransmitted update to broadcast", WARNING, RELAY, BROADCAST, 2, 5, counter(7, 5),
         flags=ACK_REQ | URGENT | RETRANSMIT | RELAY_TIME,
         message={"warning_id": 2, "track_id": 18, "status": 1, "nation": 0xFF, "impact_us": T0 + 900_000_000,
                  "lat_e7": -335000000, "lon_e7": -1799999999, "semi_major_m": 4000, "semi_minor_m": 4000,
-                 "orient_cdeg": 35999})
+                 "orient_cdeg": 35999, "kind": 2, "class_guess": 0, "azimuth_cdeg": 35999, "sigma_t_ds": 0xFFFF})
+    add("launch alert", WARNING, RELAY, KR, 2, 6, counter(7, 20), flags=ACK_REQ | URGENT | RELAY_TIME,
+        message={"warning_id": 3, "track_id": 19, "status": 0, "nation": KR, "impact_us": T0 - 25_000_000,
+                 "lat_e7": 391700000, "lon_e7": 1274800000, "semi_major_m": 9000, "semi_minor_m": 4500,
+                 "orient_cdeg": 7800, "kind": 3, "class_guess": 1, "azimuth_cdeg": 7800, "sigma_t_ds": 25})
     add("warning acknowledgement", WARNING_ACK, KR, RELAY, 2, 3, counter(2, 7),
         message={"warning_id": 2})
     add("stats", STATS, JP, RELAY, 1, 4, counter(1, 4),

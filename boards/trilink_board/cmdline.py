@@ -130,6 +130,7 @@ def load(opts):
         raise ConfigProblem(msg if opts["keys"] in msg else opts["keys"] + ": " + msg)
     # What the board never reads goes now (jp's coastline alone is kilobytes of floats).
     nation["territory"] = []
+    nation["eez"] = []
     nation["long_name"] = ""
     scenario["description"] = ""
     plan = {"opts": opts, "nation": nation, "scenario": scenario, "entry": entry, "relay": kf.relay}

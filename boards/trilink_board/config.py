@@ -235,13 +235,14 @@ def load_nation(name, root=None):
     (offset_s, drift_ppm), radars (list of dicts, SI units: lat, lon,
     alt_m, max_range_m, mask_rad, sigma_range_m, sigma_az_rad,
     sigma_el_rad, update_hz, pd, fa_per_scan, sector_az_rad, sector_half_rad
-    or None), tracker (TRACKER_DEFAULTS overridden), territory (list of
-    {name, polygon}).
+    or None), tracker (TRACKER_DEFAULTS overridden), territory and eez (lists
+    of {name, polygon}; eez: the approximate exclusive economic zone,
+    tools/make_eez.py, land included).
     """
     path = _resolve("nations", name, root)
     d = _read_json(path)
     v = _V(path)
-    v.obj(d, "", ("node", "name", "long_name", "origin", "clock", "radars", "tracker", "territory"))
+    v.obj(d, "", ("node", "name", "long_name", "origin", "clock", "radars", "tracker", "territory", "eez"))
     out = {"node": v.int_(d, "", "node", 1, 254), "name": v.str_(d, "", "name"),
            "long_name": v.str_(d, "", "long_name", "")}
     if len(out["name"]) > 16:
@@ -289,9 +290,16 @@ def load_nation(name, root=None):
     if tr["confirm_m"] > tr["confirm_n"]:
         v.fail("tracker.confirm_m", "greater than tracker.confirm_n")
     out["tracker"] = tr
+    out["territory"] = _areas(v, d, "territory")
+    out["eez"] = _areas(v, d, "eez")
+    return out
+
+
+def _areas(v, d, key):
+    # a list of {name, polygon: [[lat, lon], ...]} (territory, eez)
     terr = []
-    for i, a in enumerate(v.list_(d, "", "territory", 0, [])):
-        at = "territory[" + str(i) + "]"
+    for i, a in enumerate(v.list_(d, "", key, 0, [])):
+        at = key + "[" + str(i) + "]"
         v.obj(a, at, ("name", "polygon"))
         poly = v.list_(a, at, "polygon", 3)
         pts = []
@@ -304,5 +312,4 @@ def load_nation(name, root=None):
                 v.fail(pat, "out of range")
             pts.append((float(p[0]), float(p[1])))
         terr.append({"name": v.str_(a, at, "name", "area" + str(i + 1)), "polygon": pts})
-    out["territory"] = terr
-    return out
+    return terr

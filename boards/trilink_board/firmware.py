@@ -37,7 +37,9 @@ What it does, all from one loop that polls the link:
 * WARNING: one console line and the LED (``machine.Pin("LED")`` where it
   exists) the first time a warning_id (with that content) arrives; every
   copy is acknowledged with WARNING_ACK, so a lost ack is repaired by the
-  relay's retransmission; obsolete warnings turn the LED off;
+  relay's retransmission. Active warnings are kept per (track, nation,
+  impact or overflight); an obsolete one clears its key and the LED goes
+  off with the last; a launch alert (kind 3) is shown, never held;
 * HELLO from the relay: ``min_epoch`` above ours moves the counter epoch
   (the only state write a HELLO can cause); a challenge (a HELLO with a
   nonce) is answered with our HELLO carrying that nonce, one refused as a
@@ -85,6 +87,7 @@ _RID_EPOCHS = const(0x3FF)
 # PROTOCOL.md 4.7 counter ids of what the board counts: all but the relay's queue counters
 _STATS_IDS = tuple((i + 1, k) for i, k in enumerate(wire.STATS_COUNTERS) if k not in ("dropped_stale", "queue_depth"))
 _STATUS = ("ACTIVE", "UPDATED", "OBSOLETE")
+_KINDS = ("TERRITORY", "EEZ", "OVERFLIGHT", "LAUNCH")
 # What a board receives; any other type is unknown_type (PROTOCOL.md 3.3 case 13), not accepted.
 _RX_TYPES = (wire.HELLO, wire.HEARTBEAT, wire.TIME_SYNC_RESP, wire.PICTURE, wire.KEYFRAME_REQ, wire.WARNING,
              wire.STATS)
@@ -96,7 +99,7 @@ _HELLO = "<BBHIIB"
 _HEARTBEAT = "<QIII"
 _SYNC_REQ = "<HQ"
 _SYNC_RESP = "<HQQQ"
-_WARNING = "<IIBBQiiIIH"
+_WARNING = "<IIBBQiiIIHBBHH"     # PROTOCOL.md 4.5, 42 bytes
 _DELIVERY = "<QQIB"
 _PAIR = "<BI"
 
@@ -151,7 +154,7 @@ class Node:
         self.picture = None
         self.seen = {}              # warning_id -> crc32 of its payload
         self.seen_order = []
-        self.active = {}            # track id -> id of its warning not yet obsolete
+        self.active = {}            # (track id, nation, 1 if overflight else 0) -> id of its warning not yet obsolete
         self.led = _led()
         self.deframer = None if link.datagram else wire.Deframer()
         self.rxbuf = bytearray(wire.MAX_FRAME + 1 if link.datagram else _RXBUF)
@@ -523,10 +526,11 @@ class Node:
             c["keyframe_reqs_sent"] += 1
 
     def _on_warning(self, f):
-        _need(f.payload, 36)
+        _need(f.payload, 42)
         m = struct.unpack(_WARNING, f.payload)
-        wid, status = m[0], m[2]
-        if status > 2 or m[9] > 35999 or abs(m[5]) > 900000000 or abs(m[6]) > 1800000000:
+        wid, status, kind = m[0], m[2], m[10]
+        if (status > 2 or m[9] > 35999 or abs(m[5]) > 900000000 or abs(m[6]) > 1800000000 or kind > 3
+                or m[11] > 4 or m[12] > 35999):
             raise wire.WireError("malformed", "WARNING field out of range")
         self.counts["warning_copies"] += 1
         self.send(wire.WARNING_ACK, struct.pack("<I", wid), wire.URGENT)
@@ -540,27 +544,33 @@ class Node:
                 del self.seen[self.seen_order.pop(0)]
         self.seen[wid] = digest
         self.counts["warnings"] += 1
-        # Keyed by track: a cancel (status 2) is a warning of its own id.
-        if status == 2:
-            self.active.pop(m[1], None)
+        # Keyed by track, nation and impact/overflight: a cancel (status 2) is a warning of its
+        # own id; an EEZ -> territory upgrade is an update of the same key. Launch alerts are news.
+        key = (m[1], m[3], 1 if kind == 2 else 0)
+        if kind == 3:
+            pass
+        elif status == 2:
+            self.active.pop(key, None)
         else:
-            self.active[m[1]] = wid
+            self.active[key] = wid
         if self.led is not None:
             self.led.value(1 if self.active else 0)
         self.out(self.warning_line(m))
 
     def warning_line(self, m):
         """The one console line of a WARNING payload's fields (the tuple of PROTOCOL.md 4.5)."""
-        wid, tid, status, nation, impact_us, lat, lon, a, b, orient = m
+        wid, tid, status, nation, impact_us, lat, lon, a, b, orient, kind, cls, az, sig = m
         when = ""
         if self.sync.synced:
-            when = " in %.1f s" % ((impact_us - self.sync.to_relay(self.clock.local_us())) * 1e-6)
+            when = " %.1f s" % ((impact_us - self.sync.to_relay(self.clock.local_us())) * 1e-6)
         lat *= 1e-7
         lon *= 1e-7
-        where = "open sea" if nation == 0xFF else "nation %d" % nation
-        return ("%s: WARNING %d %s track %d impact %.3f%s %.3f%s%s, %s, ellipse %.1f x %.1f km at %.1f deg"
-                % (self.name, wid, _STATUS[status], tid, abs(lat), "N" if lat >= 0 else "S", abs(lon),
-                   "E" if lon >= 0 else "W", when, where, a * 1e-3, b * 1e-3, orient * 0.01))
+        where = "no nation" if nation == 0xFF else "nation %d" % nation
+        return ("%s: WARNING %d %s track %d %s %s %.3f%s %.3f%s%s (sigma %.1f s), %s, ellipse %.1f x %.1f km at "
+                "%.1f deg, azimuth %.1f, class %d"
+                % (self.name, wid, _STATUS[status], tid, _KINDS[kind], "launch" if kind == 3 else "impact",
+                   abs(lat), "N" if lat >= 0 else "S", abs(lon), "E" if lon >= 0 else "W", when, sig * 0.1,
+                   where, a * 1e-3, b * 1e-3, orient * 0.01, az * 0.01, cls))
 
     def _link_failed(self, e):
         self.counts["link_errors"] += 1

@@ -25,6 +25,18 @@ from trilink_board.wire import (DELIVERY, HEARTBEAT, HELLO, KEYFRAME_REQ, MAX_PA
                                 TIME_SYNC_REQ, TIME_SYNC_RESP, WARNING, WARNING_ACK, WireError)
 
 _NAME_MAX = 16
+
+# WARNING (§4.5): 42 bytes. ``kind`` says what the warning is about; the
+# relay imports these names (edge/pipeline.py), the bench decodes with them.
+WARNING_FORMAT = "<IIBBQiiIIHBBHH"
+WARNING_SIZE = 42
+KIND_TERRITORY, KIND_EEZ, KIND_OVERFLIGHT, KIND_LAUNCH = 0, 1, 2, 3
+KIND_NAMES = ("territory", "eez", "overflight", "launch")     # the bench JSON's strings too
+STATUS_ACTIVE, STATUS_UPDATED, STATUS_OBSOLETE = 0, 1, 2
+NATION_NONE = 0xFF
+# class_guess: what the relay makes of the missile (§4.5)
+CLASS_UNKNOWN, CLASS_SRBM, CLASS_MRBM, CLASS_IRBM, CLASS_ICBM = 0, 1, 2, 3, 4
+CLASS_NAMES = ("unknown", "srbm", "mrbm", "irbm", "icbm")
 _HELLO = "<BBHIIB"
 _PAIR = "<BI"
 
@@ -33,8 +45,9 @@ _FIXED = {
     HEARTBEAT: ("<QIII", ("time_us", "tx_frames", "rx_frames", "rx_errors")),
     TIME_SYNC_REQ: ("<HQ", ("req_id", "t1_us")),
     TIME_SYNC_RESP: ("<HQQQ", ("req_id", "t1_us", "t2_us", "t3_us")),
-    WARNING: ("<IIBBQiiIIH", ("warning_id", "track_id", "status", "nation", "impact_us",
-                              "lat_e7", "lon_e7", "semi_major_m", "semi_minor_m", "orient_cdeg")),
+    WARNING: (WARNING_FORMAT, ("warning_id", "track_id", "status", "nation", "impact_us",
+                               "lat_e7", "lon_e7", "semi_major_m", "semi_minor_m", "orient_cdeg",
+                               "kind", "class_guess", "azimuth_cdeg", "sigma_t_ds")),
     WARNING_ACK: ("<I", ("warning_id",)),
 }
 
@@ -44,6 +57,9 @@ _RANGES = {
     "max_payload": (0, MAX_PAYLOAD),
     "status": (0, 2),
     "orient_cdeg": (0, 35999),
+    "azimuth_cdeg": (0, 35999),
+    "kind": (0, 3),
+    "class_guess": (0, 4),
     "lat_e7": (-900000000, 900000000),
     "lon_e7": (-1800000000, 1800000000),
 }
