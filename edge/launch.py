@@ -14,12 +14,12 @@ distance back along its azimuth to the launch point; a track seen
 first flat or falling (its boost unseen) is flown back ballistically to
 the ground. The uncertainty says how rough that is: the 95% ellipse grows
 with the ground distance flown (semi-major along the azimuth 50% of it
-plus 5 km, semi-minor 15% plus 3 km), the launch time's sigma with the
-time flown (10%, at least 1 s; 20% when flown back ballistically). Against
-the truth's trajectories (tools: docs/FUSION.md) the point is within 4 km
-while the booster burns and 50-90 km off for a track first seen after
-burnout (its deceleration is no boost): the ellipse covers the first, not
-always the second. The class is
+plus 15 km, semi-minor 15% plus 8 km), the launch time's sigma with the
+time flown (30%, at least 5 s; 40% when flown back ballistically). From
+exact truth states the point is within 4 km and 3 s while the booster
+burns and 50-140 km off for a track first seen after burnout (its
+deceleration is no boost); from a young fused track (a few radar looks)
+the noise adds up to ~20 km and ~40 s (docs/FUSION.md, "Warnings"). The class is
 guessed from the speed seen (a lower bound while the booster burns).
 
     >>> x = np.array([*binding.geodetic_to_ecef([[39.2, 125.67, 20e3]])[0], 0.0, 0.0, 0.0])
@@ -146,7 +146,7 @@ def estimate(x: np.ndarray, t_s: float) -> Optional[Launch]:
         ground = binding.geodetic_to_ecef(np.array([[lat, lon, 0.0]]))[0]
         p0 = ground - (heading / hn if hn > 0 else 0.0) * back
         lat0, lon0, _h0 = binding.ecef_to_geodetic(p0[None])[0]
-        frac_t = 0.1
+        frac_t = 0.3
     else:
         # Seen first flat or falling: fly back (velocity reversed) to the ground.
         xs = np.array([[*x[:3], *(-v)]])
@@ -168,12 +168,12 @@ def estimate(x: np.ndarray, t_s: float) -> Optional[Launch]:
             tau += BACK_STEP_S
         else:
             return None
-        frac_t = 0.2
+        frac_t = 0.4
     e, n = _east_north(lat, lon)
     d = binding.geodetic_to_ecef(np.array([[lat0, lon0, 0.0], [lat, lon, 0.0]]))
     dist = float(np.linalg.norm(d[1] - d[0]))
-    return Launch(t_s=t_s - tau, sigma_t_s=max(1.0, frac_t * tau), lat=float(lat0), lon=float(lon0),
-                  semi_major_m=5000.0 + 0.5 * dist, semi_minor_m=3000.0 + 0.15 * dist, orient_deg=az % 180.0,
+    return Launch(t_s=t_s - tau, sigma_t_s=max(5.0, frac_t * tau), lat=float(lat0), lon=float(lon0),
+                  semi_major_m=15000.0 + 0.5 * dist, semi_minor_m=8000.0 + 0.15 * dist, orient_deg=az % 180.0,
                   azimuth_deg=az, class_guess=class_of(sp), flown_s=tau)
 
 
