@@ -28,6 +28,7 @@ port must hand in positions and velocities already on the quantisation
 grid so that its codes equal the relay's (section 5.3).
 """
 import math
+import struct
 from array import array
 
 VERSION = 2  # 2: PICTURE source ids per node, u(32) then se deltas (5.5)
@@ -642,6 +643,111 @@ class Batch:
         self.prec = prec
         self.base_us = base_us
         self.items = items
+
+
+# Held: a REPORT record's codes packed (t_us, report_id, upd, flags, nations, pq, vq, sig, cor)
+_HELD = "<QIBBI3q3q6h15b"
+_HELD_SIZE = 93
+
+
+class Held:
+    """The receiver's copies of a sender's REPORT records (``encode(REPORT, ..., held=h)``)
+    in ``rows`` preallocated rows of 93 bytes each, not a ``Rec`` each (~700 bytes on the
+    64-bit unix port, and a dict that grows: a board reporting 40 tracks failed so at
+    192K). The dict interface ``encode`` and a board use: ``get(tid)`` (a fresh ``Rec``,
+    or None), ``h[tid] = rec``, ``tid in h``, ``del h[tid]``, ``len(h)``, ``clear()``;
+    ``keep(tids)`` forgets every other track. When every row is taken a new copy replaces
+    the one of the oldest record (``evicted``): that track's next report is a keyframe.
+    A REPORT carries no impact and no sources: a held copy has none.
+
+        >>> held = Held(48)
+        >>> payload = encode(REPORT, prec, [(KEY, rec, 0)], held=held)
+        >>> held.get(rec.tid).pq == rec.pq
+        True
+    """
+
+    def __init__(self, rows=48):
+        self.rows = rows
+        self.tids = array("I", bytes(4 * rows))
+        self.used = bytearray(rows)
+        self.data = bytearray(_HELD_SIZE * rows)
+        self.n = 0
+        self.evicted = 0
+
+    def _row(self, tid):
+        tids = self.tids
+        used = self.used
+        for i in range(self.rows):
+            if used[i] and tids[i] == tid:
+                return i
+        return -1
+
+    def __len__(self):
+        return self.n
+
+    def __contains__(self, tid):
+        return self._row(tid) >= 0
+
+    def __delitem__(self, tid):
+        i = self._row(tid)
+        if i < 0:
+            raise KeyError(tid)
+        self.used[i] = 0
+        self.n -= 1
+
+    def __setitem__(self, tid, r):
+        i = self._row(tid)
+        if i < 0:
+            i = self._free()
+            self.tids[i] = tid
+            self.used[i] = 1
+            self.n += 1
+        struct.pack_into(_HELD, self.data, _HELD_SIZE * i, r.t_us, r.report_id, r.upd, r.flags, r.nations,
+                         r.pq[0], r.pq[1], r.pq[2], r.vq[0], r.vq[1], r.vq[2], *(r.sig + r.cor))
+
+    def _free(self):
+        used = self.used
+        old = -1
+        for i in range(self.rows):
+            if not used[i]:
+                return i
+            if old < 0 or struct.unpack_from("<Q", self.data, _HELD_SIZE * i)[0] < \
+                    struct.unpack_from("<Q", self.data, _HELD_SIZE * old)[0]:
+                old = i
+        used[old] = 0
+        self.n -= 1
+        self.evicted += 1
+        return old
+
+    def get(self, tid, default=None):
+        i = self._row(tid)
+        if i < 0:
+            return default
+        v = struct.unpack_from(_HELD, self.data, _HELD_SIZE * i)
+        r = Rec()
+        r.tid = tid
+        r.t_us = v[0]
+        r.report_id = v[1]
+        r.upd = v[2]
+        r.flags = v[3]
+        r.nations = v[4]
+        r.pq = [v[5], v[6], v[7]]
+        r.vq = [v[8], v[9], v[10]]
+        r.sig = list(v[11:17])
+        r.cor = list(v[17:32])
+        return r
+
+    def clear(self):
+        for i in range(self.rows):
+            self.used[i] = 0
+        self.n = 0
+
+    def keep(self, tids):
+        """Forget the copy of every track not in ``tids``."""
+        for i in range(self.rows):
+            if self.used[i] and self.tids[i] not in tids:
+                self.used[i] = 0
+                self.n -= 1
 
 
 STALE_US = 15000000   # Table: a held track not updated for this long (3 relay heartbeats) goes first

@@ -78,6 +78,7 @@ _SEEN_WARNINGS = const(32)
 _COV_SIG = const(2)              # covariance codes that moved this far travel in a delta
 _COV_COR = const(4)
 _RXBUF = const(256)              # serial reads; a UDP datagram needs MAX_FRAME
+_REPORT_BATCH = const(8)         # records per TRACK_REPORT at most (a scan of more: several frames)
 # report_id = (counter epoch mod 1024) << 20 | n (PROTOCOL.md 5.5): ids keep rising across
 # reboots and stay below 2^30, a small int on every MicroPython port (no allocation per report).
 _RID_SHIFT = const(20)
@@ -148,7 +149,8 @@ class Node:
         self.stats_us = int(stats_s * 1000000) if stats_s else 0
         self.nations_bit = (1 << (self.node - 1)) if self.node <= 32 else 0
         self.prec = codec.Precision()
-        self.up_held = {}           # tid -> codec.Rec: the copy the relay holds of our tracks
+        # tid -> the copy the relay holds of our tracks: one row per track slot and a batch
+        self.up_held = codec.Held(sim.tracker.size + _REPORT_BATCH)
         # The fused picture as decoded: preallocated rows, bounded (codec.Table's policy);
         # boot.py makes it before this module is imported, else the first PICTURE does.
         self.picture = None
@@ -194,7 +196,7 @@ class Node:
         trk = self.sim.tracker
         trk.next_report = base | n
         # A scan numbers at most one report per track: stop a whole scan short of the next block.
-        self.rid_last = base + _RID_N - len(trk.tracks)
+        self.rid_last = base + _RID_N - trk.size
 
     def _report_ids_left(self):
         # About 10^6 reports in one boot: take the next counter epoch (one more state-file
@@ -314,15 +316,32 @@ class Node:
         t_us, flags = self._stamp(sim.t)
         if flags != self.relay_time_stamps:
             # Held copies on the other timebase cannot be a delta's base.
-            self.up_held = {}
+            self.up_held.clear()
             self.relay_time_stamps = flags
         held = self.up_held
+        trk = sim.tracker
+        if len(held) > trk.size:
+            # Copies of tracks the tracker dropped are no base for anything: at most one per slot
+            # (so the rows, one per slot and a batch, are never all taken).
+            held.keep(trk.live_tids())
+        # In frames of at most _REPORT_BATCH records, each quantised just before it is sent:
+        # a debris scan updating 40 tracks held 40 records and their staged copies at once.
+        for j in range(0, sim.n_updated, _REPORT_BATCH):
+            self._report_batch(trk, j, min(j + _REPORT_BATCH, sim.n_updated), t_us, flags)
+
+    def _report_batch(self, trk, first, end, t_us, flags):
+        held = self.up_held
+        X = trk.X
+        P = memoryview(trk.PP)
         items = []
-        for tr in sim.tracker.updated[:sim.n_updated]:
-            u = codec.Update(tr.tid, t_us, [tr.x[0], tr.x[1], tr.x[2], tr.x[3], tr.x[4], tr.x[5]], tr.P,
-                             0, self.nations_bit, tr.report_id)
+        for j in range(first, end):
+            k = trk.updated_k[j]
+            tid = trk.tid[k]
+            o = 6 * k
+            u = codec.Update(tid, t_us, [X[o], X[o + 1], X[o + 2], X[o + 3], X[o + 4], X[o + 5]],
+                             P[36 * k:36 * k + 36], 0, self.nations_bit, trk.report_id[k])
             r = codec.quantise(u, self.prec)
-            h = held.get(tr.tid)
+            h = held.get(tid)
             if h is None or not codec.delta_ok(h, t_us, self.prec):
                 items.append((codec.KEY, r, 0))
                 continue
@@ -461,7 +480,7 @@ class Node:
             self.sync.reset()
             self.pending = {}
             self.next_sync = 0
-            self.up_held = {}
+            self.up_held.clear()
             if self.picture is not None:
                 self.picture.clear()
             if not nonce:
@@ -488,7 +507,7 @@ class Node:
             raise wire.WireError("malformed", "KEYFRAME_REQ")
         self.counts["keyframe_reqs_rx"] += 1
         if not p[0]:
-            self.up_held = {}
+            self.up_held.clear()
         for k in range(p[0]):
             tid = struct.unpack_from("<I", p, 1 + 4 * k)[0]
             if tid in self.up_held:
