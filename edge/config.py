@@ -23,7 +23,8 @@ __all__ = [
     "ConfigError", "Config", "RelaySection", "NodeConfig", "Origin", "Territory", "LinkConfig",
     "ReleasePolicy", "DeadReckoningConfig", "FusionConfig", "SchedulerConfig", "RecorderConfig",
     "load", "loads", "from_dict", "serial_budget", "SERIAL_BUDGET_FACTOR", "UDP_DEFAULT_BUDGET",
-    "LINK_KINDS", "CI_MODES", "WARN_MODES", "ZenohConfig", "AsterixConfig",
+    "LINK_KINDS", "CI_MODES", "WARN_MODES", "ZenohConfig", "AsterixConfig", "FederationConfig",
+    "FederationPeer", "federation_key_name",
 ]
 
 # A serial link's default byte budget is baud/10 bytes/s (8N1: 10 bits a byte)
@@ -222,6 +223,51 @@ class AsterixConfig:
 
 
 @dataclass(frozen=True)
+class FederationPeer:
+    """``[federation.peers.NAME]``: another hub. ``serves``: the nations it
+    serves (a report of ours goes to it only when our release policy lets
+    that report's nation reach every one of them); ``nodes``: its boards
+    whose reports we take, (nation, node id), the node ids unique across
+    the federation."""
+
+    name: str
+    serves: Tuple[str, ...]
+    nodes: Tuple[Tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """``[federation]``: exchange national reports with other hubs over
+    Eclipse Zenoh (docs/RELAY.md, "Federation"; edge/federation.py), each
+    frame sealed with the key the two hubs share (``key_file``, an entry
+    named ``federation_key_name(hub, peer)``)."""
+
+    enabled: bool = False
+    hub: str = "hub"                            # this hub's name (trilink/fed/<hub>/<peer>)
+    key_file: Optional[str] = None
+    mode: str = "peer"
+    listen: Tuple[str, ...] = ()
+    connect: Tuple[str, ...] = ()
+    multicast_scouting: bool = False
+    max_skew_s: float = 2.0                     # a frame's timestamp this far from our clock is refused
+    heartbeat_s: float = 1.0
+    peers: Tuple[FederationPeer, ...] = ()
+
+    def remote_nodes(self) -> Dict[int, Tuple[str, str]]:
+        """node id -> (peer hub, nation) of every remote board."""
+        return {nid: (p.name, nat) for p in self.peers for nat, nid in p.nodes}
+
+
+def federation_key_name(a: str, b: str) -> str:
+    """The key file entry two hubs share: their names sorted, joined by '+'.
+
+        >>> federation_key_name("us", "au")
+        'au+us'
+    """
+    return "+".join(sorted((a, b)))
+
+
+@dataclass(frozen=True)
 class Config:
     source: str
     relay: RelaySection
@@ -234,6 +280,7 @@ class Config:
     recorder: RecorderConfig
     zenoh: ZenohConfig = ZenohConfig()
     asterix: AsterixConfig = AsterixConfig()
+    federation: FederationConfig = FederationConfig()
 
     def node(self, name: str) -> NodeConfig:
         """The node called ``name`` (KeyError if none)."""
@@ -438,7 +485,7 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
     """Validate an already parsed TOML document."""
     v = _V(source, base_dir)
     known = ("relay", "nodes", "links", "release", "deadreckoning", "fusion", "scheduler", "recorder",
-             "zenoh", "asterix")
+             "zenoh", "asterix", "federation")
     for k in data:
         if k not in known:
             raise v.fail(k, f"unknown section (known: {', '.join(known)})")
@@ -530,7 +577,10 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
             if b not in ids.values():
                 raise v.fail(f"links.{lname}.boards", f"{b!r} is not a configured node")
 
-    nations = sorted({n.nation for n in nodes})
+    federation = _federation(v, data, ids, relay.allow_test_keys)
+    # the release policy may name the nations of the federation's boards and hubs
+    nations = sorted({n.nation for n in nodes} | {nat for p in federation.peers for nat, _ in p.nodes}
+                     | {nat for p in federation.peers for nat in p.serves})
     rel = data.get("release", {})
     if not isinstance(rel, dict):
         raise v.fail("release", "expected a table")
@@ -581,7 +631,7 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
     return Config(source=source, relay=relay, nodes=tuple(nodes), links=links, release=ReleasePolicy(allow),
                   deadreckoning=deadreckoning, fusion=fusion, scheduler=scheduler, recorder=recorder,
                   zenoh=_zenoh(v, data, nations, relay.allow_test_keys),
-                  asterix=_asterix(v, data, [n.name for n in nodes]))
+                  asterix=_asterix(v, data, [n.name for n in nodes]), federation=federation)
 
 
 # ------------------------------------------------- publishing and export ----
@@ -654,3 +704,98 @@ def _asterix(v: _V, data: Mapping[str, Any], node_names: Sequence[str]) -> Aster
         if cfg.udp is None and cfg.file is None:
             raise v.fail("asterix", "give udp = \"host:port\" and/or file = \"PATH\"")
     return cfg
+
+
+# ------------------------------------------------------------ federation ----
+
+_FED_KEYS = ("enabled", "hub", "key_file", "mode", "listen", "connect", "multicast_scouting", "max_skew_s",
+             "heartbeat_s", "peers")
+_PEER_KEYS = ("serves", "nodes")
+FED_MAX_NODE = 63      # the fused picture keeps source node ids 0..63
+
+
+def _segment(v: _V, key: str, name: str) -> str:
+    if not all(c.isalnum() or c in "-_" for c in name):
+        raise v.fail(key, f"{name!r}: letters, digits, '-' and '_' only (a key expression segment)")
+    return name
+
+
+def _federation(v: _V, data: Mapping[str, Any], ids: Mapping[int, str], allow_test_keys: bool) -> FederationConfig:
+    f = v.table(data, "federation", "federation", _FED_KEYS)
+    enabled = v.bool_(f, "federation", "enabled", False)
+    hub = _segment(v, "federation.hub", v.str_(f, "federation", "hub", "hub"))
+    peers_raw = f.get("peers", {})
+    if not isinstance(peers_raw, dict):
+        raise v.fail("federation.peers", "expected [federation.peers.NAME] tables")
+    taken = dict(ids)
+    peers = []
+    for pname, d in peers_raw.items():
+        key = f"federation.peers.{pname}"
+        _segment(v, key, pname)
+        if pname == hub:
+            raise v.fail(key, f"{pname!r} is this hub's own name (federation.hub)")
+        if not isinstance(d, dict):
+            raise v.fail(key, "expected a table")
+        v.table(peers_raw, key, pname, _PEER_KEYS)
+        serves = v.names(d, key, "serves", _REQUIRED)
+        nodes_raw = d.get("nodes", {})
+        if not isinstance(nodes_raw, dict):
+            raise v.fail(f"{key}.nodes", "expected a table of nation = node id")
+        nodes = []
+        for nat in nodes_raw:
+            nid = v.int_(nodes_raw, f"{key}.nodes", nat, _REQUIRED, 1, FED_MAX_NODE)
+            if nid in taken:
+                raise v.fail(f"{key}.nodes.{nat}", f"node id {nid} is already used by {taken[nid]}")
+            taken[nid] = f"{pname}'s {nat}"
+            nodes.append((nat, nid))
+        peers.append(FederationPeer(pname, serves, tuple(nodes)))
+    cfg = FederationConfig(
+        enabled=enabled, hub=hub, key_file=v.path(f, "federation", "key_file"),
+        mode=v.str_(f, "federation", "mode", "peer", _ZENOH_MODES),
+        listen=v.names(f, "federation", "listen", ()), connect=v.names(f, "federation", "connect", ()),
+        multicast_scouting=v.bool_(f, "federation", "multicast_scouting", False),
+        max_skew_s=v.num(f, "federation", "max_skew_s", 2.0, 0.01, 3600.0),
+        heartbeat_s=v.num(f, "federation", "heartbeat_s", 1.0, 0.05, 60.0), peers=tuple(peers))
+    if not enabled:
+        return cfg
+    if not peers:
+        raise v.fail("federation.peers", "missing: at least one [federation.peers.NAME]")
+    if not cfg.listen and not cfg.connect and not cfg.multicast_scouting:
+        raise v.fail("federation", "give listen and/or connect endpoints (e.g. listen = [\"tcp/0.0.0.0:7448\"])")
+    for mod, pkg in (("zenoh", "eclipse-zenoh"), ("cryptography", "cryptography")):
+        try:
+            __import__(mod)
+        except ImportError:
+            raise v.fail("federation.enabled", f"needs the {pkg} package: pip install \".[zenoh]\"") from None
+    load_federation_keys(cfg, allow_test_keys, v.source)
+    return cfg
+
+
+def load_federation_keys(cfg: FederationConfig, allow_test_keys: bool, source: str) -> Dict[str, bytes]:
+    """peer hub -> the 32-byte key this hub shares with it, from
+    ``[federation] key_file`` under the relay key file's rules (0600, not a
+    symbolic link, distinct keys, no test key unless allowed)."""
+    from trilink_board import keys as _keys
+    from trilink_edge import keyfile as _keyfile
+    where = f"{source}: federation.key_file"
+    if cfg.key_file is None:
+        raise ConfigError(f"{where}: missing (a trilink-keys/1 file with one key per peer hub, "
+                          f"named e.g. {federation_key_name(cfg.hub, cfg.peers[0].name)!r})")
+    try:
+        text = _keyfile.read_private(cfg.key_file)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    try:
+        entries = _keys.loads(text).entries
+    except _keys.KeyFileError as e:
+        raise ConfigError(f"{where}: {cfg.key_file}: {e}") from None
+    _keyfile.check_keys({e.key_id: e.key for e in entries}, allow_test_keys, cfg.key_file)
+    by_name = {e.name: e.key for e in entries}
+    out = {}
+    for p in cfg.peers:
+        name = federation_key_name(cfg.hub, p.name)
+        if name not in by_name:
+            raise ConfigError(f"{where}: {cfg.key_file} has no key named {name!r} (the key hubs "
+                              f"{cfg.hub!r} and {p.name!r} share: trilink keygen --nodes {name}:1)")
+        out[p.name] = by_name[name]
+    return out

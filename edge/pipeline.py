@@ -496,15 +496,23 @@ class Pipeline:
                  dr_config: Optional[dict] = None, warn_horizon_s: float = 1800.0, warn_partners: bool = True,
                  warning_retry_s: Tuple[float, float] = WARN_BACKOFF_S,
                  push_warning: Optional[Callable[[Item], None]] = None,
-                 push_control: Optional[Callable[[int, int, bytes], None]] = None) -> None:
+                 push_control: Optional[Callable[[int, int, bytes], None]] = None,
+                 remote: Iterable[int] = (),
+                 on_stored: Optional[Callable[..., None]] = None) -> None:
         self.nodes = nodes
         self.stats = PictureStats()
         self.picture = binding.Picture(**(picture or {}))
         self.frames = {n: Frame6(g.origin) for n, g in nodes.items()}
+        # Remote sources (another hub's boards, edge/federation.py): reports
+        # only, already in ECEF; never destinations.
+        self.remote = frozenset(remote) - set(nodes)
         self.destinations: Dict[int, Destination] = {
-            n: Destination(g, release.get(n, set()) & set(nodes), self.stats, max_age_s,
+            n: Destination(g, release.get(n, set()) & (set(nodes) | self.remote), self.stats, max_age_s,
                            per_frame=per_frame, dr_config=dr_config)
             for n, g in nodes.items()}
+        # on_stored(node, tids, report_ids, t_us, xe, Pe, flags): the records
+        # of a local board's report just stored (the federation forwards them)
+        self.on_stored = on_stored
         self.held = {n: binding.CodecTable() for n in nodes}
         self.report_rx: Dict[Tuple[int, int], int] = {}   # (node, source track) -> rx ns of its last report
         self.report_flags: Dict[Tuple[int, int], int] = {}  # (node, source track) -> quality flags of its last report
@@ -588,17 +596,42 @@ class Pipeline:
             t_us = np.minimum(t_us, rx_ns // 1000)
         xe, Pe = self.frames[node].to_ecef(b.x[keep], b.P[keep])
         tids = b.tid[keep]
-        st = self.picture.update(np.full(n, node, np.uint8), tids, b.report_id[keep], t_us / 1e6, xe, Pe).tolist()
+        rids = b.report_id[keep]
+        flags = b.flags[keep]
+        st = self._store(node, tids, rids, t_us, xe, Pe, flags, rx_ns)
+        if self.on_stored is not None and st.any():
+            ok = st != 0
+            self.on_stored(node, tids[ok], rids[ok], t_us[ok], xe[ok], Pe[ok], flags[ok])
+        return int(st.sum())
+
+    def _store(self, node: int, tids: np.ndarray, rids: np.ndarray, t_us: np.ndarray, xe: np.ndarray,
+               Pe: np.ndarray, flags: np.ndarray, rx_ns: int) -> np.ndarray:
+        """Records of one source into the picture; returns a bool array: stored."""
+        n = len(tids)
+        st = self.picture.update(np.full(n, node, np.uint8), tids, rids, t_us / 1e6, xe, Pe).tolist()
         refused = n - st.count(0)
         self.stats.records_in += n
         self.stats.records_refused += refused
         rx, fl = self.report_rx, self.report_flags
-        for tid, code, f in zip(tids.tolist(), st, b.flags[keep].tolist()):
+        for tid, code, f in zip(tids.tolist(), st, flags.tolist()):
             if code == 0:
                 rx[(node, tid)] = rx_ns
                 fl[(node, tid)] = f
         self._touch(node)
-        return n - refused
+        return np.array([c == 0 for c in st], dtype=bool)
+
+    def ingest_remote(self, node: int, tids: np.ndarray, rids: np.ndarray, t_us: np.ndarray, xe: np.ndarray,
+                      Pe: np.ndarray, flags: np.ndarray, rx_ns: int) -> int:
+        """Records of a remote board (another hub's, already authenticated
+        and in ECEF, times in relay µs) into the picture, clamped to their
+        receipt like a local board's; never handed to ``on_stored`` (what
+        came from the federation is not forwarded again). Returns the
+        records stored."""
+        if node not in self.remote:
+            return 0
+        self.stats.reports_in += 1
+        t_us = np.minimum(np.asarray(t_us, dtype=np.int64), rx_ns // 1000)
+        return int(self._store(node, tids, rids, t_us, xe, Pe, flags, rx_ns).sum())
 
     def _touch(self, node: int) -> None:
         # The next round must look at every destination that may see ``node``.

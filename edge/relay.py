@@ -43,6 +43,8 @@ import inspect
 import logging
 from typing import Any, Deque, Dict, List, Optional, Set
 
+import numpy as np
+
 from trilink_native import binding
 from trilink_board import messages as _msgs
 from trilink_board import wire as _board_wire
@@ -112,7 +114,10 @@ class Relay:
         self.node_link = {n.node: n.link for n in cfg.nodes}
         self.node_name = {n.node: n.name for n in cfg.nodes}
         nation = {n.node: n.nation for n in cfg.nodes}
-        release = {d: {s for s in nation if cfg.release.may(nation[s], nation[d])} for d in nation}
+        fed = getattr(cfg, "federation", None)
+        remote = fed.remote_nodes() if fed is not None and fed.enabled else {}
+        everyone = {**nation, **{nid: nat for nid, (_hub, nat) in remote.items()}}
+        release = {d: {s for s in everyone if cfg.release.may(everyone[s], nation[d])} for d in nation}
         geo = {n.node: NodeGeo(n.node, n.name, (n.origin.lat, n.origin.lon, n.origin.alt_m),
                                [list(t.polygon) for t in n.territory], [list(t.polygon) for t in n.eez])
                for n in cfg.nodes}
@@ -125,7 +130,8 @@ class Relay:
             max_age_s=sc.max_age_s, impact_period_s=impact_period_s,
             dr_config=dr_config,
             warn_horizon_s=fu.warn_horizon_s, warn_partners=(fu.warn == "partners"), warning_retry_s=(sc.warning_retry_s, sc.warning_retry_max_s),
-            push_warning=self._push, push_control=self._push_control)
+            push_warning=self._push, push_control=self._push_control,
+            remote=remote, on_stored=self._forward if remote else None)
         self.schedulers: Dict[str, LinkScheduler] = {}
         self.meters: Dict[str, WindowMeter] = {}
         for name, lk in cfg.links.items():
@@ -170,6 +176,17 @@ class Relay:
         self._part_delay: Dict[str, float] = {}    # part -> current backoff (s); present while failing
         # [zenoh] / [asterix]: released frames published off the latency path (edge/publish.py)
         self.publisher = make_publisher(cfg) if hasattr(cfg, "zenoh") else None
+        # [federation]: our boards' reports to the other hubs, theirs into our picture (edge/federation.py)
+        self.federation: Any = None
+        if remote:
+            from trilink_edge import config as _config
+            from trilink_edge.federation import Federation
+            fkeys = _config.load_federation_keys(fed, cfg.relay.allow_test_keys, cfg.source)
+            peers = {p.name: p for p in fed.peers}
+            self.federation = Federation(
+                fed, fkeys, nation,
+                lambda nat, peer: all(cfg.release.may(nat, n) for n in peers[peer].serves),
+                self._on_federated)
 
     # ---- glue ----
 
@@ -258,6 +275,25 @@ class Relay:
                 self.sessions._count(f.src, "malformed")
                 return
             self.board_stats[f.src] = {str(cid): v for cid, v in msg["counters"]}
+
+    def _forward(self, node: int, *records: Any) -> None:
+        if self.federation is not None:
+            self.federation.forward(node, *records)
+
+    def _on_federated(self, peer: str, recs: Any, P: Any, rx_ns: int) -> None:
+        """Authentic records from hub ``peer`` (on the loop): into the picture, then a round."""
+        from trilink_edge.federation import UTC
+        t_us = recs["t_us"] - UTC.offset_us()
+        stored = 0
+        nodes = recs["node"]
+        for node in np.unique(nodes).tolist():
+            k = nodes == node
+            stored += self.pipeline.ingest_remote(node, recs["tid"][k].astype(np.int64), recs["rid"][k].astype(np.int64),
+                                                  t_us[k], np.array(recs["x"][k]), P[k],
+                                                  recs["flags"][k].astype(np.int64), rx_ns)
+        if stored and not self._round_pending and self._loop is not None:
+            self._round_pending = True
+            self._loop.call_soon(self._guarded, self._round)
 
     def _guarded(self, fn: Any, *args: Any) -> None:
         # A frame that trips a bug must cost that frame only: the link's
@@ -406,6 +442,8 @@ class Relay:
             self._part("housekeeping", self._housekeeping)
         if self._impact is None:
             self._part("impact", self._maybe_impacts, now)
+        if self.federation is not None:
+            self._part("federation", self.federation.tick)
 
     async def _ticker(self) -> None:
         last = relay_now_ns()
@@ -502,6 +540,8 @@ class Relay:
         self._running = True
         if self.publisher is not None:
             self.publisher.start(self, self._loop)
+        if self.federation is not None:
+            self.federation.start(self._loop)
         self.sessions.start()
         specs = [self._ticker()]
         for name, link in self.links.items():
@@ -537,6 +577,8 @@ class Relay:
                     link.handler = None
             if self.publisher is not None:
                 self.publisher.close()      # bounded (publish.CLOSE_BUDGET_S); never raises
+            if self.federation is not None:
+                self.federation.close()     # never raises
             closes = [asyncio.ensure_future(link.close()) for link in self.links.values()]
             if closes:
                 await asyncio.wait(closes, timeout=LINK_CLOSE_S)
@@ -586,6 +628,8 @@ class Relay:
                                "part_errors": dict(self.part_errors), "stalls": self.stalls,
                                "deliveries": {"count": sum(self.delivery_count.values()),
                                               "recent": list(self.deliveries)[-16:]}}
+        if self.federation is not None:
+            out["federation"] = self.federation.stats()
         lat = sorted(self.latency_ns)
         if lat:
             out["relay_latency_us"] = {"count": len(lat), "p50": lat[len(lat) // 2] // 1000,
