@@ -53,6 +53,18 @@ def _own_cgroup(controller: Optional[str]) -> Optional[str]:
     return None
 
 
+def _make(path: Path, settings: List[Tuple[str, str]]) -> Path:
+    """A new cgroup at ``path`` with its control files written; removed again if a write fails."""
+    path.mkdir()
+    try:
+        for name, value in settings:
+            (path / name).write_text(value)
+    except OSError:
+        path.rmdir()
+        raise
+    return path
+
+
 def _v2_mount() -> Optional[Path]:
     for candidate in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
         if (candidate / "cgroup.controllers").exists():
@@ -112,14 +124,8 @@ class CpuCap:
                 ctl = (parent / "cgroup.subtree_control").read_text().split()
                 if "cpu" not in ctl:
                     (parent / "cgroup.subtree_control").write_text("+cpu")
-                path = parent / name
-                path.mkdir()
-                try:
-                    (path / "cpu.max").write_text(f"{self.quota_us} {self.period_us}")
-                except OSError:
-                    path.rmdir()
-                    raise
-                self.path, self.version = path, 2
+                self.path = _make(parent / name, [("cpu.max", f"{self.quota_us} {self.period_us}")])
+                self.version = 2
                 return
             except OSError as e:
                 tried.append(f"cgroup v2 under {parent}: {e.strerror or e}")
@@ -128,15 +134,9 @@ class CpuCap:
         if own1 is not None and (base / "cpu.cfs_quota_us").exists():
             parent = base / own1.lstrip("/")
             try:
-                path = parent / name
-                path.mkdir()
-                try:
-                    (path / "cpu.cfs_period_us").write_text(str(self.period_us))
-                    (path / "cpu.cfs_quota_us").write_text(str(self.quota_us))
-                except OSError:
-                    path.rmdir()
-                    raise
-                self.path, self.version = path, 1
+                self.path = _make(parent / name, [("cpu.cfs_period_us", str(self.period_us)),
+                                                  ("cpu.cfs_quota_us", str(self.quota_us))])
+                self.version = 1
                 return
             except OSError as e:
                 tried.append(f"cgroup v1 under {parent}: {e.strerror or e}")
