@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import struct
 import sys
 import time
@@ -25,10 +24,8 @@ import zlib
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "boards"))
-from trilink_board import codec, geo, motion  # noqa: E402
-from trilink_native import binding as B  # noqa: E402
+from trilink_board import codec, geo, motion
+from trilink_native import binding as B
 
 FRAME = 28 + 2          # frame overhead + COBS byte + delimiter (a 1024-byte payload needs 5 COBS bytes: ignored)
 MAXP = 1024

@@ -19,15 +19,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
-from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "boards"))
-
-from trilink_board import wire  # noqa: E402
-from trilink_native import binding as b  # noqa: E402
+from trilink_board import wire
+from trilink_native import binding as b
 
 KEYS = {1: b"TEST-ONLY-KEY-jp-000000000000001", 2: b"TEST-ONLY-KEY-kr-000000000000002"}
 RELAY = 0

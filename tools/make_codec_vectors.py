@@ -31,9 +31,9 @@ import random
 import struct
 import sys
 
+from trilink_board import codec
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "boards"))
-from trilink_board import codec  # noqa: E402
 
 OUT = os.path.join(HERE, "..", "tests", "vectors", "codec_v2.json")
 

@@ -6,14 +6,11 @@ apogee and flight time they give; paste the tuples into truth.CLASSES.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 from scipy.optimize import least_squares
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "boards"))
-from trilink_board import geo, truth  # noqa: E402
+from trilink_board import geo, truth
 
 # class -> (range km, apogee km, flight min or None, burn_s, vertical_s, guess (accel, gamma, pitch_s))
 # With no flight-time target, pitch_s stays at its guess.
