@@ -28,6 +28,7 @@ Scenario time of relay time ``t_us``: ``start_s + (t_us - epoch_us) / 1e6``
 """
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -77,6 +78,30 @@ def in_ellipse(lat: float, lon: float, clat: float, clon: float, a_m: float, b_m
 
 PRED_EVERY_S = 10.0     # the judge keeps one impact prediction per missile and destination this often (the PNG)
 _ASSOC_M = 50_000.0     # a fused track farther than this from every object follows none
+SEEN_WITHIN_S = 2.0     # a nation "sees" a missile at t if one of its own reports of it lies within this of t
+
+
+def seen_by(times: List[float], t: float, within: float = SEEN_WITHIN_S) -> bool:
+    """True if a time of the sorted list ``times`` lies within ``within`` of ``t``."""
+    i = bisect.bisect_left(times, t - within)
+    return i < len(times) and times[i] <= t + within
+
+
+def two_nations(samples: List[Tuple[float, str, str, float]], seen: Dict[Tuple[str, str], List[float]],
+                nation: Optional[str] = None) -> List[Tuple[str, str, float]]:
+    """The ``(t, missile, phase, error)`` samples taken while two or more nations' own reports
+    follow the missile (``seen[(missile, nation)]``: sorted report times), as ``(missile, phase,
+    error)``. ``nation``: a sensor's own samples, kept when another nation sees it then. The fused
+    picture is compared with each nation on these times only: outside them it holds what one
+    nation alone saw (a worse radar before the better one sees the missile), which no fusion
+    could improve (docs/FUSION.md, "Fused against the best nation")."""
+    nats = sorted({n for _m, n in seen})
+    out = []
+    for t, m, ph, d in samples:
+        k = sum(1 for n in nats if n != nation and seen_by(seen.get((m, n), []), t))
+        if k + (nation is not None) >= 2:
+            out.append((m, ph, d))
+    return out
 
 
 def _truth(scenario: Dict[str, Any]) -> Truth:
@@ -317,6 +342,8 @@ class TruthCheck:
         own = [r for r in cap.reports.values() if r.relay_time and r.state is not None]
         first_by: Dict[Tuple[str, str], float] = {}
         sensor_samples: Dict[str, List[Tuple[str, str, float]]] = {}
+        seen: Dict[Tuple[str, str], List[float]] = {}     # (missile, nation) -> own report times
+        sensor_t: Dict[str, List[Tuple[float, str, str, float]]] = {}
         reported: Dict[str, List[Tuple[float, int]]] = {}      # object -> [(t, source node)]
         for rec, m, d in self.follow(own, origins, node="src", time="t_meas_us"):
             if m is not None:
@@ -327,13 +354,16 @@ class TruthCheck:
             n = names.get(rec.src, str(rec.src))
             first_by[(m, n)] = min(first_by.get((m, n), t), t)
             ph = fl[m].phase(t)
+            seen.setdefault((m, n), []).append(t)
             if ph:
                 sensor_samples.setdefault(n, []).append((m, ph, d))
+                sensor_t.setdefault(n, []).append((t, m, ph, d))
         first_track = {m: min((t for (mm, _), t in first_by.items() if mm == m), default=None) for m in fl}
         recs = [bj.WarningRec.from_record(r) for r in warning_records or []]
         wj = bj.judge_warnings(fl, nations, recs, t_end_s, first_track)
         # fused records: phase RMSE, impact checkpoints with ellipse, identity, first picture per nation
         fused_samples: Dict[str, List[Tuple[str, str, float]]] = {}
+        fused_t: List[Tuple[float, str, str, float]] = []
         ident: Dict[str, List[Tuple[float, int, Optional[str]]]] = {}
         first_pic: Dict[Tuple[str, str], float] = {}
         ests: Dict[Tuple[str, str], List[Tuple[float, float, bool]]] = {}   # (missile, dst) -> (t, km, holds)
@@ -351,6 +381,7 @@ class TruthCheck:
             ph = fl[m].phase(t)
             if ph:
                 fused_samples.setdefault(dst, []).append((m, ph, d))
+                fused_t.append((t, m, ph, d))
             if rec.impact is not None and rec.dst in frames:
                 lat, lon = impact_point(frames[rec.dst], rec.impact[0], rec.impact[1])
                 f = fl[m]
@@ -383,6 +414,10 @@ class TruthCheck:
         fused_ph = {dst: bj.phase_rmse(v) for dst, v in fused_samples.items()}
         sensor_ph = {n: bj.phase_rmse(v) for n, v in sensor_samples.items()}
         all_fused = bj.phase_rmse([x for v in fused_samples.values() for x in v])
+        for v in seen.values():
+            v.sort()
+        fused_two = bj.phase_rmse(two_nations(fused_t, seen))
+        sensor_two = {n: bj.phase_rmse(two_nations(v, seen, nation=n)) for n, v in sensor_t.items()}
         per_missile: Dict[str, Any] = {}
         for m, f in fl.items():
             if f.t_launch > t_end_s:
@@ -395,7 +430,9 @@ class TruthCheck:
                 "first_track_by_nation_s": {n: _r(first_by.get((m, n)), f.t_launch) for n in nodes},
                 "rmse_m_by_phase": {"fused": all_fused.get(m, {}),
                                     **{n: v.get(m, {}) for n, v in sensor_ph.items()}},
-                "fused_vs_best": bj.fused_vs_best({m: all_fused.get(m, {})}, sensor_ph),
+                "rmse_m_by_phase_two_nations": {"fused": fused_two.get(m, {}),
+                                                **{n: v.get(m, {}) for n, v in sensor_two.items()}},
+                "fused_vs_best": bj.fused_vs_best({m: fused_two.get(m, {})}, sensor_two),
                 "impact_checkpoints": [c for c in checkpoints if c["missile"] == m],
                 "nations": wj["missiles"].get(m, {})}
             # launch point: from a launch alert's point, when the alerts carry one
