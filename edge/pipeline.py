@@ -514,6 +514,11 @@ class Pipeline:
         # of a local board's report just stored (the federation forwards them)
         self.on_stored = on_stored
         self.held = {n: binding.CodecTable() for n in nodes}
+        # The receive hot path (issue 13): one C call per report decodes into
+        # arrays allocated once per source and rotates the records to ECEF.
+        # hot_path False is the Python path it replaced (kept to compare).
+        self.hot_path = True
+        self.rx = {n: binding.RxPath(f.R, f.p0) for n, f in self.frames.items()}
         self.report_rx: Dict[Tuple[int, int], int] = {}   # (node, source track) -> rx ns of its last report
         self.report_flags: Dict[Tuple[int, int], int] = {}  # (node, source track) -> quality flags of its last report
         self.dirty = False
@@ -552,24 +557,31 @@ class Pipeline:
         """Decode one verified TRACK_REPORT from ``node`` into the picture;
         returns the records stored. A bad payload is counted (malformed)."""
         self.stats.reports_in += 1
+        rx = self.rx[node] if self.hot_path else None
         try:
-            _hdr, b = binding.codec_decode(frame.payload, self.held[node])
+            if rx is not None:   # arrays reused per source: views below live until the next report
+                count = rx.decode(frame.payload, self.held[node])
+                b, clean = rx.batch, rx.clean
+            else:
+                _hdr, b = binding.codec_decode(frame.payload, self.held[node])
+                count = b.n
+                clean = all(st == binding.REC_OK for st in b.status.tolist()) and binding.REC_DROP not in b.rtype.tolist()
         except binding.CodecError:
             self.stats.decode_errors += 1
             return 0
-        sl, rl = b.status.tolist(), b.rtype.tolist()
-        if all(st == binding.REC_OK for st in sl) and binding.REC_DROP not in rl:
-            keep: object = slice(None)   # the usual frame: every record stored, no copies
-            n = b.n
+        if clean:
+            keep: object = slice(0, count)   # the usual frame: every record stored, no copies
+            n = count
         else:
-            ok = b.status == binding.REC_OK
-            nobase = b.status == binding.REC_NO_BASE
+            status, rtype, btid = b.status[:count], b.rtype[:count], b.tid[:count]
+            ok = status == binding.REC_OK
+            nobase = status == binding.REC_NO_BASE
             if nobase.any():
                 self.stats.no_base += int(nobase.sum())
-                tids = b.tid[nobase].tolist()[:255]
+                tids = btid[nobase].tolist()[:255]
                 payload = _msgs.encode(binding.MSG_KEYFRAME_REQ, {"track_ids": tids})
                 self.push_control(node, binding.MSG_KEYFRAME_REQ, payload)
-            for tid in b.tid[(b.rtype == binding.REC_DROP) & (b.status == binding.REC_GONE)].tolist():
+            for tid in btid[(rtype == binding.REC_DROP) & (status == binding.REC_GONE)].tolist():
                 try:
                     self.picture.drop(node, tid)
                     self._touch(node)
@@ -577,9 +589,9 @@ class Pipeline:
                     pass
                 self.report_rx.pop((node, tid), None)
                 self.report_flags.pop((node, tid), None)
-            mask = ok & (b.rtype != binding.REC_DROP)
-            keep = mask
-            n = int(mask.sum())
+            mask = ok & (rtype != binding.REC_DROP)
+            keep = np.flatnonzero(mask)
+            n = len(keep)
         if n == 0:
             return 0
         t_us = b.t_us[keep].astype(np.int64)
@@ -594,7 +606,10 @@ class Pipeline:
         if ahead.any():
             self.stats.future_stamped += int(ahead.sum())
             t_us = np.minimum(t_us, rx_ns // 1000)
-        xe, Pe = self.frames[node].to_ecef(b.x[keep], b.P[keep])
+        if rx is not None:
+            xe, Pe = rx.xe[keep], rx.Pe[keep]
+        else:
+            xe, Pe = self.frames[node].to_ecef(b.x[keep], b.P[keep])
         tids = b.tid[keep]
         rids = b.report_id[keep]
         flags = b.flags[keep]
