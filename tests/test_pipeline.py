@@ -280,3 +280,36 @@ def test_keyframe_request_resends_the_track_now_with_the_refused_reports():
     report(p, 1, JP_ORIGIN, fl.ecef(101.5), t0 + 1_500_000, 103)
     p.round((t0 + 1_500_000) * 1000)
     assert fid in kr.pending and p.keyframe_request(2, req, now_ns=(t0 + 1_500_000) * 1000) == 0
+
+
+def test_c_rx_path_and_python_path_decide_the_same():
+    # The relay's receive path in one C call (tl_relay_rx: decode into
+    # preallocated arrays and rotate to ECEF) against the Python path it
+    # replaced (codec_decode + Frame6.to_ecef), on the same flight from boost
+    # to a warning: every PICTURE record each destination decodes (ids,
+    # sources, nations, phase flags, position/velocity/covariance codes,
+    # impact) and every warning agree, codes within one quantum (the two
+    # paths add the rotation's terms in a different order).
+    out = {}
+    for hot in (True, False):
+        p, warnings, _c = make_pipeline({1: {2}, 2: {1}, 3: set()}, warn_partners=True)
+        p.hot_path = hot
+        got = {1: {"held": {}, "recs": []}, 2: {"held": {}, "recs": []}}
+        fly(p, Flight(), 2_000_000_000, seconds=20, thrust_until_s=321.0, received=got)
+        fly(p, Flight(), 2_000_000_000, seconds=25, start_s=321.0, received=got)
+        out[hot] = (got, [messages.decode(wire.WARNING, w.payload) for w in warnings + p.launches])
+    (c_got, c_warn), (py_got, py_warn) = out[True], out[False]
+    assert len(c_warn) >= 2 and [(w["nation"], w["kind"], w["status"]) for w in c_warn] == \
+        [(w["nation"], w["kind"], w["status"]) for w in py_warn]
+    for node in (1, 2):
+        a, b = c_got[node]["recs"], py_got[node]["recs"]
+        assert len(a) == len(b) > 40
+        for ra, rb in zip(a, b):
+            assert (ra.tid, ra.t_us, ra.flags, ra.nations, ra.sources) == (rb.tid, rb.t_us, rb.flags, rb.nations,
+                                                                          rb.sources)
+            codes_a, codes_b = ra.pq + ra.vq + ra.sig + ra.cor, rb.pq + rb.vq + rb.sig + rb.cor
+            assert max(abs(x - y) for x, y in zip(codes_a, codes_b)) <= 1
+            assert (ra.imp is None) == (rb.imp is None)
+            if ra.imp is not None:
+                ia, ib = ra.imp[:2] + ra.imp[3:], rb.imp[:2] + rb.imp[3:]
+                assert max(abs(x - y) for x, y in zip(ia, ib)) <= 1 and abs(ra.imp[2] - rb.imp[2]) <= 1000
