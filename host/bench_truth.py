@@ -341,9 +341,8 @@ class TruthCheck:
         # first confirmed radar track of each missile: the first report of a board's track following it
         own = [r for r in cap.reports.values() if r.relay_time and r.state is not None]
         first_by: Dict[Tuple[str, str], float] = {}
-        sensor_samples: Dict[str, List[Tuple[str, str, float]]] = {}
+        sensor_samples: Dict[str, List[Tuple[float, str, str, float]]] = {}   # nation -> (t, missile, phase, error)
         seen: Dict[Tuple[str, str], List[float]] = {}     # (missile, nation) -> own report times
-        sensor_t: Dict[str, List[Tuple[float, str, str, float]]] = {}
         reported: Dict[str, List[Tuple[float, int]]] = {}      # object -> [(t, source node)]
         for rec, m, d in self.follow(own, origins, node="src", time="t_meas_us"):
             if m is not None:
@@ -356,14 +355,12 @@ class TruthCheck:
             ph = fl[m].phase(t)
             seen.setdefault((m, n), []).append(t)
             if ph:
-                sensor_samples.setdefault(n, []).append((m, ph, d))
-                sensor_t.setdefault(n, []).append((t, m, ph, d))
+                sensor_samples.setdefault(n, []).append((t, m, ph, d))
         first_track = {m: min((t for (mm, _), t in first_by.items() if mm == m), default=None) for m in fl}
         recs = [bj.WarningRec.from_record(r) for r in warning_records or []]
         wj = bj.judge_warnings(fl, nations, recs, t_end_s, first_track)
         # fused records: phase RMSE, impact checkpoints with ellipse, identity, first picture per nation
-        fused_samples: Dict[str, List[Tuple[str, str, float]]] = {}
-        fused_t: List[Tuple[float, str, str, float]] = []
+        fused_samples: Dict[str, List[Tuple[float, str, str, float]]] = {}    # destination -> (t, missile, phase, error)
         ident: Dict[str, List[Tuple[float, int, Optional[str]]]] = {}
         first_pic: Dict[Tuple[str, str], float] = {}
         ests: Dict[Tuple[str, str], List[Tuple[float, float, bool]]] = {}   # (missile, dst) -> (t, km, holds)
@@ -380,8 +377,7 @@ class TruthCheck:
             first_pic[(m, dst)] = min(first_pic.get((m, dst), t_tx), t_tx)
             ph = fl[m].phase(t)
             if ph:
-                fused_samples.setdefault(dst, []).append((m, ph, d))
-                fused_t.append((t, m, ph, d))
+                fused_samples.setdefault(dst, []).append((t, m, ph, d))
             if rec.impact is not None and rec.dst in frames:
                 lat, lon = impact_point(frames[rec.dst], rec.impact[0], rec.impact[1])
                 f = fl[m]
@@ -411,13 +407,14 @@ class TruthCheck:
                     continue
                 checkpoints.append({"missile": m, "destination": dst, "t_to_go_s": cp,
                                     "error_km": round(before[-1][1], 3), "ellipse_holds_truth": before[-1][2]})
-        fused_ph = {dst: bj.phase_rmse(v) for dst, v in fused_samples.items()}
-        sensor_ph = {n: bj.phase_rmse(v) for n, v in sensor_samples.items()}
-        all_fused = bj.phase_rmse([x for v in fused_samples.values() for x in v])
+        fused_t = [x for v in fused_samples.values() for x in v]
+        fused_ph = {dst: bj.phase_rmse([x[1:] for x in v]) for dst, v in fused_samples.items()}
+        sensor_ph = {n: bj.phase_rmse([x[1:] for x in v]) for n, v in sensor_samples.items()}
+        all_fused = bj.phase_rmse([x[1:] for x in fused_t])
         for v in seen.values():
             v.sort()
         fused_two = bj.phase_rmse(two_nations(fused_t, seen))
-        sensor_two = {n: bj.phase_rmse(two_nations(v, seen, nation=n)) for n, v in sensor_t.items()}
+        sensor_two = {n: bj.phase_rmse(two_nations(v, seen, nation=n)) for n, v in sensor_samples.items()}
         per_missile: Dict[str, Any] = {}
         for m, f in fl.items():
             if f.t_launch > t_end_s:

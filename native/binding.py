@@ -83,5 +83,4 @@ from trilink_native._relaypath import RxPath  # noqa: F401
 
 # The binding's modules, in the order above (tests run each one's docstring examples).
 MODULES = ("_errors", "_arrays", "_crc32", "_sha256", "_cobs", "_wire", "_codec", "_drmodel", "_geo", "_motion",
-           "_kalman", "_impact", "_assign", "_ci", "_picture",
-           "_relaypath")
+           "_kalman", "_impact", "_assign", "_ci", "_picture", "_relaypath")
