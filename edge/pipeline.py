@@ -896,7 +896,6 @@ class Pipeline:
                 d.flags.pop(gone, None)
             ok = (imp.status == binding.TRK_OK).tolist()
             en = d.frame.point_en(np.nan_to_num(imp.ecef)).tolist()
-            ter = imp.territory.tolist()
             tt, lat, lon = imp.t.tolist(), imp.lat.tolist(), imp.lon.tolist()
             a, b, o = imp.semi_major.tolist(), imp.semi_minor.tolist(), imp.orient.tolist()
             st = imp.sigma_t.tolist()
@@ -918,21 +917,20 @@ class Pipeline:
                     continue
                 d.impact[fid] = (tt[i], en[i][0], en[i][1], a[i], b[i], o[i])
                 horizon = now_s < tt[i] < now_s + self.warn_horizon_s
-                mean_on = self.owners[ter[i]] if ter[i] >= 0 else -1
                 az = _launch.azimuth(xs[i])
                 args = (tt[i], lat[i], lon[i], a[i], b[i], o[i], now_ns)
                 path = paths.get(fid)
                 for n in self.land:
                     if not (self.warn_partners or n == node):
                         continue
-                    # Impact on the nation's territory or in its EEZ: the 95% ellipse
-                    # against the polygons, held while the 99% still reaches them.
+                    # Impact on the nation's territory or in its EEZ: issued on a decisive
+                    # prediction, held on the ellipse (edge/threat.py impact_kind).
                     cur = self.desk.get(node, fid, n, CH_IMPACT)
                     live = cur is not None and cur.status != STATUS_OBSOLETE
                     kind = None
                     if horizon:
                         k = _threat.impact_kind(lat[i], lon[i], a[i], b[i], o[i], self.land[n], self.eez.get(n, ()),
-                                                cur.kind if live and cur is not None else None, mean_on == n)
+                                                cur.kind if live and cur is not None else None)
                         kind = None if k is None else (KIND_TERRITORY if k == _threat.TERRITORY else KIND_EEZ)
                     self._decide(node, fid, n, CH_IMPACT, kind, cur, args, st[i], az)
                     # Overflight: the ground track's corridor comes over the territory
