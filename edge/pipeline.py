@@ -864,17 +864,23 @@ class Pipeline:
                          for nd, tr in zip(nds[:m], trs[:m]))
                      for nds, trs, m in zip(o["node"].tolist(), o["track"].tolist(), o["nmem"].tolist())]
                     for _t, o, _n in parts]
+        # The reports behind each row (its members' node, track and report ids): a
+        # row with none new since the last look is no evidence of its phase.
+        evidence = [[tuple(zip(nds[:m], trs[:m], rps[:m]))
+                     for nds, trs, rps, m in zip(o["node"].tolist(), o["track"].tolist(), o["report"].tolist(),
+                                                 o["nmem"].tolist())]
+                    for _t, o, _n in parts]
 
         def job() -> list:
             imp = binding.predict_impact(x, P, t0, territories=terr or None)
             jac = binding.jacobi(x)
             res, k = [], 0
-            for (t, o, nodes), boost, bal in zip(parts, boosting, ballistic):
+            for (t, o, nodes), boost, bal, why in zip(parts, boosting, ballistic, evidence):
                 m = len(o["fused_id"])
                 sl = slice(k, k + m)
                 part = binding.Impacts(**{f: getattr(imp, f)[sl] for f in _IMPACT_FIELDS})
                 paths = ground_tracks(o["x"], o["fused_id"], part, t, set(bal))
-                ev = (t, jac[sl].tolist(), boost, o["x"], paths)
+                ev = (t, jac[sl].tolist(), boost, o["x"], paths, why)
                 res += [(node, o["fused_id"], part, ev) for node in nodes]
                 k += m
             return res
@@ -888,7 +894,7 @@ class Pipeline:
         extrapolation falls far short (docs/FUSION.md). Tracks that left the
         destination's picture since the job's snapshot are skipped."""
         now_s = now_ns / 1e9
-        for node, fids, imp, (t_snap, jac, boost, xs, paths) in results:
+        for node, fids, imp, (t_snap, jac, boost, xs, paths, why) in results:
             d = self.destinations[node]
             current = set(d.snapshot[1]["fused_id"].tolist()) if d.snapshot is not None else set()
             for gone in [f for f in d.phase.tracks if f not in current]:
@@ -904,7 +910,7 @@ class Pipeline:
             for i, fid in enumerate(fl):
                 if fid not in current:
                     continue
-                ph = d.phase.update(fid, t_snap, jac[i], boost[i])
+                ph = d.phase.update(fid, t_snap, jac[i], boost[i], why[i])
                 d.flags[fid] = _phase.PHASE_FLAGS[ph]
                 if ph != _phase.BALLISTIC:
                     # No prediction yet; a warning already out stays until a
