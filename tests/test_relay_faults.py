@@ -1,4 +1,4 @@
-"""The relay under faults of its own machinery (issue 16): a state file that
+"""The relay under faults of its own machinery (docs/RELIABILITY.md): a state file that
 cannot be written, a capture disk that is full. Real UDP links on 127.0.0.1
 and a board stand-in; each fault is counted, logged once, the other parts
 of the relay go on, and stop() returns within 1 s."""

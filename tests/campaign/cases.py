@@ -9,7 +9,7 @@ and the acceptance checks that failed (``failures``; empty = passed).
     r = noise_serial(Path("/tmp/x"), ber=1e-4, seconds=20)
     assert not r.failures, r.failures
 
-Acceptance (issue 8): zero crashes, zero forged, replayed or corrupted
+Acceptance (docs/RELIABILITY.md): zero crashes, zero forged, replayed or corrupted
 frames accepted, zero warnings lost; recovery after an unplug <= 2 s and
 after a relay restart <= 5 s; relay RSS growth under the 10x load <= 10 MB.
 """
