@@ -294,9 +294,14 @@ def judge_warnings(fl: Dict[str, Flight], nations: Dict[str, Nation], recs: Iter
                 counts[n]["launch"]["missed"] += 1
             # impact warnings
             ups = _up_intervals(threat, t_end)
-            rises = len(ups)
-            kind_changes = sum(1 for a, b, ks in ups for (_, k1), (_, k2) in zip(ks, ks[1:]) if k1 != k2)
-            flaps = max(0, rises - 1) + kind_changes
+            # Flaps per warning: the impact warning (territory / EEZ) and the overflight warning
+            # have lifecycles of their own (PROTOCOL.md 4.5), so one's updates are no flap of the other.
+            rises = flaps = 0
+            for chan in (False, True):
+                cu = _up_intervals([r for r in threat if (r.kind == "overflight") == chan], t_end)
+                rises += len(cu)
+                flaps += max(0, len(cu) - 1) + sum(1 for a, b, ks in cu for (_, k1), (_, k2) in zip(ks, ks[1:])
+                                                   if k1 != k2)
             v["issued"] = rises
             v["flaps"] = flaps
             t_first = ups[0][0] if ups else None
