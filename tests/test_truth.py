@@ -131,3 +131,24 @@ def test_the_flown_truth_does_not_depend_on_when_it_is_asked(cls: str) -> None:
             assert math.dist(p, at0[c]) < 2.0, (c, math.dist(p, at0[c]))
         assert geo.great_circle_m(imp[0], imp[1], imp0[0], imp0[1]) < 5.0
         assert abs(ti - ti0) < 0.01
+
+
+def test_every_board_flies_the_judges_missile() -> None:
+    # The boards' own simulations (Japan: two radars, Korea: one, each advancing its truth to
+    # its scan times) and the judge's flight (bench_judge.flights, 1 s steps) of the default
+    # scenario's KN-23, 60 s after burnout.
+    from trilink import bench_judge
+    from trilink_board.sim import Simulation
+    scen = config.load_scenario("default")
+    pos = []
+    for nation in ("jp", "kr"):
+        sim = Simulation(scen, config.load_nation(nation))
+        while sim.step(until=250.0):
+            pass
+        sim.truth.advance(250.0)
+        ob = next(o for o in sim.truth.objects if o.name == "KN-23")
+        pos.append(sim.truth.frames[ob.frame_index].enu_to_geodetic(ob.p[0], ob.p[1], ob.p[2]))
+    judge = next(s for s in bench_judge.flights(scen).get("KN-23").track if s[0] == 250.0)
+    pos.append(judge[1:])
+    ecef = [geo.geodetic_to_ecef(*p) for p in pos]
+    assert math.dist(ecef[0], ecef[1]) < 1.0 and math.dist(ecef[0], ecef[2]) < 1.0, [math.dist(ecef[0], e) for e in ecef]
