@@ -79,7 +79,8 @@ class Flight:
         return "terminal" if t >= self.t_terminal else "midcourse"
 
 
-def _burnout(ln: Dict[str, Any]) -> float:
+def burnout_time(ln: Dict[str, Any]) -> float:
+    """Scenario time (s) of a launch's burnout (a normalised launch of config.load_scenario)."""
     if "burnout" in ln and ln["burnout"] is not None:
         return float(ln["t"]) + float(ln["burnout"]["t_s"])
     c = ln["cls"]
@@ -110,7 +111,7 @@ def flights(scenario: Dict[str, Any], step_s: float = 1.0) -> Dict[str, Flight]:
         trk = tracks[o.name]
         t_apo = max(trk, key=lambda s: s[3])[0] if trk else o.t_impact
         t_term = next((s[0] for s in trk if s[0] >= t_apo and s[3] < TERMINAL_ALT_M), o.t_impact)
-        out[o.name] = Flight(o.name, o.t_launch, ln["lat"], ln["lon"], _burnout(ln), t_apo, t_term,
+        out[o.name] = Flight(o.name, o.t_launch, ln["lat"], ln["lon"], burnout_time(ln), t_apo, t_term,
                              o.t_impact, lat, lon, trk)
     return out
 
