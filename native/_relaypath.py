@@ -1,6 +1,8 @@
 """The relay's receive hot path (native/c/relaypath.h): one C call per
-TRACK_REPORT decodes into arrays allocated once and rotates the records
-into ECEF; nothing is allocated per frame.
+TRACK_REPORT decodes into arrays allocated once, rotates the records
+into ECEF, maps their times onto the relay's and stores them in the
+picture (``ingest``; ``decode`` stops after the rotation); nothing is
+allocated per frame.
 
     >>> import numpy as np
     >>> from trilink_native._codec import CODEC_REPORT, TrackBatch, codec_encode
@@ -9,6 +11,12 @@ into ECEF; nothing is allocated per frame.
     >>> n = rx.decode(codec_encode(CODEC_REPORT, b))
     >>> n, rx.clean, rx.batch.tid[:n].tolist(), rx.xe[0, :3].tolist()
     (1, True, [3], [1.0, 2.0, 103.0])
+    >>> from trilink_native._picture import Picture
+    >>> b.x[0] = [0.0, 0.0, 6.4e6, 7.0e3, 0.0, 0.0]; pic = Picture()
+    >>> rx.ingest(codec_encode(CODEC_REPORT, b), None, pic, relay_time=False, rx_us=2_000_000)
+    1
+    >>> rx.stored, rx.t_us[:1].tolist(), rx.status[:1].tolist(), rx.ahead, rx.refused
+    (True, [2000000], [0], 0, 0)
 """
 from __future__ import annotations
 
@@ -16,9 +24,10 @@ from typing import Optional
 
 import numpy as np
 
-from trilink_native._arrays import dptr, f64
+from trilink_native._arrays import dptr, f64, iptr, u8ptr
 from trilink_native._codec import CODEC_MAX_RECORDS, CodecTable, TrackBatch
 from trilink_native._errors import CODEC, check
+from trilink_native._picture import Picture
 from trilink_native._kernel import ffi, lib
 
 
@@ -29,31 +38,65 @@ class RxPath:
     ``Pe[:n]`` (rows of DROP records undefined), ``header`` (a cffi
     tl_codec_header) and ``clean`` (every record REC_OK and no DROP).
     The arrays are overwritten by the next call: copy what must outlive it.
+    ``ingest(payload, held, picture, relay_time, rx_us)`` also stores a
+    clean frame's records in ``picture`` as source ``node`` (``stored``;
+    ``t_us[:n]`` their relay times, ``status[:n]`` the picture's status
+    per record, ``ahead`` / ``refused`` the clamped / refused counts).
 
     R is the source's ENU rotation (enu = R @ (ecef - p0)), p0 its origin
     in ECEF."""
 
-    def __init__(self, R: np.ndarray, p0: np.ndarray, capacity: int = CODEC_MAX_RECORDS) -> None:
+    def __init__(self, R: np.ndarray, p0: np.ndarray, capacity: int = CODEC_MAX_RECORDS, node: int = 0) -> None:
         self._R = f64(R, (3, 3), "R")
         self._p0 = f64(p0, (3,), "p0")
         self.capacity = int(capacity)
         self.batch = TrackBatch.empty(self.capacity)
         self.xe = np.zeros((self.capacity, 6))
         self.Pe = np.zeros((self.capacity, 6, 6))
-        self.header = ffi.new("tl_codec_header *")
-        self._clean = ffi.new("int32_t *")
-        self._args = (self.batch._c(), self.capacity, self.header, dptr(self._R), dptr(self._p0),
-                      dptr(self.xe), dptr(self.Pe), self._clean)
+        self.t_us = np.zeros(self.capacity, dtype=np.int64)
+        self.status = np.zeros(self.capacity, dtype=np.int32)
+        self._t_s = np.zeros(self.capacity)
+        self._nodes = np.zeros(self.capacity, dtype=np.uint8)
+        c = self._ctx = ffi.new("tl_relay_rx_ctx *")
+        c.R, c.p0 = self._R.ravel().tolist(), self._p0.tolist()
+        c.node, c.cap, c.batch = int(node), self.capacity, self.batch._c()
+        # the struct points into these arrays: they live as long as self
+        c.xe, c.Pe, c.t_s = dptr(self.xe), dptr(self.Pe), dptr(self._t_s)
+        c.t_us = ffi.from_buffer("int64_t[]", self.t_us)
+        c.nodes, c.status = u8ptr(self._nodes), iptr(self.status)
+        self._bufs = (c.xe, c.Pe, c.t_s, c.t_us, c.nodes, c.status)
+        self.header = ffi.addressof(c, "hdr")
 
     @property
     def clean(self) -> bool:
-        return bool(self._clean[0])
+        return bool(self._ctx.clean)
+
+    @property
+    def stored(self) -> bool:
+        return bool(self._ctx.stored)
+
+    @property
+    def ahead(self) -> int:
+        return int(self._ctx.ahead)
+
+    @property
+    def refused(self) -> int:
+        return int(self._ctx.refused)
 
     def decode(self, payload, held: Optional[CodecTable] = None) -> int:
         """Record count of one payload (a CodecError if it does not decode;
         ``held`` is then unchanged)."""
+        return self.ingest(payload, held, None, True, 0)
+
+    def ingest(self, payload, held: Optional[CodecTable], picture: Optional[Picture], relay_time: bool,
+               rx_us: int) -> int:
+        """``decode``, then, for a clean frame with records and a picture,
+        its times on the relay's timebase (``relay_time`` False: shifted so
+        that the newest is ``rx_us``; any later than ``rx_us`` clamped to
+        it) and its records stored in ``picture``. Record count (a
+        CodecError if the payload does not decode: nothing stored, ``held``
+        unchanged)."""
         buf = ffi.from_buffer(payload)
-        cb, cap, hdr, R, p0, xe, Pe, clean = self._args
-        st = lib.tl_relay_rx(buf, len(buf), held._t if held is not None else ffi.NULL, cb, cap, hdr,
-                             R, p0, xe, Pe, clean)
-        return check(st, CODEC, "decode")
+        st = lib.tl_relay_ingest(self._ctx, buf, len(buf), held._t if held is not None else ffi.NULL,
+                                 picture._pic if picture is not None else ffi.NULL, 1 if relay_time else 0, rx_us)
+        return check(st, CODEC, "ingest")

@@ -45,3 +45,42 @@ int32_t tl_relay_rx(const uint8_t *in, int32_t len, tl_codec_table *held, tl_tra
     *clean = ok;
     return n;
 }
+
+int32_t tl_relay_ingest(tl_relay_rx_ctx *c, const uint8_t *in, int32_t len, tl_codec_table *held,
+                        tl_picture *pic, int32_t relay_time, int64_t rx_us)
+{
+    int32_t n, i, rc;
+    int64_t newest, shift = 0;
+    if (c == NULL || c->t_us == NULL || c->t_s == NULL || c->nodes == NULL || c->status == NULL)
+        return TL_CODEC_EARG;
+    c->stored = c->ahead = c->refused = 0;
+    n = tl_relay_rx(in, len, held, c->batch, c->cap, &c->hdr, c->R, c->p0, c->xe, c->Pe, &c->clean);
+    if (n <= 0 || !c->clean || pic == NULL)
+        return n;
+    if (!relay_time) {
+        newest = (int64_t)c->batch->t_us[0];
+        for (i = 1; i < n; i++)
+            if ((int64_t)c->batch->t_us[i] > newest)
+                newest = (int64_t)c->batch->t_us[i];
+        shift = rx_us - newest;
+    }
+    for (i = 0; i < n; i++) {
+        int64_t t = (int64_t)c->batch->t_us[i] + shift;
+        /* A measurement cannot postdate its own receipt (a board clock
+         * stepped ahead): clamped, and counted by the caller. */
+        if (t > rx_us) {
+            t = rx_us;
+            c->ahead++;
+        }
+        c->t_us[i] = t;
+        c->t_s[i] = (double)t / 1e6;
+        c->nodes[i] = c->node;
+    }
+    rc = tl_picture_update(pic, n, c->nodes, c->batch->tid, c->batch->report_id, c->t_s, c->xe, c->Pe,
+                           c->status);
+    if (rc < 0)
+        return TL_CODEC_EARG;
+    c->refused = rc;
+    c->stored = 1;
+    return n;
+}
