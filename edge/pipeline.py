@@ -521,6 +521,7 @@ class Pipeline:
         # (kept to compare).
         self.hot_path = True
         self.rx = {n: binding.RxPath(f.R, f.p0, node=n) for n, f in self.frames.items()}
+        self.rx_frames: Optional[binding.RxFrames] = None   # rx_verifier's: verify and ingest in one call
         self.report_rx: Dict[Tuple[int, int], int] = {}   # (node, source track) -> rx ns of its last report
         self.report_flags: Dict[Tuple[int, int], int] = {}  # (node, source track) -> quality flags of its last report
         self.dirty = False
@@ -562,8 +563,10 @@ class Pipeline:
         rx = self.rx[node] if self.hot_path else None
         try:
             if rx is not None:   # arrays reused per source: views below live until the next report
-                count = rx.ingest(frame.payload, self.held[node], self.picture,
-                                  bool(frame.flags & binding.FLAG_RELAY_TIME), rx_ns // 1000)
+                count = self.rx_frames.take(frame) if self.rx_frames is not None else None
+                if count is None:   # not ingested by the call that verified it
+                    count = rx.ingest(frame.payload, self.held[node], self.picture,
+                                      bool(frame.flags & binding.FLAG_RELAY_TIME), rx_ns // 1000)
                 if rx.stored:
                     return self._stored(node, rx, count, rx_ns)
                 b, clean = rx.batch, rx.clean
@@ -623,6 +626,18 @@ class Pipeline:
             ok = st != 0
             self.on_stored(node, tids[ok], rids[ok], t_us[ok], xe[ok], Pe[ok], flags[ok])
         return int(st.sum())
+
+    def rx_verifier(self, keyring: binding.Keyring, relay_node: int) -> Callable[..., binding.Frame]:
+        """``verify(raw, link, ingest, t_ns)`` for ``Sessions.verify``: the
+        keyring's check of a raw frame and, for a TRACK_REPORT to the relay
+        when ``ingest`` (the session layer will take the frame as it is) and
+        ``hot_path``, its ingest in the same C call (``binding.RxFrames``);
+        ``ingest(node, frame, rx_ns)`` then only does the bookkeeping."""
+        rf = self.rx_frames = binding.RxFrames(keyring, relay_node, self.rx, self.held, self.picture)
+
+        def verify(raw: bytes, link: Sequence[int], ingest: bool, t_ns: int) -> binding.Frame:
+            return rf.verify(raw, link, ingest and self.hot_path, t_ns // 1000)
+        return verify
 
     def _stored(self, node: int, rx: binding.RxPath, n: int, rx_ns: int) -> int:
         """The bookkeeping of a clean report that ``RxPath.ingest`` stored

@@ -100,3 +100,85 @@ class RxPath:
         st = lib.tl_relay_ingest(self._ctx, buf, len(buf), held._t if held is not None else ffi.NULL,
                                  picture._pic if picture is not None else ffi.NULL, 1 if relay_time else 0, rx_us)
         return check(st, CODEC, "ingest")
+
+
+class RxFrames:
+    """The relay's receive path of whole frames, one C call each
+    (``tl_relay_rx_frame``): ``verify(raw, link)`` checks a raw frame as
+    ``Keyring.verify`` does (cases 3-11, the same ``WireError`` reasons, the
+    key's mark raised) and, when ``ingest`` is true and the frame is a
+    TRACK_REPORT to ``relay_node`` (or broadcast) from a node with an
+    ``RxPath`` in ``rx``, ingests its payload in the same call
+    (``RxPath.ingest`` with ``held[src]`` and ``picture``). ``ingested`` is
+    then ``(frame, record count or negative TL_CODEC_E*)`` for the frame
+    returned, else None.
+
+        >>> from trilink_native._wire import Keyring, pack_frame, MSG_TRACK_REPORT, FLAG_RELAY_TIME
+        >>> from trilink_native._codec import CODEC_REPORT, codec_encode
+        >>> ring = Keyring(0, link=[1]); ring.add(1, 1, bytes(32))
+        >>> b = TrackBatch.empty(1); b.P[0] = np.eye(6); b.x[0, 2] = 6.4e6; b.x[0, 3] = 7e3
+        >>> pic = Picture(); rx = {1: RxPath(np.eye(3), np.zeros(3), node=1)}
+        >>> rf = RxFrames(ring, 0, rx, {1: CodecTable()}, pic)
+        >>> raw = pack_frame(bytes(32), 1, 1, 0, MSG_TRACK_REPORT, 0, 1, codec_encode(CODEC_REPORT, b), FLAG_RELAY_TIME)
+        >>> f = rf.verify(raw, [1], ingest=True, rx_us=10)
+        >>> rf.ingested[1], rx[1].stored, rx[1].t_us[:1].tolist()
+        (1, True, [0])
+        >>> rf.verify(raw, [1], ingest=True, rx_us=10)
+        Traceback (most recent call last):
+        ...
+        trilink_native._errors.WireError: replay (verify: src 1 key_id 1 counter 1, code -5)
+        >>> rf.ingested is None, ring.counts["replay"]
+        (True, 1)
+    """
+
+    def __init__(self, keyring, relay_node: int, rx: dict, held: dict, picture: Optional[Picture]) -> None:
+        from trilink_native._wire import _link_mask
+        self._link_mask = _link_mask
+        self._ring = keyring
+        self._node = int(relay_node)
+        self._picture = picture._pic if picture is not None else ffi.NULL
+        self._rx = ffi.new("tl_relay_rx_ctx *[256]")
+        self._held = ffi.new("tl_codec_table *[256]")
+        self._keep = (dict(rx), dict(held), picture)
+        for nd, r in rx.items():
+            self._rx[nd] = r._ctx
+        for nd, t in held.items():
+            self._held[nd] = t._t
+        self._hdr = ffi.new("tl_header *")
+        self._ingested = ffi.new("int32_t *")
+        self._masks: dict = {}
+        self.ingested: Optional[tuple] = None
+
+    def verify(self, raw, link=(), ingest: bool = False, rx_us: int = 0):
+        """The ``Frame`` if ``raw`` passes cases 3-11 (else ``WireError``:
+        ``malformed``, ``crc_error``, ``wrong_link``, ``auth_fail``,
+        ``replay``, counted as ``Keyring.verify`` counts them)."""
+        from trilink_native._wire import Frame, WIRE
+        key = tuple(link)
+        mask = self._masks.get(key)
+        if mask is None:
+            mask = self._masks[key] = self._link_mask(key)
+        self.ingested = None
+        buf = ffi.from_buffer(raw)
+        rc = lib.tl_relay_rx_frame(self._ring._k, mask, buf, len(buf), self._node, 1 if ingest else 0, self._rx,
+                                   self._held, self._picture, rx_us, self._hdr, self._ingested)
+        if rc != 0:
+            h = self._hdr
+            detail = (f"src {h.src} key_id {h.key_id} counter {h.counter}"
+                      if rc not in (lib.TL_ERR_MALFORMED, lib.TL_ERR_CRC) else f"frame of {len(buf)} bytes")
+            check(rc, WIRE, "verify", detail)
+        f = Frame(bytes(raw))
+        n = self._ingested[0]
+        if n != lib.TL_RELAY_NOT_INGESTED:
+            self.ingested = (f, int(n))
+        return f
+
+    def take(self, frame) -> Optional[int]:
+        """The record count of ``frame``'s ingest by the last ``verify``
+        (a CodecError if its payload did not decode), once; None if that
+        call did not ingest ``frame``."""
+        got = self.ingested
+        if got is None or got[0] is not frame:
+            return None
+        self.ingested = None
+        return check(got[1], CODEC, "ingest")

@@ -84,3 +84,32 @@ int32_t tl_relay_ingest(tl_relay_rx_ctx *c, const uint8_t *in, int32_t len, tl_c
     c->stored = 1;
     return n;
 }
+
+int32_t tl_relay_rx_frame(tl_keyring *k, const uint8_t *link_mask, const uint8_t *raw, int32_t len,
+                          uint8_t relay_node, int32_t ingest, tl_relay_rx_ctx *const *rx,
+                          tl_codec_table *const *held, tl_picture *pic, int64_t rx_us, tl_header *hdr,
+                          int32_t *ingested)
+{
+    int32_t rc;
+    tl_relay_rx_ctx *c;
+    if (k == NULL || link_mask == NULL || raw == NULL || len < 0 || hdr == NULL || ingested == NULL)
+        return TL_ERR_ARG;
+    *ingested = TL_RELAY_NOT_INGESTED;
+    rc = tl_frame_parse(raw, (size_t)len, hdr);
+    if (rc != TL_OK)
+        return rc;
+    rc = tl_keyring_verify(k, raw, (size_t)len, link_mask);
+    if (rc != TL_OK)
+        return rc;
+    /* Only a frame the session layer will take as it is: a report to us. */
+    if (!ingest || rx == NULL || hdr->type != TL_MSG_TRACK_REPORT ||
+        (hdr->dst != relay_node && hdr->dst != TL_BROADCAST))
+        return TL_OK;
+    c = rx[hdr->src];
+    if (c == NULL)
+        return TL_OK;
+    *ingested = tl_relay_ingest(c, raw + TL_HEADER_SIZE, (int32_t)hdr->length,
+                                held != NULL ? held[hdr->src] : NULL, pic,
+                                (hdr->flags & TL_FLAG_RELAY_TIME) != 0, rx_us);
+    return TL_OK;
+}

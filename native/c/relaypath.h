@@ -18,6 +18,7 @@
 
 #include "codec.h"
 #include "picture.h"
+#include "wire.h"
 
 /* cffi:begin */
 /* R: 3x3 row-major ENU rotation of the source, p0: its origin in ECEF (m).
@@ -59,6 +60,22 @@ typedef struct tl_relay_rx_ctx {
  * TL_CODEC_E* (TL_CODEC_EARG if the picture refused the arguments). */
 int32_t tl_relay_ingest(tl_relay_rx_ctx *c, const uint8_t *in, int32_t len, tl_codec_table *held,
                         tl_picture *pic, int32_t relay_time, int64_t rx_us);
+
+enum { TL_RELAY_NOT_INGESTED = -1000 };
+
+/* One raw frame received on a link, verification first: tl_frame_parse
+ * (cases 3-7; *hdr its header) and tl_keyring_verify (cases 8-11: link,
+ * tag, replay; the key's mark raised). Then, only for a verified
+ * TRACK_REPORT addressed to relay_node or broadcast, with ingest != 0 and a
+ * context rx[src] (rx and held: 256 entries by node id, NULL where none),
+ * tl_relay_ingest of its payload (relay_time from the frame's flags):
+ * *ingested is its result (the record count or a negative TL_CODEC_E*),
+ * else TL_RELAY_NOT_INGESTED. Returns TL_OK or the TL_ERR_* of cases 3-11
+ * (nothing ingested). */
+int32_t tl_relay_rx_frame(tl_keyring *k, const uint8_t *link_mask, const uint8_t *raw, int32_t len,
+                          uint8_t relay_node, int32_t ingest, tl_relay_rx_ctx *const *rx,
+                          tl_codec_table *const *held, tl_picture *pic, int64_t rx_us, tl_header *hdr,
+                          int32_t *ingested);
 /* cffi:end */
 
 #endif
