@@ -5,7 +5,9 @@
    frame, against the copies held for that board), map its times onto the
    relay timebase, convert each record from the board's local ENU frame to
    ECEF with the board's origin, and store it in the fused picture
-   (``binding.Picture``).
+   (``binding.Picture``). On the hot path all of it is one C call, which
+   in the relay is also the frame's verification (``rx_verifier``,
+   ``binding.RxFrames``); ``ingest`` then keeps the per-record bookkeeping.
 2. ``round``: one association round at the relay's now, then, for every
    destination, CI fusion over only the sources releasable to it (the
    release policy), conversion to the destination's ENU frame, and the

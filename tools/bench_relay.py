@@ -15,9 +15,10 @@ and the body) at 2 Hz, 8 tracks per frame (16 frames/s per board).
 
     python tools/bench_relay.py --seconds 8 --baseline 7a257ce
 
-``--baseline REV`` also runs the socket loads with ``edge/`` as of a git
-revision and prints the ratios side by side; the ``path`` lines time the
-latency path alone in this thread (results: docs/BENCH_RELAY.md).
+``--baseline REV`` also runs the socket loads and the ``path`` lines with
+``edge/`` as of a git revision and prints the ratios side by side; the
+``path`` lines time the latency path alone in this thread (results:
+docs/BENCH_RELAY.md).
 """
 from __future__ import annotations
 
@@ -169,9 +170,9 @@ class _FakeLink:
 
 def run_path(name, tracks, rounds, tmp, gap_s=0.01):
     """The latency path alone, in this thread: each report frame through
-    Relay._on_frame (verify, decode, ingest) and Relay._round (fuse, offer,
-    pump: encode, pack, write to a counting link), one round per frame (no
-    batching: the worst case). CPU = this thread's CPU time (time.thread_time),
+    Relay._on_frame (verify, decode, ingest: "receive") and Relay._round
+    (fuse, offer, pump: encode, pack, write to a counting link), one round
+    per frame (no batching: the worst case). CPU = this thread's CPU time (time.thread_time),
     which other processes on the machine inflate less than wall time.
     ``gap_s`` between rounds: 0.25 s is the nominal load's spacing, after
     which caches are cold; 0.01 s keeps them warm."""
@@ -193,28 +194,31 @@ def run_path(name, tracks, rounds, tmp, gap_s=0.01):
         task = asyncio.ensure_future(relay.run())
         await asyncio.sleep(0.05)
         batches = [frames(k) for k in range(rounds)]
-        per = []
+        per, rx = [], []
         for fr in batches:
             for link, raw in fr:
                 c0 = time.thread_time_ns()
                 relay._on_frame(link, Rec(raw, time.monotonic_ns()))
+                c1 = time.thread_time_ns()
                 relay._round()
                 per.append(time.thread_time_ns() - c0)
+                rx.append(c1 - c0)
             await asyncio.sleep(gap_s)   # the ticker runs between rounds, as in service
         await relay.stop()
         await task
-        return sorted(per)
+        return sorted(per), sorted(rx)
 
-    per = asyncio.run(main())
+    per, rx = asyncio.run(main())
     r = {"name": name, "tracks": tracks, "frames": len(per), "min": per[0] / 1e3, "p50": per[len(per) // 2] / 1e3,
-         "p90": per[int(0.9 * len(per))] / 1e3}
+         "p90": per[int(0.9 * len(per))] / 1e3, "rx_p50": rx[len(rx) // 2] / 1e3}
     print(f"path     {name:14s} tracks/board {tracks:3d}  frames {len(per):5d}  CPU per frame us  min {r['min']:6.0f}"
-          f"  p50 {r['p50']:6.0f}  p90 {r['p90']:6.0f}   (= {r['p50']:.0f} ms per 1,000 frames at p50)", flush=True)
+          f"  p50 {r['p50']:6.0f}  p90 {r['p90']:6.0f}   (= {r['p50']:.0f} ms per 1,000 frames at p50; "
+          f"receive p50 {r['rx_p50']:.0f})", flush=True)
     return r
 
 
 def baseline(rev, seconds):
-    """The same socket loads with edge/ as of git revision ``rev`` (run in a
+    """The same socket loads and path lines with edge/ as of git revision ``rev`` (run in a
     child interpreter whose PYTHONPATH puts that trilink_edge first)."""
     import subprocess
     import tarfile
@@ -229,8 +233,8 @@ def baseline(rev, seconds):
             tf.extractall(tmp)
         os.rename(os.path.join(tmp, "edge"), os.path.join(tmp, "trilink_edge"))
         env = dict(os.environ, PYTHONPATH=tmp + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--seconds", str(seconds), "--sockets-only",
-                              "--json"], env=env, check=True, capture_output=True, text=True).stdout
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--seconds", str(seconds), "--json"],
+                             env=env, check=True, capture_output=True, text=True).stdout
     import json
     return json.loads(out.strip().splitlines()[-1])
 
@@ -251,9 +255,9 @@ def main(argv=None):
         res = {"nominal": run_load("nominal", 1, args.seconds, tmp),
                "debris": run_load("debris", 61, args.seconds, tmp)}
         if not args.sockets_only:
-            run_path("nominal warm", 1, 100, tmp)
-            run_path("nominal cold", 1, 16, tmp, gap_s=0.25)
-            run_path("debris warm", 61, 40, tmp)
+            res["path"] = {r["name"]: r for r in (run_path("nominal warm", 1, 300, tmp),
+                                                  run_path("nominal cold", 1, 16, tmp, gap_s=0.25),
+                                                  run_path("debris warm", 61, 40, tmp))}
     if args.json:
         print(json.dumps(res))
         return
@@ -267,6 +271,13 @@ def main(argv=None):
                   f"CPU per 1,000 frames {o['cpu_per_1000']:6.3f} -> {n['cpu_per_1000']:6.3f} s "
                   f"({o['cpu_per_1000'] / n['cpu_per_1000']:4.1f}x), marginal {o['marginal_per_1000']:6.3f} -> "
                   f"{n['marginal_per_1000']:6.3f} s")
+        for name, n in res.get("path", {}).items():
+            o = old.get("path", {}).get(name)
+            if o is not None:
+                print(f"path     {name:14s} CPU per frame us p50 {o['p50']:6.0f} -> {n['p50']:6.0f} "
+                      f"({o['p50'] / n['p50']:4.1f}x)  min {o['min']:6.0f} -> {n['min']:6.0f} ({o['min'] / n['min']:4.1f}x)  "
+                      f"p90 {o['p90']:6.0f} -> {n['p90']:6.0f}  receive p50 {o['rx_p50']:6.0f} -> {n['rx_p50']:6.0f} "
+                      f"({o['rx_p50'] / n['rx_p50']:4.1f}x)")
 
 
 if __name__ == "__main__":
