@@ -275,8 +275,9 @@ def main(argv=None):
             o = old.get("path", {}).get(name)
             if o is not None:
                 print(f"path     {name:14s} CPU per frame us p50 {o['p50']:6.0f} -> {n['p50']:6.0f} "
-                      f"({o['p50'] / n['p50']:4.1f}x)  min {o['min']:6.0f} -> {n['min']:6.0f} ({o['min'] / n['min']:4.1f}x)  "
-                      f"p90 {o['p90']:6.0f} -> {n['p90']:6.0f}  receive p50 {o['rx_p50']:6.0f} -> {n['rx_p50']:6.0f} "
+                      f"({o['p50'] / n['p50']:4.1f}x)  min {o['min']:6.0f} -> {n['min']:6.0f} "
+                      f"({o['min'] / n['min']:4.1f}x)  p90 {o['p90']:6.0f} -> {n['p90']:6.0f}  "
+                      f"receive p50 {o['rx_p50']:6.0f} -> {n['rx_p50']:6.0f} "
                       f"({o['rx_p50'] / n['rx_p50']:4.1f}x)")
 
 
