@@ -637,7 +637,7 @@ class Pipeline:
         ``ingest(node, frame, rx_ns)`` then only does the bookkeeping."""
         rf = self.rx_frames = binding.RxFrames(keyring, relay_node, self.rx, self.held, self.picture)
 
-        def verify(raw: bytes, link: Sequence[int], ingest: bool, t_ns: int) -> binding.Frame:
+        def verify(raw: bytes, link: Tuple[int, ...], ingest: bool, t_ns: int) -> binding.Frame:
             return rf.verify(raw, link, ingest and self.hot_path, t_ns // 1000)
         return verify
 

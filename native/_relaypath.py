@@ -29,6 +29,10 @@ from trilink_native._codec import CODEC_MAX_RECORDS, CodecTable, TrackBatch
 from trilink_native._errors import CODEC, check
 from trilink_native._picture import Picture
 from trilink_native._kernel import ffi, lib
+from trilink_native._wire import WIRE, Frame, _link_mask
+
+_NOT_INGESTED = int(lib.TL_RELAY_NOT_INGESTED)
+_PARSE_ERRORS = (int(lib.TL_ERR_MALFORMED), int(lib.TL_ERR_CRC))
 
 
 class RxPath:
@@ -120,10 +124,10 @@ class RxFrames:
         >>> pic = Picture(); rx = {1: RxPath(np.eye(3), np.zeros(3), node=1)}
         >>> rf = RxFrames(ring, 0, rx, {1: CodecTable()}, pic)
         >>> raw = pack_frame(bytes(32), 1, 1, 0, MSG_TRACK_REPORT, 0, 1, codec_encode(CODEC_REPORT, b), FLAG_RELAY_TIME)
-        >>> f = rf.verify(raw, [1], ingest=True, rx_us=10)
+        >>> f = rf.verify(raw, (1,), ingest=True, rx_us=10)
         >>> rf.ingested[1], rx[1].stored, rx[1].t_us[:1].tolist()
         (1, True, [0])
-        >>> rf.verify(raw, [1], ingest=True, rx_us=10)
+        >>> rf.verify(raw, (1,), ingest=True, rx_us=10)
         Traceback (most recent call last):
         ...
         trilink_native._errors.WireError: replay (verify: src 1 key_id 1 counter 1, code -5)
@@ -132,8 +136,6 @@ class RxFrames:
     """
 
     def __init__(self, keyring, relay_node: int, rx: dict, held: dict, picture: Optional[Picture]) -> None:
-        from trilink_native._wire import _link_mask
-        self._link_mask = _link_mask
         self._ring = keyring
         self._node = int(relay_node)
         self._picture = picture._pic if picture is not None else ffi.NULL
@@ -149,28 +151,27 @@ class RxFrames:
         self._masks: dict = {}
         self.ingested: Optional[tuple] = None
 
-    def verify(self, raw, link=(), ingest: bool = False, rx_us: int = 0):
+    def verify(self, raw, link: tuple = (), ingest: bool = False, rx_us: int = 0):
         """The ``Frame`` if ``raw`` passes cases 3-11 (else ``WireError``:
         ``malformed``, ``crc_error``, ``wrong_link``, ``auth_fail``,
-        ``replay``, counted as ``Keyring.verify`` counts them)."""
-        from trilink_native._wire import Frame, WIRE
-        key = tuple(link)
-        mask = self._masks.get(key)
+        ``replay``, counted as ``Keyring.verify`` counts them). ``link``:
+        the node ids configured on the frame's link (a tuple: its mask is
+        kept)."""
+        mask = self._masks.get(link)
         if mask is None:
-            mask = self._masks[key] = self._link_mask(key)
+            mask = self._masks[link] = _link_mask(link)
         self.ingested = None
         buf = ffi.from_buffer(raw)
         rc = lib.tl_relay_rx_frame(self._ring._k, mask, buf, len(buf), self._node, 1 if ingest else 0, self._rx,
                                    self._held, self._picture, rx_us, self._hdr, self._ingested)
-        if rc != 0:
+        if rc:
             h = self._hdr
-            detail = (f"src {h.src} key_id {h.key_id} counter {h.counter}"
-                      if rc not in (lib.TL_ERR_MALFORMED, lib.TL_ERR_CRC) else f"frame of {len(buf)} bytes")
-            check(rc, WIRE, "verify", detail)
+            check(rc, WIRE, "verify", f"frame of {len(buf)} bytes" if rc in _PARSE_ERRORS else
+                  f"src {h.src} key_id {h.key_id} counter {h.counter}")
         f = Frame(bytes(raw))
         n = self._ingested[0]
-        if n != lib.TL_RELAY_NOT_INGESTED:
-            self.ingested = (f, int(n))
+        if n != _NOT_INGESTED:
+            self.ingested = (f, n)
         return f
 
     def take(self, frame) -> Optional[int]:
