@@ -18,7 +18,9 @@ and the body) at 2 Hz, 8 tracks per frame (16 frames/s per board).
 ``--baseline REV`` also runs the socket loads and the ``path`` lines with
 ``edge/`` as of a git revision and prints the ratios side by side; the
 ``path`` lines time the latency path alone in this thread (results:
-docs/BENCH_RELAY.md).
+docs/BENCH_RELAY.md). ``--interleave K`` then runs the nominal path line
+of both trees alternately, K times each, 2 ms and 10 ms between frames
+(less exposed to the machine's load changing between the two columns).
 """
 from __future__ import annotations
 
@@ -217,38 +219,76 @@ def run_path(name, tracks, rounds, tmp, gap_s=0.01):
     return r
 
 
+def _edge_at(rev, tmp):
+    """The environment of a child interpreter whose PYTHONPATH puts edge/ as of git revision ``rev`` first."""
+    import subprocess
+    import tarfile
+    arch = subprocess.run(["git", "-C", os.path.join(HERE, ".."), "archive", rev, "edge"], check=True,
+                          capture_output=True).stdout
+    tar = os.path.join(tmp, "edge.tar")
+    with open(tar, "wb") as fh:
+        fh.write(arch)
+    with tarfile.open(tar) as tf:
+        tf.extractall(tmp)
+    os.rename(os.path.join(tmp, "edge"), os.path.join(tmp, "trilink_edge"))
+    return dict(os.environ, PYTHONPATH=tmp + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def _child(env, *args):
+    import json
+    import subprocess
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--json", *args], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def baseline(rev, seconds):
     """The same socket loads and path lines with edge/ as of git revision ``rev`` (run in a
     child interpreter whose PYTHONPATH puts that trilink_edge first)."""
-    import subprocess
-    import tarfile
     import tempfile
-    root = os.path.join(HERE, "..")
     with tempfile.TemporaryDirectory() as tmp:
-        arch = subprocess.run(["git", "-C", root, "archive", rev, "edge"], check=True, capture_output=True).stdout
-        tar = os.path.join(tmp, "edge.tar")
-        with open(tar, "wb") as fh:
-            fh.write(arch)
-        with tarfile.open(tar) as tf:
-            tf.extractall(tmp)
-        os.rename(os.path.join(tmp, "edge"), os.path.join(tmp, "trilink_edge"))
-        env = dict(os.environ, PYTHONPATH=tmp + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--seconds", str(seconds), "--json"],
-                             env=env, check=True, capture_output=True, text=True).stdout
-    import json
-    return json.loads(out.strip().splitlines()[-1])
+        return _child(_edge_at(rev, tmp), "--seconds", str(seconds))
+
+
+def interleave(rev, rounds):
+    """The ``nominal warm`` path line, edge/ at ``rev`` and this tree alternately, each in a fresh child
+    interpreter, ``rounds`` times per gap between frames (2 ms: warm caches; 10 ms: as the path line)."""
+    import statistics
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        envs = {"before": _edge_at(rev, tmp), "after": dict(os.environ)}
+        for gap_ms in (2, 10):
+            got = {"before": [], "after": []}
+            for _ in range(rounds):
+                for tree in ("before", "after"):
+                    got[tree].append(_child(envs[tree], "--path-only", "--gap-ms", str(gap_ms)))
+            line = []
+            for key, label in (("p50", "p50"), ("min", "min"), ("rx_p50", "receive p50")):
+                o = statistics.median(r[key] for r in got["before"])
+                n = statistics.median(r[key] for r in got["after"])
+                line.append(f"{label} {o:5.0f} -> {n:5.0f} us ({o / n:4.1f}x)")
+            print(f"interleaved nominal warm, {gap_ms:2d} ms between frames, median of {rounds}: " + "  ".join(line),
+                  flush=True)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--baseline", metavar="REV", help="also run edge/ as of this git revision, side by side")
+    ap.add_argument("--interleave", type=int, default=0, metavar="K",
+                    help="with --baseline: also run the nominal warm path line K times per tree, alternating")
     ap.add_argument("--sockets-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--path-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--gap-ms", type=float, default=10.0, help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     import json
     import platform
     import tempfile
+    if args.path_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(run_path("nominal warm", 1, 300, tmp, gap_s=args.gap_ms / 1000)))
+        return
     print(f"# bench_relay  python {platform.python_version()}  {platform.machine()}  "
           f"load {os.getloadavg()[0]:.1f}  cores {os.cpu_count()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -279,6 +319,8 @@ def main(argv=None):
                       f"({o['min'] / n['min']:4.1f}x)  p90 {o['p90']:6.0f} -> {n['p90']:6.0f}  "
                       f"receive p50 {o['rx_p50']:6.0f} -> {n['rx_p50']:6.0f} "
                       f"({o['rx_p50'] / n['rx_p50']:4.1f}x)")
+        if args.interleave:
+            interleave(args.baseline, args.interleave)
 
 
 if __name__ == "__main__":
