@@ -10,7 +10,11 @@
  * TL_REC_OK and none a DROP) from one that needs the slow bookkeeping.
  *
  * Return codes: the record count >= 0, or a negative TL_CODEC_E* of
- * tl_codec_decode (held is then unchanged). */
+ * tl_codec_decode (held is then unchanged).
+ *
+ * tl_relay_ingest adds the time map and the store into the picture, and
+ * tl_relay_rx_frame puts the frame's verification in front of it: raw frame
+ * bytes in, records in the picture out, one call per received report. */
 #ifndef TRILINK_RELAYPATH_H
 #define TRILINK_RELAYPATH_H
 
