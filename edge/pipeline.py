@@ -5,7 +5,9 @@
    frame, against the copies held for that board), map its times onto the
    relay timebase, convert each record from the board's local ENU frame to
    ECEF with the board's origin, and store it in the fused picture
-   (``binding.Picture``).
+   (``binding.Picture``). On the hot path all of it is one C call, which
+   in the relay is also the frame's verification (``rx_verifier``,
+   ``binding.RxFrames``); ``ingest`` then keeps the per-record bookkeeping.
 2. ``round``: one association round at the relay's now, then, for every
    destination, CI fusion over only the sources releasable to it (the
    release policy), conversion to the destination's ENU frame, and the
@@ -515,10 +517,13 @@ class Pipeline:
         self.on_stored = on_stored
         self.held = {n: binding.CodecTable() for n in nodes}
         # The receive hot path (issue 13): one C call per report decodes into
-        # arrays allocated once per source and rotates the records to ECEF.
-        # hot_path False is the Python path it replaced (kept to compare).
+        # arrays allocated once per source, rotates the records to ECEF, maps
+        # their times and stores them in the picture (a clean frame: every
+        # record OK, no DROP). hot_path False is the Python path it replaced
+        # (kept to compare).
         self.hot_path = True
-        self.rx = {n: binding.RxPath(f.R, f.p0) for n, f in self.frames.items()}
+        self.rx = {n: binding.RxPath(f.R, f.p0, node=n) for n, f in self.frames.items()}
+        self.rx_frames: Optional[binding.RxFrames] = None   # rx_verifier's: verify and ingest in one call
         self.report_rx: Dict[Tuple[int, int], int] = {}   # (node, source track) -> rx ns of its last report
         self.report_flags: Dict[Tuple[int, int], int] = {}  # (node, source track) -> quality flags of its last report
         self.dirty = False
@@ -560,7 +565,12 @@ class Pipeline:
         rx = self.rx[node] if self.hot_path else None
         try:
             if rx is not None:   # arrays reused per source: views below live until the next report
-                count = rx.decode(frame.payload, self.held[node])
+                count = self.rx_frames.take(frame) if self.rx_frames is not None else None
+                if count is None:   # not ingested by the call that verified it
+                    count = rx.ingest(frame.payload, self.held[node], self.picture,
+                                      bool(frame.flags & binding.FLAG_RELAY_TIME), rx_ns // 1000)
+                if rx.stored:
+                    return self._stored(node, rx, count, rx_ns)
                 b, clean = rx.batch, rx.clean
             else:
                 _hdr, b = binding.codec_decode(frame.payload, self.held[node])
@@ -618,6 +628,41 @@ class Pipeline:
             ok = st != 0
             self.on_stored(node, tids[ok], rids[ok], t_us[ok], xe[ok], Pe[ok], flags[ok])
         return int(st.sum())
+
+    def rx_verifier(self, keyring: binding.Keyring, relay_node: int) -> Callable[..., binding.Frame]:
+        """``verify(raw, link, ingest, t_ns)`` for ``Sessions.verify``: the
+        keyring's check of a raw frame and, for a TRACK_REPORT to the relay
+        when ``ingest`` (the session layer will take the frame as it is) and
+        ``hot_path``, its ingest in the same C call (``binding.RxFrames``);
+        ``ingest(node, frame, rx_ns)`` then only does the bookkeeping."""
+        rf = self.rx_frames = binding.RxFrames(keyring, relay_node, self.rx, self.held, self.picture)
+
+        def verify(raw: bytes, link: Tuple[int, ...], ingest: bool, t_ns: int) -> binding.Frame:
+            return rf.verify(raw, link, ingest and self.hot_path, t_ns // 1000)
+        return verify
+
+    def _stored(self, node: int, rx: binding.RxPath, n: int, rx_ns: int) -> int:
+        """The bookkeeping of a clean report that ``RxPath.ingest`` stored
+        (what ``_store`` does after its ``Picture.update``)."""
+        refused = rx.refused
+        self.stats.records_in += n
+        self.stats.records_refused += refused
+        self.stats.future_stamped += rx.ahead
+        b = rx.batch
+        tids, flags, st = b.tid[:n].tolist(), b.flags[:n].tolist(), rx.status[:n].tolist()
+        rxd, fl = self.report_rx, self.report_flags
+        for tid, code, f in zip(tids, st, flags):
+            if code == 0:
+                rxd[(node, tid)] = rx_ns
+                fl[(node, tid)] = f
+        self._touch(node)
+        if refused == n:
+            return 0
+        if self.on_stored is not None:
+            ok = rx.status[:n] == 0
+            self.on_stored(node, b.tid[:n][ok], b.report_id[:n][ok], rx.t_us[:n][ok], rx.xe[:n][ok],
+                           rx.Pe[:n][ok], b.flags[:n][ok])
+        return n - refused
 
     def _store(self, node: int, tids: np.ndarray, rids: np.ndarray, t_us: np.ndarray, xe: np.ndarray,
                Pe: np.ndarray, flags: np.ndarray, rx_ns: int) -> np.ndarray:

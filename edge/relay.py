@@ -132,6 +132,8 @@ class Relay:
             warn_horizon_s=fu.warn_horizon_s, warn_partners=(fu.warn == "partners"), warning_retry_s=(sc.warning_retry_s, sc.warning_retry_max_s),
             push_warning=self._push, push_control=self._push_control,
             remote=remote, on_stored=self._forward if remote else None)
+        # A report is verified and ingested in one C call (issue 13).
+        self.sessions.verify = self.pipeline.rx_verifier(self.sessions.keyring, cfg.relay.node)
         self.schedulers: Dict[str, LinkScheduler] = {}
         self.meters: Dict[str, WindowMeter] = {}
         for name, lk in cfg.links.items():

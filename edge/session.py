@@ -326,6 +326,12 @@ class Sessions:
         self._new_epoch()
         self.frames_accepted = 0
         self.refused_authentic: Optional[int] = None   # node of the last frame refused with a valid tag
+        # The keyring's check of a raw frame (cases 3-11), replaced by the
+        # relay with its receive hot path (Pipeline.rx_verifier: the same
+        # check, and a report's ingest in the same C call when ``ingest``:
+        # nothing below can refuse the frame any more).
+        self.verify: Callable[[bytes, Tuple[int, ...], bool, int], binding.Frame] = \
+            lambda raw, link, ingest, t_ns: self.keyring.verify(raw, link=link)
 
     def set_window(self, node: int, window: int) -> None:
         """Replay window of ``node``'s key (PROTOCOL 3.2): the relay gives the
@@ -506,7 +512,7 @@ class Sessions:
                 self.seen.get(sess.info.key_id, -1):
             rollback = self.keyring.marks.get(sess.info.key_id)   # a new board epoch (rare): keep the mark
         try:
-            f = self.keyring.verify(raw, link=self.by_link.get(link, ()))
+            f = self.verify(raw, self.by_link.get(link, ()), rollback is None, t_ns)
         except binding.WireError as e:
             if e.reason != "replay":      # unauthenticated: the sender is not known, the link is
                 self.reject(link, e.reason)
