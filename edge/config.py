@@ -171,7 +171,7 @@ class SchedulerConfig:
     max_age_s: float = 2.0         # track updates older than this are dropped (dropped_stale)
     max_control: int = 64          # bounded control queue per link
     max_warnings: int = 256        # bounded warning queue per link (oldest obsolete first)
-    burst: Optional[int] = None    # default token bucket depth, bytes; None = per kind (relay.default_burst)
+    burst: Optional[int] = None    # default token bucket depth, bytes; None = per kind (Link.default_burst)
     warning_retry_s: float = 0.5   # first retransmission of an unacknowledged warning
     warning_retry_max_s: float = 4.0
 

@@ -41,7 +41,7 @@ from trilink_native import binding
 
 __all__ = [
     "Received", "LinkStats", "Link", "SerialLink", "UdpLink", "LinkClosed", "Tap",
-    "BACKENDS", "register", "make_link", "serial_wire_size",
+    "BACKENDS", "register", "make_link", "serial_wire_size", "DEFAULT_BURST",
 ]
 
 log = logging.getLogger("trilink_edge.links")
@@ -49,6 +49,9 @@ log = logging.getLogger("trilink_edge.links")
 # Tap: (link name, direction "rx" | "tx", raw frame, t_ns). The recorder is one.
 Tap = Callable[[str, str, bytes, int], None]
 
+# The smallest token bucket depth a link gets by default (bytes): the largest
+# PICTURE frame a serial link gets plus a warning (the scheduler's default too).
+DEFAULT_BURST = 600
 _READ_SIZE = 4096
 _BACKOFF_FIRST_S = 0.05
 _BACKOFF_MAX_S = 1.0
@@ -105,8 +108,12 @@ class LinkStats:
 
 
 class Link:
-    """Base of every link. Subclasses set ``kind`` and implement ``_open``,
-    ``_close`` and ``_send_wire``; they call ``_deliver(frame, t_ns, peer)``.
+    """Base of every link, and all the relay knows of one: ``open``/``close``,
+    ``handler`` and ``tap``, ``send_nowait`` and ``writable``, ``learn_peer``,
+    ``stats``, ``wire_size``, ``default_burst`` and ``reorders``. Subclasses
+    set ``kind`` and implement ``_open``, ``_close`` and ``_write_wire``
+    (``_send_wire`` too when a send may wait); they call
+    ``_deliver(frame, t_ns, peer)``.
 
     ``handler``: when set, each received frame is passed to
     ``handler(Received)`` at once, from the event loop's reader callback,
@@ -115,6 +122,9 @@ class Link:
     """
 
     kind: ClassVar[str] = ""
+    # True when frames may arrive out of order (datagrams): the sessions then
+    # keep a replay window instead of a strictly rising counter (PROTOCOL 3.2).
+    reorders: ClassVar[bool] = False
 
     def __init__(self, name: str, rx_queue: int = 4096) -> None:
         self.name = name
@@ -211,6 +221,18 @@ class Link:
     def wire_size(self, frame_len: int) -> int:
         """Most bytes a frame of ``frame_len`` bytes costs on this link (for budgets)."""
         return frame_len
+
+    def default_burst(self, budget: int) -> int:
+        """The token bucket depth when the config sets none: a tenth of the
+        budget (bytes/s), at least ``DEFAULT_BURST``. A network path absorbs
+        bursts; a small bucket would only pace the frames of one round
+        behind each other. A serial line cannot absorb more than
+        ``DEFAULT_BURST`` (``SerialLink``).
+
+            >>> UdpLink("au", ("127.0.0.1", 0)).default_burst(125000)
+            12500
+        """
+        return max(DEFAULT_BURST, budget // 10)
 
     def learn_peer(self, peer: Any, node: Optional[int] = None, accepted: bool = True) -> None:
         """Tell the link that a frame of board ``node`` came from ``peer``
@@ -324,6 +346,14 @@ class SerialLink(Link):
 
     def wire_size(self, frame_len: int) -> int:
         return serial_wire_size(frame_len)
+
+    def default_burst(self, budget: int) -> int:
+        """``DEFAULT_BURST``: the line itself cannot absorb more.
+
+            >>> SerialLink("jp", "/dev/null").default_burst(10368)
+            600
+        """
+        return DEFAULT_BURST
 
     async def _open(self) -> None:
         self._drained = asyncio.Event()
@@ -560,6 +590,7 @@ class UdpLink(Link):
     """
 
     kind = "udp"
+    reorders = True
 
     def __init__(self, name: str, bind: Tuple[str, int], peer: Optional[Tuple[str, int]] = None,
                  rx_queue: int = 4096) -> None:

@@ -27,13 +27,14 @@ zenoh = pytest.importorskip("zenoh", reason="the zenoh extra (eclipse-zenoh) is 
 pytest.importorskip("cryptography")
 
 from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile,  # noqa: E402
-                         UdpTestLink, enu_basis)
+                         enu_basis)
 from test_relay_integration import NATIONS, UdpBoard, free_ports  # noqa: E402
 from test_zenoh_publish import tcp_port  # noqa: E402
 from trilink.keygen import write_private  # noqa: E402
 from trilink_board import codec  # noqa: E402
 from trilink_edge import config as edge_config  # noqa: E402
 from trilink_edge import federation as fd  # noqa: E402
+from trilink_edge.links import UdpLink  # noqa: E402
 from trilink_edge.relay import Relay  # noqa: E402
 
 PAIR_KEY = b"TEST-ONLY-federation-au+us-00000"
@@ -87,11 +88,11 @@ def boards_for(ports):
 
 
 def links_us(ports):
-    return {n: UdpTestLink(("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i])) for i, n in enumerate(("jp", "kr"))}
+    return {n: UdpLink(n, ("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i])) for i, n in enumerate(("jp", "kr"))}
 
 
 def links_au(ports):
-    return {"au": UdpTestLink(("127.0.0.1", ports[2]), ("127.0.0.1", ports[5]))}
+    return {"au": UdpLink("au", ("127.0.0.1", ports[2]), ("127.0.0.1", ports[5]))}
 
 
 async def start(cfg, links, keys):

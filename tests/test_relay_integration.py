@@ -14,13 +14,14 @@ import time
 import numpy as np
 import pytest
 
-from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile, UdpTestLink,
+from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile,
                          from_enu)
 from edge_rig import max_window
 from trilink.ports import free_ports
 from trilink_board import wire
 from trilink_edge import config as edge_config
 from trilink_edge import config_toml
+from trilink_edge.links import UdpLink
 from trilink_edge.relay import Relay
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -102,7 +103,7 @@ def make_boards(ports):
 def test_udp_relay_shares_tracks_only_as_released(tmp_path):
     ports = free_ports(6)
     cfg = relay_config(tmp_path, ports)
-    links = {name: UdpTestLink(("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
+    links = {name: UdpLink(name, ("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
              for i, name in enumerate(("jp", "kr", "au"))}
     boards = make_boards(ports)
     missile = Missile()
@@ -149,7 +150,7 @@ def test_every_report_reaches_the_partner_in_its_own_update(tmp_path):
     relay's default config; none is held back by dead reckoning."""
     ports = free_ports(6)
     cfg = relay_config(tmp_path, ports, release={"jp": ["kr"], "kr": ["jp"], "au": []})
-    links = {name: UdpTestLink(("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
+    links = {name: UdpLink(name, ("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
              for i, name in enumerate(("jp", "kr", "au"))}
     boards = make_boards(ports)
 
