@@ -49,6 +49,7 @@ from trilink_native import binding
 from trilink_board import messages as _msgs
 from trilink_board import wire as _board_wire
 from trilink_edge.pipeline import NodeGeo, Pipeline
+from trilink_edge import relay_stats
 from trilink_edge.publish import make_publisher
 from trilink_edge.links import Link, Received, make_link
 from trilink_edge.scheduler import CONTROL, TRACK, Item, LinkScheduler, WindowMeter
@@ -109,31 +110,11 @@ class Relay:
         nation = {n.node: n.nation for n in cfg.nodes}
         fed = getattr(cfg, "federation", None)
         remote = fed.remote_nodes() if fed is not None and fed.enabled else {}
-        everyone = {**nation, **{nid: nat for nid, (_hub, nat) in remote.items()}}
-        release = {d: {s for s in everyone if cfg.release.may(everyone[s], nation[d])} for d in nation}
-        geo = {n.node: NodeGeo(n.node, n.name, (n.origin.lat, n.origin.lon, n.origin.alt_m),
-                               [list(t.polygon) for t in n.territory], [list(t.polygon) for t in n.eez])
-               for n in cfg.nodes}
-        fu, dr, sc = cfg.fusion, cfg.deadreckoning, cfg.scheduler
-        dr_config = {"threshold_m": dr.position_m, "heartbeat_us": int(dr.heartbeat_s * 1e6)}
-        self.pipeline = Pipeline(
-            geo, release,
-            picture={"gate": fu.gate, "ci_mode": fu.ci_mode, "stay_bonus": fu.stay_bonus,
-                     "switch_frames": fu.switch_frames, "timeout": fu.timeout_s},
-            max_age_s=sc.max_age_s, impact_period_s=impact_period_s,
-            dr_config=dr_config,
-            warn_horizon_s=fu.warn_horizon_s, warn_partners=(fu.warn == "partners"), warning_retry_s=(sc.warning_retry_s, sc.warning_retry_max_s),
-            push_warning=self._push, push_control=self._push_control,
-            remote=remote, on_stored=self._forward if remote else None)
+        self.pipeline = self._make_pipeline(cfg, nation, remote, impact_period_s)
         self.schedulers: Dict[str, LinkScheduler] = {}
         self.meters: Dict[str, WindowMeter] = {}
         for name, lk in cfg.links.items():
-            ws = kinds[name].wire_size
-            burst = max(lk.burst or sc.burst or kinds[name].default_burst(lk.budget), ws(binding.OVERHEAD + 160))
-            s = LinkScheduler(name, lk.budget, burst, ws, sc.max_control, max_warnings=sc.max_warnings)
-            for n in cfg.nodes_on(name):
-                s.add_source(self.pipeline.destinations[n.node])
-            self.schedulers[name] = s
+            self.schedulers[name] = self._make_scheduler(cfg, name, kinds[name])
             self.meters[name] = WindowMeter()
         self.latency_ns: Deque[int] = collections.deque(maxlen=LATENCY_LOG)
         self.counters: Dict[str, Dict[str, int]] = {
@@ -168,16 +149,46 @@ class Relay:
         # [zenoh] / [asterix]: released frames published off the latency path (edge/publish.py)
         self.publisher = make_publisher(cfg) if hasattr(cfg, "zenoh") else None
         # [federation]: our boards' reports to the other hubs, theirs into our picture (edge/federation.py)
-        self.federation: Any = None
-        if remote:
-            from trilink_edge import config as _config
-            from trilink_edge.federation import Federation
-            fkeys = _config.load_federation_keys(fed, cfg.relay.allow_test_keys, cfg.source)
-            peers = {p.name: p for p in fed.peers}
-            self.federation = Federation(
-                fed, fkeys, nation,
-                lambda nat, peer: all(cfg.release.may(nat, n) for n in peers[peer].serves),
-                self._on_federated)
+        self.federation: Any = self._make_federation(cfg, fed, nation) if remote else None
+
+    def _make_pipeline(self, cfg: Any, nation: Dict[int, str], remote: Dict[int, Any],
+                       impact_period_s: float) -> Pipeline:
+        everyone = {**nation, **{nid: nat for nid, (_hub, nat) in remote.items()}}
+        release = {d: {s for s in everyone if cfg.release.may(everyone[s], nation[d])} for d in nation}
+        geo = {n.node: NodeGeo(n.node, n.name, (n.origin.lat, n.origin.lon, n.origin.alt_m),
+                               [list(t.polygon) for t in n.territory], [list(t.polygon) for t in n.eez])
+               for n in cfg.nodes}
+        fu, dr, sc = cfg.fusion, cfg.deadreckoning, cfg.scheduler
+        dr_config = {"threshold_m": dr.position_m, "heartbeat_us": int(dr.heartbeat_s * 1e6)}
+        return Pipeline(
+            geo, release,
+            picture={"gate": fu.gate, "ci_mode": fu.ci_mode, "stay_bonus": fu.stay_bonus,
+                     "switch_frames": fu.switch_frames, "timeout": fu.timeout_s},
+            max_age_s=sc.max_age_s, impact_period_s=impact_period_s,
+            dr_config=dr_config,
+            warn_horizon_s=fu.warn_horizon_s, warn_partners=(fu.warn == "partners"), warning_retry_s=(sc.warning_retry_s, sc.warning_retry_max_s),
+            push_warning=self._push, push_control=self._push_control,
+            remote=remote, on_stored=self._forward if remote else None)
+
+    def _make_scheduler(self, cfg: Any, name: str, link: Link) -> LinkScheduler:
+        """Link ``name``'s scheduler, charging ``link.wire_size`` against its budget."""
+        lk, sc = cfg.links[name], cfg.scheduler
+        ws = link.wire_size
+        burst = max(lk.burst or sc.burst or link.default_burst(lk.budget), ws(binding.OVERHEAD + 160))
+        s = LinkScheduler(name, lk.budget, burst, ws, sc.max_control, max_warnings=sc.max_warnings)
+        for n in cfg.nodes_on(name):
+            s.add_source(self.pipeline.destinations[n.node])
+        return s
+
+    def _make_federation(self, cfg: Any, fed: Any, nation: Dict[int, str]) -> Any:
+        from trilink_edge import config as _config
+        from trilink_edge.federation import Federation
+        fkeys = _config.load_federation_keys(fed, cfg.relay.allow_test_keys, cfg.source)
+        peers = {p.name: p for p in fed.peers}
+        return Federation(
+            fed, fkeys, nation,
+            lambda nat, peer: all(cfg.release.may(nat, n) for n in peers[peer].serves),
+            self._on_federated)
 
     # ---- glue ----
 
@@ -455,24 +466,7 @@ class Relay:
 
     def node_counters(self, node: int) -> Dict[str, int]:
         """The PROTOCOL 4.7 counters of one board as the relay sees it."""
-        s = self.sessions.sessions[node]
-        name = self.node_link[node]
-        link = self.links.get(name)
-        ls = link.stats.as_dict() if link is not None else {}
-        d = {"frames_in": s.rx_frames, "frames_out": s.tx_frames,
-             "bytes_in": ls.get("bytes_in", 0), "bytes_out": ls.get("bytes_out", 0),
-             "dropped_stale": self.pipeline.destinations[node].dropped_stale,
-             "queue_depth": self.schedulers[name].depth()}
-        le = self.sessions.link_errors.get(name, {})
-        for k in ("crc_error", "malformed", "oversize"):
-            d[k] = s.errors.get(k, 0) + ls.get(k, 0)
-        # A bad tag or a node not on the link proves nothing about who sent it:
-        # those are the counts of the board's link (PROTOCOL 3.3).
-        for k in ("auth_fail", "wrong_link"):
-            d[k] = le.get(k, 0)
-        for k in ("replay", "unknown_type", "not_for_me"):
-            d[k] = s.errors.get(k, 0)
-        return d
+        return relay_stats.node_counters(self, node)
 
     def _send_stats(self) -> None:
         for node in self.sessions.sessions:
@@ -567,42 +561,4 @@ class Relay:
     def stats(self) -> Dict[str, Any]:
         """Counters per link and per node, pipeline and scheduler counters,
         deliveries (count per node and the latest few)."""
-        sess = self.sessions.counters()
-        nodes: Dict[str, Any] = {}
-        for node, name in self.node_name.items():
-            d = dict(sess[name])
-            d.update(self.node_counters(node))
-            d["deliveries"] = self.delivery_count.get(node, 0)
-            if node in self.board_stats:
-                d["board_stats"] = self.board_stats[node]
-            nodes[name] = d
-        out: Dict[str, Any] = {"links": {}, "nodes": nodes,
-                               "pipeline": dict(vars(self.pipeline.stats)),
-                               "picture": self.pipeline.picture.stats(), "internal_errors": self.internal_errors,
-                               "part_errors": dict(self.part_errors), "stalls": self.stalls,
-                               "deliveries": {"count": sum(self.delivery_count.values()),
-                                              "recent": list(self.deliveries)[-16:]}}
-        if self.federation is not None:
-            out["federation"] = self.federation.stats()
-        lat = sorted(self.latency_ns)
-        if lat:
-            out["relay_latency_us"] = {"count": len(lat), "p50": lat[len(lat) // 2] // 1000,
-                                       "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] // 1000}
-        for name, s in self.schedulers.items():
-            d = dict(self.counters[name])
-            d.update(vars(s.counters))
-            on_link = [n for n, lk in self.node_link.items() if lk == name]
-            le = self.sessions.link_errors.get(name, {})
-            for k in ("auth_fail", "wrong_link"):
-                d[k] = le.get(k, 0)
-            for k in ("replay", "unknown_type", "not_for_me", "unverified", "state_error"):
-                d[k] = sum(self.sessions.sessions[n].errors.get(k, 0) for n in on_link)
-            # a link counts all that came in on it: its own malformed frames and its nodes' payloads
-            d["malformed"] = d.get("malformed", 0) + sum(self.sessions.sessions[n].errors.get("malformed", 0)
-                                                         for n in on_link)
-            d["dropped_stale"] = sum(self.pipeline.destinations[n].dropped_stale for n in on_link)
-            d["queue_depth"] = s.depth()
-            d["max_window_bytes"] = self.meters[name].max
-            d["budget"] = s.budget
-            out["links"][name] = d
-        return out
+        return relay_stats.document(self)
