@@ -62,13 +62,20 @@ class _V:
                 raise self.fail(f"{key}.{k}" if key else k, f"unknown key (known: {', '.join(known)})")
         return v
 
-    def int_(self, d: Mapping[str, Any], key: str, name: str, default: Any, lo: int, hi: int) -> Any:
+    def _lookup(self, d: Mapping[str, Any], key: str, name: str, default: Any) -> Tuple[str, bool, Any]:
+        """(the key's full name, whether it is given, its value or ``default``);
+        ``default`` ``_REQUIRED``: a missing key is an error."""
         full = f"{key}.{name}" if key else name
-        if name not in d:
-            if default is _REQUIRED:
-                raise self.fail(full, "missing")
-            return default
-        v = d[name]
+        if name in d:
+            return full, True, d[name]
+        if default is _REQUIRED:
+            raise self.fail(full, "missing")
+        return full, False, default
+
+    def int_(self, d: Mapping[str, Any], key: str, name: str, default: Any, lo: int, hi: int) -> Any:
+        full, present, v = self._lookup(d, key, name, default)
+        if not present:
+            return v
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.fail(full, "expected an integer")
         if not lo <= v <= hi:
@@ -76,12 +83,9 @@ class _V:
         return v
 
     def num(self, d: Mapping[str, Any], key: str, name: str, default: Any, lo: float, hi: float) -> Any:
-        full = f"{key}.{name}" if key else name
-        if name not in d:
-            if default is _REQUIRED:
-                raise self.fail(full, "missing")
-            return default
-        v = d[name]
+        full, present, v = self._lookup(d, key, name, default)
+        if not present:
+            return v
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise self.fail(full, "expected a number")
         if not lo <= v <= hi:
@@ -90,12 +94,9 @@ class _V:
 
     def str_(self, d: Mapping[str, Any], key: str, name: str, default: Any,
              choices: Optional[Sequence[str]] = None) -> Any:
-        full = f"{key}.{name}" if key else name
-        if name not in d:
-            if default is _REQUIRED:
-                raise self.fail(full, "missing")
-            return default
-        v = d[name]
+        full, present, v = self._lookup(d, key, name, default)
+        if not present:
+            return v
         if not isinstance(v, str) or not v:
             raise self.fail(full, "expected a non-empty string")
         if choices is not None and v not in choices:
@@ -127,12 +128,9 @@ class _V:
         return (host or empty_host, int(port))
 
     def names(self, d: Mapping[str, Any], key: str, name: str, default: Any) -> Any:
-        full = f"{key}.{name}" if key else name
-        if name not in d:
-            if default is _REQUIRED:
-                raise self.fail(full, "missing")
-            return default
-        v = d[name]
+        full, present, v = self._lookup(d, key, name, default)
+        if not present:
+            return v
         if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
             raise self.fail(full, "expected a list of names")
         return tuple(v)

@@ -149,17 +149,9 @@ class Link:
         counts ``tx_dropped``) when the link cannot send now; never raises for
         a transport failure."""
         t_ns = time.monotonic_ns()
-        if self._closed or not self.up:
-            self.stats.tx_dropped += 1
+        if not self._may_send():
             return False
-        n = await self._send_wire(frame)
-        if n is None:
-            return False
-        self.stats.frames_out += 1
-        self.stats.bytes_out += n
-        if self.tap is not None:
-            self.tap(self.name, "tx", frame, t_ns)
-        return True
+        return self._sent(frame, await self._send_wire(frame), t_ns)
 
     def send_nowait(self, frame: bytes) -> bool:
         """``send`` without awaiting: the frame is written now (or buffered
@@ -167,10 +159,18 @@ class Link:
         loop turn. The relay's scheduler uses it, and checks ``writable``
         first so that its buffer stays bounded."""
         t_ns = time.monotonic_ns()
+        if not self._may_send():
+            return False
+        return self._sent(frame, self._write_wire(frame), t_ns)
+
+    def _may_send(self) -> bool:
         if self._closed or not self.up:
             self.stats.tx_dropped += 1
             return False
-        n = self._write_wire(frame)
+        return True
+
+    def _sent(self, frame: bytes, n: Optional[int], t_ns: int) -> bool:
+        """Count a frame the transport took (``n`` bytes; None: dropped) and show it to the tap."""
         if n is None:
             return False
         self.stats.frames_out += 1

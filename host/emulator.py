@@ -129,14 +129,21 @@ class Emulator:
             raise
 
 
-def serve(prog: str, emulators: Mapping[str, Emulator], stats_s: float,
-          print_counters: Callable[[], None], what: str) -> int:
-    """The command line's main loop: until Ctrl-C or SIGTERM, print the
-    counters every ``stats_s`` seconds (when > 0) and stop with 1 when an
-    emulator's thread failed (``what`` names its work in the message);
-    print the counters once more and close every emulator at the end.
-    ``emulators``: name -> emulator (the name prefixes the failure message;
-    "" for none)."""
+def serve(prog: str, build: Callable[[], Mapping[str, _E]], banner: Callable[[Mapping[str, _E]], None],
+          print_counters: Callable[[Mapping[str, _E]], None], stats_s: float, what: str) -> int:
+    """The command line's main: ``build()`` the emulators, started (name ->
+    emulator; the name prefixes a failure message, "" for none; a
+    ValueError or OSError is printed and exits 2), print the ``banner``,
+    then until Ctrl-C or SIGTERM print the counters every ``stats_s``
+    seconds (when > 0) and stop with 1 when an emulator's thread failed
+    (``what`` names its work in the message); print the counters once more
+    and close every emulator at the end."""
+    try:
+        emulators = build()
+    except (ValueError, OSError) as exc:  # ImpairmentError is a ValueError
+        print(f"trilink {prog}: {exc}", file=sys.stderr)
+        return 2
+    banner(emulators)
     stop = threading.Event()
     # Ctrl-C and SIGTERM stop it alike. SIGINT is set explicitly: a process
     # started in the background by a non-interactive shell inherits SIGINT
@@ -147,7 +154,7 @@ def serve(prog: str, emulators: Mapping[str, Emulator], stats_s: float,
         print("ready; Ctrl-C to stop", flush=True)
         while not stop.wait(stats_s if stats_s > 0 else 0.5):
             if stats_s > 0:
-                print_counters()
+                print_counters(emulators)
             for n, em in emulators.items():
                 if em.error is not None:
                     label = f"{n}: " if n else ""
@@ -156,7 +163,7 @@ def serve(prog: str, emulators: Mapping[str, Emulator], stats_s: float,
     except KeyboardInterrupt:
         pass
     finally:
-        print_counters()
+        print_counters(emulators)
         for em in emulators.values():
             em.close()
     return 0

@@ -31,7 +31,7 @@ import tempfile
 import time
 from array import array
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from trilink.emulator import Emulator, serve
 from trilink.impair import Impairment, parse as parse_impairment
@@ -391,7 +391,7 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return p.parse_args(list(argv))
 
 
-def _print_counters(pairs: Dict[str, NullModem]) -> None:
+def _print_counters(pairs: Mapping[str, NullModem]) -> None:
     for n, nm in pairs.items():
         c = nm.counters()
         for label, lc in (("board>relay", c.ab), ("relay>board", c.ba)):
@@ -408,17 +408,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     names = [n.strip() for n in args.pairs.split(",") if n.strip()]
     directory = args.dir or tempfile.mkdtemp(prefix="trilink-nm-")
-    try:
+
+    def build() -> Dict[str, NullModem]:
         os.makedirs(directory, exist_ok=True)
-        pairs = open_pairs(names, directory, args.baud, args.impair)
-    except (ValueError, OSError) as exc:  # ImpairmentError is a ValueError
-        print(f"trilink nullmodem: {exc}", file=sys.stderr)
-        return 2
-    us = BITS_PER_BYTE * 1e6 / args.baud
-    print(f"trilink nullmodem: {args.baud} baud 8N1 ({us:.1f} us/byte), impair {pairs[names[0]].impair}")
-    for n, nm in pairs.items():
-        print(f"{n}: board {nm.a_path} -> {nm.a_pty}  relay {nm.b_path} -> {nm.b_pty}")
-    return serve("nullmodem", pairs, args.stats, lambda: _print_counters(pairs), "bridge")
+        return open_pairs(names, directory, args.baud, args.impair)
+
+    def banner(pairs: Mapping[str, NullModem]) -> None:
+        us = BITS_PER_BYTE * 1e6 / args.baud
+        print(f"trilink nullmodem: {args.baud} baud 8N1 ({us:.1f} us/byte), impair {pairs[names[0]].impair}")
+        for n, nm in pairs.items():
+            print(f"{n}: board {nm.a_path} -> {nm.a_pty}  relay {nm.b_path} -> {nm.b_pty}")
+
+    return serve("nullmodem", build, banner, _print_counters, args.stats, "bridge")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Deque, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from trilink.emulator import Emulator, serve
 from trilink.impair import BitErrors, Impairment, parse as parse_impairment
@@ -366,31 +366,34 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return p.parse_args(list(argv))
 
 
-def _print_counters(px: UdpProxy) -> None:
-    c = px.counters()
-    for label, d in (("a>b", c.ab), ("b>a", c.ba)):
-        print(
-            f"{label}: rx {d.rx} tx {d.tx} dropped {d.dropped} duplicated {d.duplicated} "
-            f"reordered {d.reordered} lost {d.lost} no_peer {d.no_peer} send_errors {d.send_errors}",
-            flush=True,
-        )
-    print(f"unplug_events {c.unplug_events}", flush=True)
+def _print_counters(proxies: Mapping[str, UdpProxy]) -> None:
+    for px in proxies.values():
+        c = px.counters()
+        for label, d in (("a>b", c.ab), ("b>a", c.ba)):
+            print(
+                f"{label}: rx {d.rx} tx {d.tx} dropped {d.dropped} duplicated {d.duplicated} "
+                f"reordered {d.reordered} lost {d.lost} no_peer {d.no_peer} send_errors {d.send_errors}",
+                flush=True,
+            )
+        print(f"unplug_events {c.unplug_events}", flush=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        a_peer = parse_addr(args.a_peer) if args.a_peer else None
-        b_peer = parse_addr(args.b_peer) if args.b_peer else None
-        px = UdpProxy(a_peer, b_peer, args.impair, host=args.host, a_port=args.a_port, b_port=args.b_port)
-        px.start()
-    except (ValueError, OSError) as exc:  # ImpairmentError is a ValueError
-        print(f"trilink udpproxy: {exc}", file=sys.stderr)
-        return 2
-    print(f"trilink udpproxy: impair {px.impair}")
-    print(f"a: send to {px.host}:{px.a_port} (peer {a_peer or 'learned'})")
-    print(f"b: send to {px.host}:{px.b_port} (peer {b_peer or 'learned'})")
-    return serve("udpproxy", {"": px}, args.stats, lambda: _print_counters(px), "forwarding")
+    peers: List[Optional[Addr]] = [None, None]
+
+    def build() -> Dict[str, UdpProxy]:
+        peers[:] = [parse_addr(p) if p else None for p in (args.a_peer, args.b_peer)]
+        px = UdpProxy(peers[0], peers[1], args.impair, host=args.host, a_port=args.a_port, b_port=args.b_port)
+        return {"": px.start()}
+
+    def banner(proxies: Mapping[str, UdpProxy]) -> None:
+        px = proxies[""]
+        print(f"trilink udpproxy: impair {px.impair}")
+        print(f"a: send to {px.host}:{px.a_port} (peer {peers[0] or 'learned'})")
+        print(f"b: send to {px.host}:{px.b_port} (peer {peers[1] or 'learned'})")
+
+    return serve("udpproxy", build, banner, _print_counters, args.stats, "forwarding")
 
 
 if __name__ == "__main__":
