@@ -11,6 +11,7 @@ the relay, which uses the C kernel.
 from __future__ import annotations
 
 import math
+import socket
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -146,3 +147,43 @@ class BoardStandIn:
     def source_nodes(self) -> set:
         """Every source node named by the PICTURE records received."""
         return {nd for _rt, rec in self.pictures for nd, _rid in rec.sources}
+
+
+class UdpBoard:
+    """A board stand-in on a real UDP socket on 127.0.0.1, sending to the
+    relay's port: ``poll()`` takes what came, verifies it (``sb.receive``,
+    kept in ``frames``), counts the relay's HEARTBEATs, answers its
+    challenge (PROTOCOL 2.2) and, with ``ack_warnings``, acknowledges each
+    WARNING."""
+
+    def __init__(self, sb: BoardStandIn, port: int, relay_port: int, ack_warnings: bool = True) -> None:
+        self.sb = sb
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.setblocking(False)
+        self.relay = ("127.0.0.1", relay_port)
+        self.ack_warnings = ack_warnings
+        self.frames: List[wire.Frame] = []
+        self.heartbeats = 0
+
+    def send(self, raw: bytes) -> None:
+        self.sock.sendto(raw, self.relay)
+
+    def poll(self) -> None:
+        while True:
+            try:
+                data, _ = self.sock.recvfrom(4096)
+            except BlockingIOError:
+                return
+            f = self.sb.receive(data)
+            self.frames.append(f)
+            if f.mtype == wire.HEARTBEAT:
+                self.heartbeats += 1
+            answer = self.sb.answer(f)        # the relay's challenge (PROTOCOL 2.2)
+            if answer is not None:
+                self.send(answer)
+            if self.ack_warnings and f.mtype == wire.WARNING:
+                self.send(self.sb.ack(self.sb.warnings[-1]["warning_id"]))
+
+    def close(self) -> None:
+        self.sock.close()

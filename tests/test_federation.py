@@ -27,8 +27,8 @@ zenoh = pytest.importorskip("zenoh", reason="the zenoh extra (eclipse-zenoh) is 
 pytest.importorskip("cryptography")
 
 from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile,  # noqa: E402
-                         enu_basis)
-from test_relay_integration import NATIONS, UdpBoard, free_ports  # noqa: E402
+                         UdpBoard, enu_basis)
+from test_relay_integration import NATIONS, free_ports  # noqa: E402
 from test_zenoh_publish import tcp_port  # noqa: E402
 from trilink.keygen import write_private  # noqa: E402
 from trilink_board import codec  # noqa: E402

@@ -11,7 +11,7 @@ import shutil
 import socket
 import time
 
-from edge_boards import JP_ORIGIN, TEST_KEYS, BoardStandIn
+from edge_boards import JP_ORIGIN, TEST_KEYS, BoardStandIn, UdpBoard
 from trilink_board import wire
 from trilink_edge import config as edge_config
 from trilink_edge.relay import Relay
@@ -40,38 +40,12 @@ def _config(tmp_path, relay_port, board_port, recorder=None, extra_relay=None):
     return edge_config.from_dict(doc, "test.toml", str(tmp_path))
 
 
-class Board:
-    """A board stand-in on a real UDP socket: counts the relay's heartbeats."""
-
-    def __init__(self, port: int, relay_port: int) -> None:
-        self.sb = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.setblocking(False)
-        self.relay = ("127.0.0.1", relay_port)
-        self.heartbeats = 0
-
-    def send(self, raw: bytes) -> None:
-        self.sock.sendto(raw, self.relay)
-
-    def poll(self) -> None:
-        while True:
-            try:
-                data, _ = self.sock.recvfrom(4096)
-            except BlockingIOError:
-                return
-            f = self.sb.receive(data)
-            if f.mtype == wire.HEARTBEAT:
-                self.heartbeats += 1
-            answer = self.sb.answer(f)
-            if answer is not None:
-                self.send(answer)
-
-    def close(self) -> None:
-        self.sock.close()
+def Board(port: int, relay_port: int) -> UdpBoard:
+    """Board jp on a real UDP socket: counts the relay's heartbeats, answers its challenge."""
+    return UdpBoard(BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN), port, relay_port, ack_warnings=False)
 
 
-async def _run_for(board: Board, seconds: float) -> None:
+async def _run_for(board: UdpBoard, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         await asyncio.sleep(0.02)

@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import time
 
 import numpy as np
 import pytest
 
-from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile,
+from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile, UdpBoard,
                          from_enu)
 from edge_rig import max_window
 from trilink.ports import free_ports
@@ -43,33 +42,6 @@ def relay_config(tmp_path, ports, budget=20000, release=None):
         "release": release if release is not None else {"jp": ["kr"], "kr": ["jp", "au"], "au": []},
     }
     return edge_config.from_dict(doc, "test.toml", str(tmp_path))
-
-
-class UdpBoard:
-    def __init__(self, sb: BoardStandIn, port: int, relay_port: int) -> None:
-        self.sb = sb
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.setblocking(False)
-        self.relay = ("127.0.0.1", relay_port)
-        self.frames = []
-
-    def send(self, raw):
-        self.sock.sendto(raw, self.relay)
-
-    def poll(self):
-        while True:
-            try:
-                data, _ = self.sock.recvfrom(4096)
-            except BlockingIOError:
-                return
-            f = self.sb.receive(data)
-            self.frames.append(f)
-            answer = self.sb.answer(f)        # the relay's challenge (PROTOCOL 2.2)
-            if answer is not None:
-                self.send(answer)
-            if f.mtype == wire.WARNING:
-                self.send(self.sb.ack(self.sb.warnings[-1]["warning_id"]))
 
 
 async def drive(relay, boards, missile, seconds, t0_missile=300.0, period=0.2, senders=(1, 2)):
