@@ -10,9 +10,11 @@ the relay, which uses the C kernel.
 """
 from __future__ import annotations
 
+import asyncio
 import math
 import socket
-from typing import Dict, List, Optional, Tuple
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -187,3 +189,33 @@ class UdpBoard:
 
     def close(self) -> None:
         self.sock.close()
+
+
+async def fly(boards: Dict[int, UdpBoard], missile: Missile, seconds: float, senders: Sequence[int] = (1, 2),
+              t0: float = 300.0, period: float = 0.2, poll_s: float = 0.01,
+              until: Optional[Callable[[], bool]] = None) -> Optional[float]:
+    """HELLO from every board, then every ``period`` the ``senders`` report the
+    missile at ``t0 + k * period`` (stamped with relay time) and the others
+    send a heartbeat, every board's socket polled each ``poll_s``: for
+    ``seconds``, or until ``until()`` holds (then the seconds it took are
+    returned; else None). The relay is running already."""
+    for b in boards.values():
+        b.send(b.sb.hello())
+    start = time.monotonic()
+    k = 0
+    while time.monotonic() - start < seconds:
+        now_us = time.monotonic_ns() // 1000
+        for n, b in boards.items():
+            if n in senders:
+                b.send(b.sb.report(missile, t0 + k * period, relay_us=now_us))
+            else:
+                b.send(b.sb.heartbeat())
+        k += 1
+        t_end = time.monotonic() + period
+        while time.monotonic() < t_end:
+            await asyncio.sleep(poll_s)
+            for b in boards.values():
+                b.poll()
+        if until is not None and until():
+            return time.monotonic() - start
+    return None

@@ -27,7 +27,7 @@ zenoh = pytest.importorskip("zenoh", reason="the zenoh extra (eclipse-zenoh) is 
 pytest.importorskip("cryptography")
 
 from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile,  # noqa: E402
-                         UdpBoard, enu_basis)
+                         UdpBoard, enu_basis, fly)
 from test_relay_integration import NATIONS, free_ports  # noqa: E402
 from test_zenoh_publish import tcp_port  # noqa: E402
 from trilink.keygen import write_private  # noqa: E402
@@ -104,26 +104,7 @@ async def start(cfg, links, keys):
 
 
 async def drive(boards, missile, seconds, senders, t0=300.0, period=0.2, until=None):
-    for b in boards.values():
-        b.send(b.sb.hello())
-    start_t = time.monotonic()
-    k = 0
-    while time.monotonic() - start_t < seconds:
-        now_us = time.monotonic_ns() // 1000
-        for n in boards:
-            if n in senders:
-                boards[n].send(boards[n].sb.report(missile, t0 + k * period, relay_us=now_us))
-            else:
-                boards[n].send(boards[n].sb.heartbeat())
-        k += 1
-        t_end = time.monotonic() + period
-        while time.monotonic() < t_end:
-            await asyncio.sleep(0.005)
-            for b in boards.values():
-                b.poll()
-        if until is not None and until():
-            return time.monotonic() - start_t
-    return None
+    return await fly(boards, missile, seconds, senders, t0, period, poll_s=0.005, until=until)
 
 
 def us_keys():

@@ -45,6 +45,17 @@ def Board(port: int, relay_port: int) -> UdpBoard:
     return UdpBoard(BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN), port, relay_port, ack_warnings=False)
 
 
+async def _start(cfg, board: UdpBoard, seconds: float):
+    """A relay running on ``cfg`` (and its task), ``board`` having said HELLO and
+    been polled for ``seconds`` (time to answer the relay's challenge)."""
+    relay = Relay(cfg, keys=TEST_KEYS)
+    task = asyncio.ensure_future(relay.run())
+    await asyncio.sleep(0.1)
+    board.send(board.sb.hello())
+    await _run_for(board, seconds)
+    return relay, task
+
+
 async def _run_for(board: UdpBoard, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -58,11 +69,7 @@ def test_state_write_failure_leaves_periodic_work_running_and_stop_within_1s(tmp
     board = Board(board_port, relay_port)
 
     async def main():
-        relay = Relay(cfg, keys=TEST_KEYS)
-        task = asyncio.ensure_future(relay.run())
-        await asyncio.sleep(0.1)
-        board.send(board.sb.hello())
-        await _run_for(board, 1.3)
+        relay, task = await _start(cfg, board, 1.3)
         assert board.heartbeats >= 1
         shutil.rmtree(tmp_path / "state")               # the state folder vanishes: every write fails
         before = board.heartbeats
@@ -126,11 +133,7 @@ def test_full_capture_disk_is_logged_and_stop_within_1s(tmp_path, caplog):
     board = Board(board_port, relay_port)
 
     async def main():
-        relay = Relay(cfg, keys=TEST_KEYS)
-        task = asyncio.ensure_future(relay.run())
-        await asyncio.sleep(0.1)
-        board.send(board.sb.hello())
-        await _run_for(board, 1.5)
+        relay, task = await _start(cfg, board, 1.5)
         t0 = time.monotonic()
         await asyncio.wait_for(relay.stop(), 2.0)
         stop_s = time.monotonic() - t0
@@ -274,11 +277,7 @@ def test_bad_payloads_of_authentic_frames_are_the_nodes_malformed(tmp_path):
     board = Board(board_port, relay_port)
 
     async def main():
-        relay = Relay(cfg, keys=TEST_KEYS)
-        task = asyncio.ensure_future(relay.run())
-        await asyncio.sleep(0.1)
-        board.send(board.sb.hello())
-        await _run_for(board, 1.2)
+        relay, task = await _start(cfg, board, 1.2)
         board.send(board.sb._pack(wire.WARNING_ACK, b"\x01\x02\x03"))          # 3 bytes, want 4
         board.send(board.sb._pack(wire.TRACK_REPORT, b"\x01\x00\x01\x01\x00\x00"))   # codec version 1
         board.send(board.sb._pack(wire.KEYFRAME_REQ, b"\x02\x00"))             # count overruns

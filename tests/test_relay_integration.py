@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile, UdpBoard,
+from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile, UdpBoard, fly,
                          from_enu)
 from edge_rig import max_window
 from trilink.ports import free_ports
@@ -44,26 +44,11 @@ def relay_config(tmp_path, ports, budget=20000, release=None):
     return edge_config.from_dict(doc, "test.toml", str(tmp_path))
 
 
-async def drive(relay, boards, missile, seconds, t0_missile=300.0, period=0.2, senders=(1, 2)):
+async def drive(relay, boards, missile, seconds, period=0.2):
+    """The relay started, then ``fly``: boards 1 and 2 report the missile, 3 sends heartbeats."""
     task = asyncio.ensure_future(relay.run())
     await asyncio.sleep(0.05)
-    for b in boards.values():
-        b.send(b.sb.hello())
-    start = time.monotonic()
-    k = 0
-    while time.monotonic() - start < seconds:
-        t = t0_missile + k * period
-        now_us = time.monotonic_ns() // 1000
-        for n in senders:
-            boards[n].send(boards[n].sb.report(missile, t, relay_us=now_us))
-        if 3 in boards and 3 not in senders:
-            boards[3].send(boards[3].sb.heartbeat())
-        k += 1
-        t_end = time.monotonic() + period
-        while time.monotonic() < t_end:
-            await asyncio.sleep(0.01)
-            for b in boards.values():
-                b.poll()
+    await fly(boards, missile, seconds, period=period)
     return task
 
 
