@@ -39,6 +39,7 @@ from edge_boards import JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Mi
 from trilink.ports import free_ports  # noqa: E402
 from trilink_board import codec, wire  # noqa: E402
 from trilink_edge import config as edge_config  # noqa: E402
+from trilink_edge.links import Link  # noqa: E402
 from trilink_edge.relay import Relay  # noqa: E402
 
 NATIONS = os.path.join(HERE, "..", "boards", "nations")
@@ -154,20 +155,31 @@ def run_load(name, tracks, seconds, tmp):
     return r
 
 
-class _FakeLink:
-    """A link that only counts (the path measurement leaves the network out)."""
+class _CountingLink(Link):
+    """A link that only counts what it is given to send (the path measurement
+    leaves the network out); the base's sizes and bucket, a datagram link's
+    replay window, as the UDP links of ``config`` would have."""
 
-    writable = True
+    kind = "counting"
+    reorders = True
 
     def __init__(self, name):
-        self.name, self.handler, self.tap, self.sent = name, None, None, 0
+        super().__init__(name)
+        self.sent = 0
 
-    def send_nowait(self, raw):
-        self.sent += 1
-        return True
+    @property
+    def up(self):
+        return not self._closed
 
-    async def close(self):
+    async def _open(self):
         pass
+
+    async def _close(self):
+        pass
+
+    def _write_wire(self, frame):
+        self.sent += 1
+        return len(frame)
 
 
 def run_path(name, tracks, rounds, tmp, gap_s=0.01):
@@ -179,7 +191,7 @@ def run_path(name, tracks, rounds, tmp, gap_s=0.01):
     ``gap_s`` between rounds: 0.25 s is the nominal load's spacing, after
     which caches are cold; 0.01 s keeps them warm."""
     cfg = config(free_ports(6), tmp)
-    links = {"jp": _FakeLink("jp"), "kr": _FakeLink("kr")}
+    links = {"jp": _CountingLink("jp"), "kr": _CountingLink("kr")}
     missile, prec = Missile(), codec.Precision()
     sbs = {n: BoardStandIn(n, NAMES[n], n, TEST_KEYS[n], o) for n, o in ((1, JP_ORIGIN), (2, KR_ORIGIN))}
 
@@ -191,6 +203,8 @@ def run_path(name, tracks, rounds, tmp, gap_s=0.01):
         return [(sb.name, frame) for _n, sb, frame in report_frames(sbs, missile, tracks, prec, k)]
 
     async def main():
+        for lk in links.values():
+            await lk.open()
         relay = Relay(cfg, links=links, keys=TEST_KEYS)
         relay.sessions.go_offline()   # the stand-ins answer no challenge: measure the relay, not the handshake
         task = asyncio.ensure_future(relay.run())
