@@ -83,6 +83,11 @@ class Coast:
         self.impacted: Set[int] = set()      # past impact + margin, still in the fused picture: left out
         self.reacquired = 0
         self.coasted = 0                     # tracks that started coasting
+        # Tracks judged ballistic while a source still reported them: only
+        # these are coasted. A track that stops being reported under thrust
+        # is predicted ballistically by the fused picture, which looks calm
+        # to the phase detector; flown on, it would be a ghost.
+        self.measured: Set[int] = set()
 
     @property
     def active(self) -> bool:
@@ -125,6 +130,8 @@ class Coast:
                                           _nations(o, i), _others(o, i, self.node))
                 self.tracks[f].lost = True
                 self.coasted += 1
+            else:
+                self.measured.discard(f)
         lost = [f for f, c in self.tracks.items() if c.lost and f not in shown]
         self._propagate(lost, t)
         # A new fused track where a lost one flies: that one re-acquired.
@@ -150,6 +157,8 @@ class Coast:
             c = self.tracks.get(f)
             if now_ns - newest <= self.stale_ns:
                 self.tracks.pop(f, None)                   # a source reports it
+                if phase.phase(f) == _phase.BALLISTIC:
+                    self.measured.add(f)
             elif c is not None or self._eligible(f, phase, impact, t):
                 if c is None:
                     c = self.tracks[f] = _Coasted(out["x"][i], out["P"][i], t, impact[f][0], 0, False)
@@ -172,6 +181,7 @@ class Coast:
                 c.t_impact = imp[0]
             if t > c.t_impact + self.margin_s:
                 del self.tracks[f]
+                self.measured.discard(f)
         lost = [f for f in lost if f in self.tracks]
         if not lost and len(keep) == len(raw) and ids == raw:
             return out
@@ -205,7 +215,8 @@ class Coast:
     def _eligible(self, fid: int, phase: _phase.FlightPhase, impact: Dict[int, Tuple[float, ...]],
                   t: float) -> bool:
         imp = impact.get(fid)
-        return phase.phase(fid) == _phase.BALLISTIC and imp is not None and imp[0] + self.margin_s > t
+        return (fid in self.measured and phase.phase(fid) == _phase.BALLISTIC and imp is not None
+                and imp[0] + self.margin_s > t)
 
     def _propagate(self, fids: Sequence[int], t: float) -> None:
         todo = [f for f in fids if self.tracks[f].t < t]

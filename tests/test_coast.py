@@ -6,7 +6,7 @@ is dropped; a radar that finds it again gives it back its fused id."""
 import numpy as np
 
 from edge_boards import JP_ORIGIN, KR_ORIGIN, from_enu, to_enu
-from test_pipeline import Flight, make_pipeline, report
+from test_pipeline import Flight, fly, make_pipeline, report
 from trilink_board import codec, messages, wire
 from trilink_edge import coast, phase
 from trilink_edge.pipeline import STATUS_OBSOLETE
@@ -106,3 +106,18 @@ def test_reacquired_track_keeps_its_fused_id_and_its_warning():
     assert len(p.launches) == alerts                              # no second launch alert
     assert STATUS_OBSOLETE not in statuses(warnings, 1)           # the warning never went
     assert p.destinations[1].coast.reacquired == 1 and p.destinations[2].coast.reacquired == 1
+
+
+def test_track_lost_under_thrust_is_not_coasted():
+    # Reported under thrust only (edge/phase.py: boost), then lost: the fused
+    # picture's ballistic prediction of it would look calm to the phase
+    # detector, but it was never judged ballistic on measurements, so it is
+    # not flown on (it would be a ghost) and leaves the picture with its sources.
+    p, _warnings, _c = make_pipeline({1: {2}, 2: {1}, 3: set()}, warn_partners=True)
+    fl = Flight()
+    fly(p, fl, T0_US, seconds=25, thrust_until_s=330.0, nodes=KR)
+    d = p.destinations[1]
+    assert d.phase.phase(1) == phase.BOOST
+    run(p, fl, 326.0, 40, lambda t: False)
+    assert d.coast.coasted == 0 and d.coast.tracks == {}
+    assert d.snapshot[1]["fused_id"].tolist() == []
