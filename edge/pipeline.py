@@ -27,6 +27,10 @@
    missile (edge/launch.py), and per nation an impact warning (its
    territory or its EEZ) and an overflight warning (edge/threat.py;
    docs/FUSION.md, "Warnings").
+5. Coasting (edge/coast.py, ``Destination.coast``): a ballistic track
+   every source lost stays in each destination's picture, flown on the
+   model to its predicted impact (``round`` extends the fused picture with
+   it; its impact and warnings go on from the propagated state).
 
 Timebase: report times are board times unless the frame carries
 RELAY_TIME; unsynchronised reports are mapped with the offset that makes
@@ -747,9 +751,10 @@ class Pipeline:
             d.snapshot = (t, mine)
             k = self._offer(d, mine, t_us, now_ns, before) + self._offer_coasted(d, mine, t_us, now_ns)
             if before is not None and len(before["fused_id"]) and self.desk.current:
-                # Tracks gone from its picture (every radar lost a descending
-                # missile, say): the warning stands on its last prediction
-                # until that impact has passed, then it is cancelled (reliably).
+                # Tracks gone from its picture (a coasted track past its impact,
+                # one lost before it was judged ballistic): a warning still up
+                # stands on its last prediction until that impact has passed,
+                # then it is cancelled (reliably).
                 for fid in set(before["fused_id"].tolist()).difference(mine["fused_id"].tolist()):
                     self.desk.orphan(d.node, fid)
             if k:
