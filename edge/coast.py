@@ -88,6 +88,7 @@ class Coast:
         # is predicted ballistically by the fused picture, which looks calm
         # to the phase detector; flown on, it would be a ghost.
         self.measured: Set[int] = set()
+        self.stale: Set[int] = set()         # rows of the last picture no source reported for stale_s
 
     @property
     def active(self) -> bool:
@@ -98,8 +99,10 @@ class Coast:
         """Fused ids coasting now."""
         return set(self.tracks)
 
-    def flags(self, fid: int) -> int:
-        return _phase.FLAG_COASTING if fid in self.tracks else 0
+    def reported(self, fid: int) -> bool:
+        """Whether a source reported track ``fid`` within ``stale_s`` (as of
+        the last ``extend``): its state is measured, not only predicted."""
+        return fid not in self.stale and fid not in self.tracks
 
     def extend(self, out: dict, t: float, before: Optional[Tuple[float, dict]], phase: _phase.FlightPhase,
                impact: Dict[int, Tuple[float, ...]], report_rx: Dict[Tuple[int, int], int], now_ns: int) -> dict:
@@ -150,6 +153,7 @@ class Coast:
         # The fused picture's own row of a track re-acquired under another id is left out.
         targets = set(self.alias.values())
         keep: List[int] = []
+        self.stale = set()
         for i, f in enumerate(ids):
             if (raw[i] in targets and raw[i] not in self.alias) or raw[i] in self.impacted:
                 continue
@@ -159,7 +163,10 @@ class Coast:
                 self.tracks.pop(f, None)                   # a source reports it
                 if phase.phase(f) == _phase.BALLISTIC:
                     self.measured.add(f)
-            elif c is not None or self._eligible(f, phase, impact, t):
+                keep.append(i)
+                continue
+            self.stale.add(f)
+            if c is not None or self._eligible(f, phase, impact, t):
                 if c is None:
                     c = self.tracks[f] = _Coasted(out["x"][i], out["P"][i], t, impact[f][0], 0, False)
                     self.coasted += 1

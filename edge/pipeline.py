@@ -928,7 +928,9 @@ class Pipeline:
             for i, fid in enumerate(fl):
                 if fid not in current:
                     continue
-                ph = d.phase.update(fid, t_snap, jac[i], boost[i])
+                # The phase learns from reported tracks only: a prediction without reports is calm
+                # whatever the missile does (a track lost under thrust would turn ballistic).
+                ph = d.phase.update(fid, t_snap, jac[i], boost[i]) if d.coast.reported(fid) else d.phase.phase(fid)
                 d.flags[fid] = _phase.PHASE_FLAGS[ph]
                 if ph != _phase.BALLISTIC:
                     # No prediction yet; a warning already out stays until a

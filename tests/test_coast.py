@@ -112,7 +112,9 @@ def test_track_lost_under_thrust_is_not_coasted():
     # Reported under thrust only (edge/phase.py: boost), then lost: the fused
     # picture's ballistic prediction of it would look calm to the phase
     # detector, but it was never judged ballistic on measurements, so it is
-    # not flown on (it would be a ghost) and leaves the picture with its sources.
+    # not flown on (it would be a ghost) and leaves the picture with its
+    # sources. Nor does the phase detector learn from the prediction (calm
+    # whatever the missile does): no impact, no warning from a boost state.
     p, _warnings, _c = make_pipeline({1: {2}, 2: {1}, 3: set()}, warn_partners=True)
     fl = Flight()
     fly(p, fl, T0_US, seconds=25, thrust_until_s=330.0, nodes=KR)
@@ -120,4 +122,6 @@ def test_track_lost_under_thrust_is_not_coasted():
     assert d.phase.phase(1) == phase.BOOST
     run(p, fl, 326.0, 40, lambda t: False)
     assert d.coast.coasted == 0 and d.coast.tracks == {}
+    assert d.phase.phase(1) == phase.BOOST and d.impact == {}     # never judged on predictions alone
+    assert _warnings == []                                        # so no warning from a boost state
     assert d.snapshot[1]["fused_id"].tolist() == []
