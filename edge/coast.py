@@ -72,8 +72,9 @@ class Coast:
     re-acquired tracks take (module docstring)."""
 
     def __init__(self, node: int, stale_s: float = STALE_S, margin_s: float = MARGIN_S,
-                 period_s: float = PERIOD_S, gate: float = GATE) -> None:
+                 period_s: float = PERIOD_S, gate: float = GATE, counters: Any = None) -> None:
         self.node = node
+        self.counters = counters             # also counted there (the relay's PictureStats: coasted, reacquired)
         self.stale_ns = int(stale_s * 1e9)
         self.margin_s = margin_s
         self.period_ns = int(period_s * 1e9)
@@ -132,7 +133,7 @@ class Coast:
                 self.tracks[f] = _Coasted(o["x"][i], o["P"][i], before[0], impact[f][0],  # type: ignore[index]
                                           _nations(o, i), _others(o, i, self.node))
                 self.tracks[f].lost = True
-                self.coasted += 1
+                self._count("coasted")
             else:
                 self.measured.discard(f)
         lost = [f for f, c in self.tracks.items() if c.lost and f not in shown]
@@ -146,7 +147,7 @@ class Coast:
                 self.alias[raw[i]] = best
                 ids[i] = best
                 lost.remove(best)
-                self.reacquired += 1
+                self._count("reacquired")
         # Rows of the fused picture: coasting while their members are stale.
         nm = out["nmem"].tolist()
         nodes, tracks = out["node"].tolist(), out["track"].tolist()
@@ -169,7 +170,7 @@ class Coast:
             if c is not None or self._eligible(f, phase, impact, t):
                 if c is None:
                     c = self.tracks[f] = _Coasted(out["x"][i], out["P"][i], t, impact[f][0], 0, False)
-                    self.coasted += 1
+                    self._count("coasted")
                 c.x, c.P, c.t, c.lost = np.array(out["x"][i]), np.array(out["P"][i]), t, False
                 c.nations |= _nations(out, i)
                 c.others = c.others or _others(out, i, self.node)
@@ -218,6 +219,11 @@ class Coast:
         return due
 
     # ---- helpers ----
+
+    def _count(self, name: str) -> None:
+        setattr(self, name, getattr(self, name) + 1)
+        if self.counters is not None:
+            setattr(self.counters, name, getattr(self.counters, name) + 1)
 
     def _eligible(self, fid: int, phase: _phase.FlightPhase, impact: Dict[int, Tuple[float, ...]],
                   t: float) -> bool:

@@ -175,6 +175,8 @@ class PictureStats:
     warnings_acked: int = 0
     warnings_retransmitted: int = 0
     dr_suppressed: int = 0         # offered updates (each with a new report) the dead-reckoning sender held back
+    coasted: int = 0               # tracks coasted to their impact once every source lost them (edge/coast.py)
+    reacquired: int = 0            # coasting tracks a source found again (they kept their fused id)
 
 
 class Destination:
@@ -207,7 +209,7 @@ class Destination:
         self.phase = _phase.FlightPhase()
         self.flags: Dict[int, int] = {}
         # Ballistic tracks every source lost, flown on to their predicted impact (edge/coast.py).
-        self.coast = _coast.Coast(geo.node)
+        self.coast = _coast.Coast(geo.node, counters=stats)
         self.snapshot: Optional[Tuple[float, dict]] = None   # (t s, Picture.fuse output) of the last round
         self.stats = stats
         self.max_age_ns = int(max_age_s * 1e9)

@@ -106,6 +106,7 @@ def test_reacquired_track_keeps_its_fused_id_and_its_warning():
     assert len(p.launches) == alerts                              # no second launch alert
     assert STATUS_OBSOLETE not in statuses(warnings, 1)           # the warning never went
     assert p.destinations[1].coast.reacquired == 1 and p.destinations[2].coast.reacquired == 1
+    assert p.stats.reacquired == 2 and p.stats.coasted == 2          # the relay's stats()["pipeline"]
 
 
 def test_track_lost_under_thrust_is_not_coasted():
