@@ -84,12 +84,12 @@ class Coast:
         self.impacted: Set[int] = set()      # past impact + margin, still in the fused picture: left out
         self.reacquired = 0
         self.coasted = 0                     # tracks that started coasting
-        # Tracks judged ballistic while a source still reported them: only
-        # these are coasted. A track that stops being reported under thrust
-        # is predicted ballistically by the fused picture, which looks calm
-        # to the phase detector; flown on, it would be a ghost.
-        self.measured: Set[int] = set()
-        self.stale: Set[int] = set()         # rows of the last picture no source reported for stale_s
+        # Rows of the last scanned picture no source reported for stale_s. The
+        # phase detector learns only from the others (``reported``): a track
+        # its sources stopped reporting under thrust is predicted ballistically
+        # by the fused picture, calm to the detector; judged ballistic on that
+        # and flown on, it would be a ghost.
+        self.stale: Set[int] = set()
 
     @property
     def active(self) -> bool:
@@ -106,14 +106,22 @@ class Coast:
         return fid not in self.stale and fid not in self.tracks
 
     def extend(self, out: dict, t: float, before: Optional[Tuple[float, dict]], phase: _phase.FlightPhase,
-               impact: Dict[int, Tuple[float, ...]], report_rx: Dict[Tuple[int, int], int], now_ns: int) -> dict:
+               impact: Dict[int, Tuple[float, ...]], report_rx: Dict[Tuple[int, int], int], now_ns: int,
+               scan: bool = True) -> dict:
         """This destination's picture at ``t``: the fused picture ``out``
         (``Picture.fuse`` for its mask; not modified) with re-acquired
         tracks under their coasting ids, coasting tracks the fused picture
         dropped appended, and tracks past their impact left out.
-        ``before`` is the destination's previous (t, picture)."""
+        ``before`` is the destination's previous (t, picture). Which rows
+        are stale is looked at with ``scan`` (the relay's once-a-second
+        round) or when the fused ids changed; other rounds (a report in, on
+        the latency path) cost nothing here while nothing coasts."""
         if not (self.active or before is not None and len(before[1]["fused_id"])):
             return out
+        same = before is not None and np.array_equal(before[1]["fused_id"], out["fused_id"])
+        if not scan and not self.active and same:
+            return out
+        scan = scan or not same
         raw = out["fused_id"].tolist()
         present = set(raw)
         for n in [n for n in self.alias if n not in present]:
@@ -134,8 +142,6 @@ class Coast:
                                           _nations(o, i), _others(o, i, self.node))
                 self.tracks[f].lost = True
                 self._count("coasted")
-            else:
-                self.measured.discard(f)
         lost = [f for f, c in self.tracks.items() if c.lost and f not in shown]
         self._propagate(lost, t)
         # A new fused track where a lost one flies: that one re-acquired.
@@ -154,16 +160,18 @@ class Coast:
         # The fused picture's own row of a track re-acquired under another id is left out.
         targets = set(self.alias.values())
         keep: List[int] = []
-        self.stale = set()
+        if scan:
+            self.stale = set()
         for i, f in enumerate(ids):
             if (raw[i] in targets and raw[i] not in self.alias) or raw[i] in self.impacted:
+                continue
+            if not scan:
+                keep.append(i)
                 continue
             newest = max((report_rx.get((nodes[i][j], tracks[i][j]), 0) for j in range(nm[i])), default=0)
             c = self.tracks.get(f)
             if now_ns - newest <= self.stale_ns:
                 self.tracks.pop(f, None)                   # a source reports it
-                if phase.phase(f) == _phase.BALLISTIC:
-                    self.measured.add(f)
                 keep.append(i)
                 continue
             self.stale.add(f)
@@ -189,7 +197,6 @@ class Coast:
                 c.t_impact = imp[0]
             if t > c.t_impact + self.margin_s:
                 del self.tracks[f]
-                self.measured.discard(f)
         lost = [f for f in lost if f in self.tracks]
         if not lost and len(keep) == len(raw) and ids == raw:
             return out
@@ -203,15 +210,17 @@ class Coast:
             res = {k: np.concatenate([res[k], extra[k]]) for k in res}
         return res
 
-    def offer(self, out: dict, t_us: int, now_ns: int, sent: Dict[int, Any]) -> List[Tuple[int, int, int]]:
+    def offer(self, out: dict, t_us: int, now_ns: int, sent: Dict[int, Any],
+              pending: Dict[int, Any]) -> List[Tuple[int, int, int]]:
         """Coasting tracks of ``out`` (this destination's picture) due a
         coasted update: (row, fused id, nations) for each, those the
-        destination holds (``sent``) and whose predicted impact is ahead."""
+        destination holds (``sent``), with no update already waiting
+        (``pending``), and whose predicted impact is ahead."""
         t = t_us / 1e6
         due = []
         for i, f in enumerate(out["fused_id"].tolist()):
             c = self.tracks.get(f)
-            if (c is None or not c.others or f not in sent or t > c.t_impact
+            if (c is None or not c.others or f not in sent or f in pending or t > c.t_impact
                     or now_ns - c.offered_ns < self.period_ns):
                 continue
             c.offered_ns = now_ns
@@ -228,8 +237,7 @@ class Coast:
     def _eligible(self, fid: int, phase: _phase.FlightPhase, impact: Dict[int, Tuple[float, ...]],
                   t: float) -> bool:
         imp = impact.get(fid)
-        return (fid in self.measured and phase.phase(fid) == _phase.BALLISTIC and imp is not None
-                and imp[0] + self.margin_s > t)
+        return phase.phase(fid) == _phase.BALLISTIC and imp is not None and imp[0] + self.margin_s > t
 
     def _propagate(self, fids: Sequence[int], t: float) -> None:
         todo = [f for f in fids if self.tracks[f].t < t]

@@ -749,7 +749,7 @@ class Pipeline:
             if out is None:
                 out = fused[d.mask] = self.picture.fuse(t, mask=d.mask)
             before = d.snapshot[1] if d.snapshot is not None else None
-            mine = d.coast.extend(out, t, d.snapshot, d.phase, d.impact, self.report_rx, now_ns)
+            mine = d.coast.extend(out, t, d.snapshot, d.phase, d.impact, self.report_rx, now_ns, refresh)
             d.snapshot = (t, mine)
             k = self._offer(d, mine, t_us, now_ns, before) + self._offer_coasted(d, mine, t_us, now_ns)
             if before is not None and len(before["fused_id"]) and self.desk.current:
@@ -838,7 +838,7 @@ class Pipeline:
     def _offer_coasted(self, d: Destination, out: dict, t_us: int, now_ns: int) -> int:
         """Offer ``d`` its coasting tracks' updates that are due
         (edge/coast.py): no source report, flagged coasting."""
-        due = d.coast.offer(out, t_us, now_ns, d.sent) if d.coast.tracks else []
+        due = d.coast.offer(out, t_us, now_ns, d.sent, d.pending) if d.coast.tracks else []
         if not due:
             return 0
         rows = [i for i, _f, _n in due]
