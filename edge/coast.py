@@ -84,12 +84,6 @@ class Coast:
         self.impacted: Set[int] = set()      # past impact + margin, still in the fused picture: left out
         self.reacquired = 0
         self.coasted = 0                     # tracks that started coasting
-        # Rows of the last scanned picture no source reported for stale_s. The
-        # phase detector learns only from the others (``reported``): a track
-        # its sources stopped reporting under thrust is predicted ballistically
-        # by the fused picture, calm to the detector; judged ballistic on that
-        # and flown on, it would be a ghost.
-        self.stale: Set[int] = set()
 
     @property
     def active(self) -> bool:
@@ -99,11 +93,6 @@ class Coast:
     def ids(self) -> Set[int]:
         """Fused ids coasting now."""
         return set(self.tracks)
-
-    def reported(self, fid: int) -> bool:
-        """Whether a source reported track ``fid`` within ``stale_s`` (as of
-        the last ``extend``): its state is measured, not only predicted."""
-        return fid not in self.stale and fid not in self.tracks
 
     def extend(self, out: dict, t: float, before: Optional[Tuple[float, dict]], phase: _phase.FlightPhase,
                impact: Dict[int, Tuple[float, ...]], report_rx: Dict[Tuple[int, int], int], now_ns: int,
@@ -160,8 +149,6 @@ class Coast:
         # The fused picture's own row of a track re-acquired under another id is left out.
         targets = set(self.alias.values())
         keep: List[int] = []
-        if scan:
-            self.stale = set()
         for i, f in enumerate(ids):
             if (raw[i] in targets and raw[i] not in self.alias) or raw[i] in self.impacted:
                 continue
@@ -174,7 +161,6 @@ class Coast:
                 self.tracks.pop(f, None)                   # a source reports it
                 keep.append(i)
                 continue
-            self.stale.add(f)
             if c is not None or self._eligible(f, phase, impact, t):
                 if c is None:
                     c = self.tracks[f] = _Coasted(out["x"][i], out["P"][i], t, impact[f][0], 0, False)
