@@ -48,7 +48,6 @@ uplink delay is ignored, a few ms). Fused times are relay µs
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
@@ -57,22 +56,17 @@ from trilink_native import binding
 from trilink_edge import launch as _launch
 from trilink_edge import phase as _phase
 from trilink_edge import threat as _threat
-from trilink_edge.scheduler import TRACK, WARNING, Item
-from trilink_edge.session import relay_now_ns, relay_now_us
+from trilink_edge.scheduler import Item
+from trilink_edge.session import relay_now_ns
 from trilink_board import messages as _msgs
-from trilink_edge import coast as _coast
+# The destination's and the warnings' parts live in their own modules; their names stay importable here.
+from trilink_edge.destination import (DEFAULT_PER_FRAME, EYE6, INF, Destination, Frame6, NodeGeo,  # noqa: F401
+                                      Pending, PictureStats)
+from trilink_edge.warning import (CH_IMPACT, CH_OVERFLIGHT, KIND_EEZ, KIND_LAUNCH,  # noqa: F401
+                                  KIND_OVERFLIGHT, KIND_TERRITORY, ORPHAN_GRACE_S, STATUS_ACTIVE,
+                                  STATUS_OBSOLETE, WARN_BACKOFF_S, WarningDesk)
 
-INF = float("inf")
-DEFAULT_PER_FRAME = 8          # tracks per PICTURE frame: small frames, low latency
 DEFAULT_IMPACT_PERIOD_S = 1.0
-MAX_RECORD_BYTES = 140
-WARN_MOVE_M = 10_000.0         # an impact point moved this far (and half its 95% semi-major) is an update
-WARN_MOVE_S = 10.0             # ... or an impact time moved this far (and 3 sigma)
-# A Pipeline built without a config (tests, tools): first retransmission after 0.25 s, doubling
-# to 2 s. The relay passes its [scheduler] warning_retry_s, warning_retry_max_s (0.5 s, 4 s by default).
-WARN_BACKOFF_S = (0.25, 2.0)
-WARN_KEEP_S = 60.0             # stop retransmitting this long after the predicted impact
-ORPHAN_GRACE_S = 10.0          # a warning whose track is gone stays up this long past its predicted impact
 MAX_NODES = 64                 # source node ids the picture keeps (0..63)
 MEMBER_SLOTS = np.arange(binding.PIC_MAX_MEMBERS)
 FEW_ROWS = 8                   # up to this many fused tracks a round walks every row
@@ -80,419 +74,9 @@ _IMPACT_FIELDS = ("t", "lat", "lon", "ecef", "cov_en", "semi_major", "semi_minor
                   "territory", "status")
 # Picture counters whose change means the association changed (a round must fuse every destination).
 _STRUCTURE = ("tracks", "fused", "initiated", "joined", "merged", "switched", "split", "timed_out", "deleted")
-EYE6 = np.eye(6)
-WARNING_SIZE = _msgs.WARNING_SIZE
-STATUS_ACTIVE, STATUS_UPDATED, STATUS_OBSOLETE = _msgs.STATUS_ACTIVE, _msgs.STATUS_UPDATED, _msgs.STATUS_OBSOLETE
-KIND_TERRITORY, KIND_EEZ, KIND_OVERFLIGHT, KIND_LAUNCH = (_msgs.KIND_TERRITORY, _msgs.KIND_EEZ,
-                                                          _msgs.KIND_OVERFLIGHT, _msgs.KIND_LAUNCH)
-# A track's warnings to one destination: per nation one impact warning (its
-# kind territory or EEZ, an upgrade or downgrade an update) and one
-# overflight warning; and one launch alert naming the destination.
-CH_IMPACT, CH_OVERFLIGHT, CH_LAUNCH = 0, 1, 2
-CHANNEL = {KIND_TERRITORY: CH_IMPACT, KIND_EEZ: CH_IMPACT, KIND_OVERFLIGHT: CH_OVERFLIGHT, KIND_LAUNCH: CH_LAUNCH}
-LAUNCH_KEEP_S = 60.0           # a launch alert is retransmitted until acked, at most this long
 LAUNCH_MEMORY_S = 600.0        # an announced track gone this long no longer stands for its missile
 PATH_STEP_S = 10.0             # ground-track samples (then interpolated every 10 km)
 PATH_MAX_S = 3600.0
-
-
-@dataclass(frozen=True)
-class NodeGeo:
-    """A nation's board: node id, name, ENU origin (lat deg, lon deg, h m),
-    territory polygons and (approximate) EEZ polygons, each a list of
-    [lat, lon] degrees."""
-
-    node: int
-    name: str
-    origin: Tuple[float, float, float]
-    territory: Sequence[Sequence[Sequence[float]]] = ()
-    eez: Sequence[Sequence[Sequence[float]]] = ()
-
-
-def enu_rotation(lat_deg: float, lon_deg: float) -> np.ndarray:
-    """R (3x3) with enu = R @ (ecef - origin_ecef)."""
-    la, lo = math.radians(lat_deg), math.radians(lon_deg)
-    sl, cl, so, co = math.sin(la), math.cos(la), math.sin(lo), math.cos(lo)
-    return np.array([[-so, co, 0.0], [-sl * co, -sl * so, cl], [cl * co, cl * so, sl]])
-
-
-class Frame6:
-    """ENU <-> ECEF for 6-states and their covariances around one origin."""
-
-    def __init__(self, origin: Tuple[float, float, float]) -> None:
-        self.origin = origin
-        self.p0 = binding.geodetic_to_ecef(np.array([origin], dtype=float))[0]
-        self.R = enu_rotation(origin[0], origin[1])
-        T = np.zeros((6, 6))
-        T[:3, :3] = self.R
-        T[3:, 3:] = self.R
-        self.T = T
-
-    def to_ecef(self, x: np.ndarray, P: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        xe = x @ self.T  # rows: T^T x
-        xe[:, :3] += self.p0
-        # matmul over the batch: ~8x faster than the equivalent einsum
-        Pe = self.T.T @ P @ self.T
-        return xe, 0.5 * (Pe + Pe.transpose(0, 2, 1))
-
-    def from_ecef(self, x: np.ndarray, P: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        d = x.copy()
-        d[:, :3] -= self.p0
-        xl = d @ self.T.T
-        Pl = self.T @ P @ self.T.T
-        return xl, 0.5 * (Pl + Pl.transpose(0, 2, 1))
-
-    def point_en(self, ecef: np.ndarray) -> np.ndarray:
-        """(east, north) of ECEF points [n,3]."""
-        return ((ecef - self.p0) @ self.R.T)[:, :2]
-
-
-@dataclass
-class Pending:
-    """The latest update of one fused track waiting for the link."""
-
-    x: np.ndarray
-    P: np.ndarray
-    t_us: int
-    sources: List[Tuple[int, int]]
-    nations: int
-    created_ns: int
-    rx_ns: int            # arrival of the oldest report this update carries
-    drop: bool = False
-    flags: int = 0        # quality flags beyond the phase's (FLAG_COASTING: edge/coast.py)
-
-
-@dataclass
-class PictureStats:
-    reports_in: int = 0
-    records_in: int = 0
-    records_refused: int = 0
-    future_stamped: int = 0        # records stamped after their own receipt (a board clock stepped ahead), clamped
-    no_base: int = 0
-    decode_errors: int = 0
-    rounds: int = 0
-    dropped_stale: int = 0
-    dropped_queue: int = 0
-    warnings_issued: int = 0
-    warnings_acked: int = 0
-    warnings_retransmitted: int = 0
-    dr_suppressed: int = 0         # offered updates (each with a new report) the dead-reckoning sender held back
-    coasted: int = 0               # tracks coasted to their impact once every source lost them (edge/coast.py)
-    reacquired: int = 0            # coasting tracks a source found again (they kept their fused id)
-
-
-class Destination:
-    """Everything the relay sends one board about tracks: its releasable
-    sources, its ENU frame, the pending updates and the dead-reckoning
-    sender (a ``scheduler.TrackSource``)."""
-
-    def __init__(self, geo: NodeGeo, sources: Iterable[int], stats: PictureStats, max_age_s: float,
-                 max_pending: int = 256, per_frame: int = DEFAULT_PER_FRAME,
-                 dr_config: Optional[dict] = None) -> None:
-        self.geo = geo
-        self.node = geo.node
-        self.sources = tuple(sorted(set(sources) | {geo.node}))
-        self.mask = 0
-        for s in self.sources:
-            self.mask |= 1 << s
-        self.frame = Frame6(geo.origin)
-        # Threshold 0 unless configured: every offered update is news (the
-        # C sender's own default, 50 m, would hold reports; module docstring).
-        self.dr = binding.DeadReckoner(binding.CODEC_PICTURE, geo.origin[0], geo.origin[2],
-                                       **{"threshold_m": 0.0, **(dr_config or {})})
-        self.pending: Dict[int, Pending] = {}
-        # fused id -> {source node: report id last offered}, for the fused
-        # tracks this destination holds (the ones with another nation's data).
-        self.sent: Dict[int, Dict[int, int]] = {}
-        self.impact: Dict[int, Tuple[float, ...]] = {}       # fused id -> (t_s, e, n, a, b, orient)
-        # Flight phase of each fused track (boost / ballistic, edge/phase.py)
-        # and its PICTURE quality flags: no impact is predicted before the
-        # track is ballistic.
-        self.phase = _phase.FlightPhase()
-        self.flags: Dict[int, int] = {}
-        # Ballistic tracks every source lost, flown on to their predicted impact (edge/coast.py).
-        self.coast = _coast.Coast(geo.node, counters=stats)
-        self.snapshot: Optional[Tuple[float, dict]] = None   # (t s, Picture.fuse output) of the last round
-        self.stats = stats
-        self.max_age_ns = int(max_age_s * 1e9)
-        self.max_pending = max_pending
-        self.per_frame = per_frame
-        self._batches: Dict[int, binding.TrackBatch] = {}    # n -> a reused batch of n records
-        self.dropped_stale = 0
-
-    def _key(self, fid: int, p: Pending) -> Tuple[float, int]:
-        imp = self.impact.get(fid)
-        return (imp[0] if imp is not None else INF, p.created_ns)
-
-    def _expire(self, now_ns: int) -> None:
-        old = [fid for fid, p in self.pending.items() if not p.drop and now_ns - p.created_ns > self.max_age_ns]
-        for fid in old:
-            del self.pending[fid]
-            self.stats.dropped_stale += 1
-            self.dropped_stale += 1
-
-    def priority(self, now_ns: int) -> Optional[Tuple[float, int]]:
-        self._expire(now_ns)
-        if not self.pending:
-            return None
-        return min(self._key(fid, p) for fid, p in self.pending.items())
-
-    def offer(self, fid: int, p: Pending) -> None:
-        """Leave the newest update of fused track ``fid`` pending (an older
-        pending one is replaced; its sources and age carry over)."""
-        old = self.pending.get(fid)
-        if old is not None and not old.drop:
-            seen = {s for s in p.sources}
-            p.sources = [s for s in old.sources if s not in seen and s[0] not in {n for n, _ in p.sources}] + p.sources
-            p.sources = p.sources[-binding.CODEC_MAX_SOURCES:]
-            p.created_ns = min(p.created_ns, old.created_ns)
-            p.rx_ns = min(p.rx_ns, old.rx_ns)
-        self.pending[fid] = p
-        if len(self.pending) > self.max_pending:
-            # Bounded: drop the least urgent pending update.
-            worst = max(self.pending, key=lambda f: self._key(f, self.pending[f]))
-            del self.pending[worst]
-            self.stats.dropped_queue += 1
-
-    def take(self, max_payload: int, now_ns: int) -> Optional[Item]:
-        """Encode the most urgent pending tracks into one PICTURE item."""
-        self._expire(now_ns)
-        if not self.pending:
-            return None
-        order = sorted(self.pending, key=lambda f: self._key(f, self.pending[f]))
-        # A PICTURE record is at most ~140 bytes (keyframe, impact, a few
-        # sources), so this many always fit the payload the link allows.
-        per = max(1, min(self.per_frame, (max_payload - 16) // MAX_RECORD_BYTES))
-        while order:
-            chosen = order[:per]
-            order = order[per:]
-            items = [(fid, self.pending.pop(fid)) for fid in chosen]
-            payloads, rx_ns = self._encode(items)
-            if payloads:
-                payload = payloads[0]
-                # the codec splits only above 1024 bytes; per_frame keeps us far below
-                return Item(TRACK, self.node, binding.MSG_PICTURE, payload, binding.FLAG_RELAY_TIME,
-                            created_ns=rx_ns, tag=[fid for fid, _ in items])
-        return None
-
-    def _batch(self, n: int) -> binding.TrackBatch:
-        # A zeroed batch of n records, reused: building one (16 arrays and
-        # their C view) costs more than encoding it.
-        b = self._batches.get(n)
-        if b is None:
-            b = self._batches[n] = binding.TrackBatch.empty(n)
-        else:
-            for name in ("rtype", "send", "status", "nations", "n_src", "has_impact"):
-                getattr(b, name).fill(0)
-        return b
-
-    def _encode(self, items: List[Tuple[int, Pending]]) -> Tuple[List[bytes], int]:
-        n = len(items)
-        b = self._batch(n)
-        for i, (fid, p) in enumerate(items):
-            b.tid[i] = fid
-            b.t_us[i] = p.t_us
-            if p.drop:
-                b.rtype[i] = binding.DR_DROP
-                b.P[i] = EYE6
-                b.flags[i] = 0
-                continue
-            b.rtype[i] = binding.DR_UPDATE
-            b.x[i] = p.x
-            b.P[i] = p.P
-            b.nations[i] = p.nations
-            fused = _phase.FLAG_FUSED if p.nations & (p.nations - 1) else 0   # two or more nations
-            b.flags[i] = self.flags.get(fid, 0) | fused | p.flags
-            srcs = p.sources[-binding.CODEC_MAX_SOURCES:]
-            b.n_src[i] = len(srcs)
-            if srcs:
-                nd, rid = zip(*srcs)
-                b.src_node[i, :len(srcs)] = nd
-                b.src_rid[i, :len(srcs)] = rid
-            imp = self.impact.get(fid)
-            if imp is not None:
-                b.has_impact[i] = 1
-                b.impact[i] = imp[1:6]
-                b.impact_t_us[i] = int(imp[0] * 1e6)
-        base = int(min(b.t_us)) if n else 0
-        try:
-            payloads = self.dr.encode(b, base_us=base)
-        except binding.CodecError:
-            # A value the format cannot carry (a diverged track): count and
-            # resend these tracks as keyframes next time.
-            self.stats.records_refused += n
-            for fid, _ in items:
-                self.dr.request_keyframe(fid)
-            return [], 0
-        # A suppressed record's reports ride on the track's next update sent
-        # (PROTOCOL 5.6): late news. Counted so that a threshold that holds
-        # reports shows in the relay's stats.
-        held = int(np.count_nonzero((b.rtype == binding.REC_NONE) & (b.n_src > 0)))
-        if held:
-            self.stats.dr_suppressed += held
-        return payloads, min(p.rx_ns for _, p in items)
-
-    def keyframe_request(self, tids: Sequence[int]) -> None:
-        if not tids:
-            self.dr.request_keyframe(None)
-        for t in tids:
-            self.dr.request_keyframe(t)
-
-
-@dataclass
-class WarningState:
-    warning_id: int
-    dest: int
-    fused_id: int
-    status: int
-    payload: bytes
-    impact_t_s: float
-    lat: float
-    lon: float
-    nation: int = -1               # the nation it names (WARNING's nation field)
-    kind: int = KIND_TERRITORY
-    keep_until_s: float = 0.0      # retransmitted (if unacknowledged) and remembered until then
-    t_cross_s: float = INF         # overflight: when the track comes over the territory
-    semi_major_m: float = 0.0      # its 95% ellipse and impact-time sigma: how far it may move unannounced
-    sigma_t_s: float = 0.0
-    acked: bool = False
-    superseded: bool = False
-    queued: bool = False
-    sends: int = 0
-    next_tx_ns: int = 0
-    backoff_s: float = WARN_BACKOFF_S[0]
-
-
-class WarningDesk:
-    """Reliable WARNING delivery: every warning is sent with ACK_REQ|URGENT,
-    and again with RETRANSMIT after ``retry_s[0]``, doubling up to ``retry_s[1]`` apart (the
-    relay's [scheduler] warning_retry_s/_max_s: 0.5 s, 1 s, 2 s, 4 s, 4 s ... by default)
-    until the board acknowledges it, a newer warning about the same track,
-    nation and channel (impact, overflight, launch) supersedes it (status
-    updated or obsolete), or its impact is ``WARN_KEEP_S`` in the past (a
-    launch alert: ``LAUNCH_KEEP_S`` after it was issued). A warning whose
-    track left the picture (``orphan``) stands on its last prediction until
-    that impact is ``ORPHAN_GRACE_S`` past, then is made obsolete.
-    ``push(item)`` hands frames to the scheduler of the destination's link.
-    ``current[(dest, fused id)]`` maps (nation, channel) to the latest."""
-
-    def __init__(self, push: Callable[[Item], None], stats: PictureStats,
-                 retry_s: Tuple[float, float] = WARN_BACKOFF_S) -> None:
-        self.push = push
-        self.retry_s = retry_s
-        self.stats = stats
-        self.next_id = 1
-        self.by_id: Dict[int, WarningState] = {}
-        self.current: Dict[Tuple[int, int], Dict[Tuple[int, int], WarningState]] = {}
-        self.orphans: Dict[Tuple[int, int], None] = {}             # (dest, fused id) whose track is gone
-
-    def get(self, dest: int, fid: int, nation: int, channel: int) -> Optional[WarningState]:
-        """The latest warning about track ``fid`` to ``dest`` naming ``nation`` on ``channel``."""
-        return self.current.get((dest, fid), {}).get((nation, channel))
-
-    def live(self, dest: int, fid: int) -> List[WarningState]:
-        """The warnings about ``fid`` to ``dest`` still up (launch alerts aside)."""
-        return [w for (_n, ch), w in self.current.get((dest, fid), {}).items()
-                if ch != CH_LAUNCH and w.status != STATUS_OBSOLETE]
-
-    def orphan(self, dest: int, fid: int) -> None:
-        """Fused track ``fid`` left ``dest``'s picture: its live warnings
-        (if any) stay up until its predicted impact has passed."""
-        if self.live(dest, fid):
-            self.orphans[(dest, fid)] = None
-
-    def issue(self, dest: int, fid: int, status: int, nation: int, t_s: float, lat: float, lon: float,
-              a: float, b: float, orient: float, now_ns: int, kind: int = KIND_TERRITORY,
-              class_guess: int = 0, azimuth: float = 0.0, sigma_t: float = 0.0,
-              t_cross_s: float = INF) -> WarningState:
-        wid = self.next_id
-        self.next_id = (self.next_id % 0xFFFFFFFF) + 1
-        payload = _msgs.encode(binding.MSG_WARNING, {
-            "warning_id": wid, "track_id": fid, "status": status, "nation": nation,
-            "impact_us": max(0, int(t_s * 1e6)),
-            "lat_e7": int(round(max(-90.0, min(90.0, lat)) * 1e7)),
-            "lon_e7": int(round(((lon + 180.0) % 360.0 - 180.0) * 1e7)),
-            "semi_major_m": min(int(a), 0xFFFFFFFF), "semi_minor_m": min(int(b), 0xFFFFFFFF),
-            "orient_cdeg": int(round(orient * 100.0)) % 36000, "kind": kind, "class_guess": class_guess,
-            "azimuth_cdeg": int(round(azimuth * 100.0)) % 36000,
-            "sigma_t_ds": min(0xFFFF, int(round(sigma_t * 10.0))) if sigma_t == sigma_t else 0xFFFF})
-        slot = self.current.setdefault((dest, fid), {})
-        key = (nation, CHANNEL[kind])
-        old = slot.get(key)
-        if old is not None:
-            old.superseded = True
-        keep = now_ns / 1e9 + LAUNCH_KEEP_S if kind == KIND_LAUNCH else t_s + WARN_KEEP_S
-        w = WarningState(wid, dest, fid, status, payload, t_s, lat, lon, nation, kind, keep,
-                         t_cross_s=t_cross_s, semi_major_m=a, sigma_t_s=sigma_t if sigma_t == sigma_t else 0.0,
-                         backoff_s=self.retry_s[0])
-        self.by_id[wid] = w
-        slot[key] = w
-        self.stats.warnings_issued += 1
-        self._send(w, now_ns)
-        return w
-
-    def _send(self, w: WarningState, now_ns: int) -> None:
-        flags = binding.FLAG_ACK_REQ | binding.FLAG_URGENT
-        if w.sends:
-            flags |= binding.FLAG_RETRANSMIT
-            self.stats.warnings_retransmitted += 1
-        w.queued = True
-
-        def sent(item: Item, t_ns: int, w: WarningState = w) -> None:
-            w.queued = False
-            w.sends += 1
-            w.next_tx_ns = t_ns + int(w.backoff_s * 1e9)
-            w.backoff_s = min(self.retry_s[1], w.backoff_s * 2)
-
-        def dropped(item: Item, w: WarningState = w) -> None:
-            # Not sent (queue full or no longer needed): the next tick decides again.
-            w.queued = False
-            if not w.sends:
-                w.sends = 1   # a first transmission is never dropped while needed; count it as tried
-        self.push(Item(WARNING, w.dest, binding.MSG_WARNING, w.payload, flags, created_ns=now_ns,
-                       tag=w.warning_id, on_sent=sent, on_dropped=dropped,
-                       stale=lambda w=w: w.acked or w.superseded))
-
-    def ack(self, node: int, warning_id: int) -> bool:
-        w = self.by_id.get(warning_id)
-        if w is None or w.dest != node:
-            return False
-        if not w.acked:
-            w.acked = True
-            self.stats.warnings_acked += 1
-        return True
-
-    def tick(self, now_ns: int) -> None:
-        """Retransmit what is due; cancel orphans past their impact; forget
-        finished warnings."""
-        now_s = now_ns / 1e9
-        for key in list(self.orphans):
-            up = self.live(*key)
-            if not up:
-                del self.orphans[key]
-                continue
-            for cur in up:
-                if now_s > cur.impact_t_s + ORPHAN_GRACE_S:
-                    self.issue(key[0], key[1], STATUS_OBSOLETE, cur.nation, cur.impact_t_s, cur.lat, cur.lon,
-                               0, 0, 0, now_ns, cur.kind)
-        for wid in list(self.by_id):
-            w = self.by_id[wid]
-            slot = self.current.get((w.dest, w.fused_id), {})
-            key = (w.nation, CHANNEL[w.kind])
-            done = w.acked or w.superseded or now_s > w.keep_until_s
-            if done and not w.queued:
-                if slot.get(key) is not w or now_s > w.keep_until_s:
-                    del self.by_id[wid]
-                    if slot.get(key) is w:
-                        del slot[key]
-                        if not slot:
-                            del self.current[(w.dest, w.fused_id)]
-                continue
-            if not done and not w.queued and w.sends and now_ns >= w.next_tx_ns:
-                self._send(w, now_ns)
-
-    def outstanding(self) -> int:
-        return sum(1 for w in self.by_id.values() if not (w.acked or w.superseded))
 
 
 class Pipeline:
@@ -991,7 +575,7 @@ class Pipeline:
                     continue
                 if not ok[i]:
                     d.impact.pop(fid, None)
-                    self._cancel(node, fid, now_ns)
+                    self.desk.cancel(node, fid, now_ns)
                     continue
                 d.impact[fid] = (tt[i], en[i][0], en[i][1], a[i], b[i], o[i])
                 horizon = now_s < tt[i] < now_s + self.warn_horizon_s
@@ -1010,7 +594,7 @@ class Pipeline:
                         k = _threat.impact_kind(lat[i], lon[i], a[i], b[i], o[i], self.land[n], self.eez.get(n, ()),
                                                 cur.kind if live and cur is not None else None)
                         kind = None if k is None else (KIND_TERRITORY if k == _threat.TERRITORY else KIND_EEZ)
-                    self._decide(node, fid, n, CH_IMPACT, kind, cur, args, st[i], az)
+                    self.desk.decide(node, fid, n, CH_IMPACT, kind, cur, args, st[i], az)
                     # Overflight: the ground track's corridor comes over the territory
                     # before an impact elsewhere; held once the track is over it.
                     cur = self.desk.get(node, fid, n, CH_OVERFLIGHT)
@@ -1025,20 +609,7 @@ class Pipeline:
                                                     _threat.SCALE_99 if live else 1.0)
                             if tc is not None:
                                 over, t_cross = KIND_OVERFLIGHT, tc
-                    self._decide(node, fid, n, CH_OVERFLIGHT, over, cur, args, st[i], az, t_cross)
-
-    def _decide(self, node: int, fid: int, nation: int, channel: int, kind: Optional[int],
-                cur: Optional[WarningState], args: tuple, sigma_t: float, az: float, t_cross: float = INF) -> None:
-        # One warning's next step: issue, update (moved, or another kind), cancel, or nothing.
-        live = cur is not None and cur.status != STATUS_OBSOLETE
-        t_s, la, lo, a, b, o, now_ns = args
-        extra = {"sigma_t": sigma_t, "azimuth": az, "t_cross_s": t_cross}
-        if kind is not None and not live:
-            self.desk.issue(node, fid, STATUS_ACTIVE, nation, *args, kind=kind, **extra)
-        elif kind is not None and cur is not None and (cur.kind != kind or self._moved(cur, t_s, la, lo)):
-            self.desk.issue(node, fid, STATUS_UPDATED, nation, *args, kind=kind, **extra)
-        elif kind is None and live and cur is not None:
-            self.desk.issue(node, fid, STATUS_OBSOLETE, nation, *args, kind=cur.kind, **extra)
+                    self.desk.decide(node, fid, n, CH_OVERFLIGHT, over, cur, args, st[i], az, t_cross)
 
     def _announce(self, node: int, fids: List[int], xs: np.ndarray, t_snap: float, current: Set[int],
                   now_ns: int) -> None:
@@ -1079,22 +650,6 @@ class Pipeline:
             self.desk.issue(node, fid, STATUS_ACTIVE, node, est.t_s, est.lat, est.lon, est.semi_major_m,
                             est.semi_minor_m, est.orient_deg, now_ns, kind=KIND_LAUNCH,
                             class_guess=est.class_guess, azimuth=est.azimuth_deg, sigma_t=est.sigma_t_s)
-
-    @staticmethod
-    def _moved(w: WarningState, t_s: float, lat: float, lon: float) -> bool:
-        # Moved: by more than 10 km and half the 95% semi-major axis the board
-        # was given, or the time by more than 10 s and 3 sigma (a far impact's
-        # point wanders tens of km a second within its ellipse: news only
-        # once it has gone a good way across it).
-        dlat = math.radians(lat - w.lat) * 6371e3
-        dlon = math.radians(lon - w.lon) * 6371e3 * math.cos(math.radians(w.lat))
-        return (math.hypot(dlat, dlon) > max(WARN_MOVE_M, 0.5 * w.semi_major_m)
-                or abs(t_s - w.impact_t_s) > max(WARN_MOVE_S, 3.0 * w.sigma_t_s))
-
-    def _cancel(self, node: int, fid: int, now_ns: int) -> None:
-        for cur in self.desk.live(node, fid):
-            self.desk.issue(node, fid, STATUS_OBSOLETE, cur.nation, cur.impact_t_s, cur.lat, cur.lon, 0, 0, 0,
-                            now_ns, cur.kind)
 
 
 def ground_tracks(x: np.ndarray, fids: np.ndarray, imp: binding.Impacts, t0: float,

@@ -27,17 +27,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from trilink_native import binding
+from trilink_edge.destination import enu_rotation
 
 __all__ = ["ReleasedPicture", "enu_rotation", "record_of", "records_of"]
 
 OPS = {binding.REC_KEY: "key", binding.REC_DELTA: "delta", binding.REC_DROP: "drop"}
-
-
-def enu_rotation(lat_deg: float, lon_deg: float) -> np.ndarray:
-    """R with enu = R @ (ecef - origin)."""
-    la, lo = math.radians(lat_deg), math.radians(lon_deg)
-    sl, cl, so, co = math.sin(la), math.cos(la), math.sin(lo), math.cos(lo)
-    return np.array([[-so, co, 0.0], [-sl * co, -sl * so, cl], [cl * co, cl * so, sl]])
 
 
 class ReleasedPicture:
