@@ -159,6 +159,7 @@ class ZenohSink:
         self.run = struct.unpack("<I", os.urandom(4))[0]
         self.seq = 0
         self.published = 0
+        self.publisher_options: Dict[str, Any] = {"express": True}   # declare_publisher's keywords
 
     def open(self) -> None:
         import zenoh
@@ -178,7 +179,7 @@ class ZenohSink:
         pub = self._pubs.get(key_expr)
         if pub is None:
             # express: no batching delay in Zenoh's own queue
-            pub = self._session.declare_publisher(key_expr, express=True)
+            pub = self._session.declare_publisher(key_expr, **self.publisher_options)
             self._pubs[key_expr] = pub
         self.seq += 1
         pub.put(seal(b"", key_expr, kind, self.run, self.seq, body, aead=self._aead[seal_name]))
