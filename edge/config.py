@@ -205,6 +205,8 @@ class ZenohConfig:
     health_period_s: float = 1.0                # 0 = no health publication
     stats_period_s: float = 5.0                 # 0 = no stats publication
     snapshot_period_s: float = 1.0              # each destination's whole picture, for late joiners; 0 = off
+    process: bool = True                        # publish from a process of its own (else a thread of the relay's)
+    coalesce: bool = True                       # PICTURE frames queued together: one publication per destination
 
 
 @dataclass(frozen=True)
@@ -637,7 +639,7 @@ def from_dict(data: Mapping[str, Any], source: str = "relay.toml", base_dir: str
 # ------------------------------------------------- publishing and export ----
 
 _ZENOH_KEYS = ("enabled", "relay", "key_file", "mode", "listen", "connect", "multicast_scouting", "queue",
-               "health_period_s", "stats_period_s", "snapshot_period_s")
+               "health_period_s", "stats_period_s", "snapshot_period_s", "process", "coalesce")
 _ZENOH_MODES = ("peer", "client")
 OPS_KEY = "ops"     # the zenoh key file entry that seals health and stats
 
@@ -656,7 +658,8 @@ def _zenoh(v: _V, data: Mapping[str, Any], nations: Sequence[str], allow_test_ke
         queue=v.int_(z, "zenoh", "queue", 4096, 1, 1 << 20),
         health_period_s=v.num(z, "zenoh", "health_period_s", 1.0, 0.0, 86400.0),
         stats_period_s=v.num(z, "zenoh", "stats_period_s", 5.0, 0.0, 86400.0),
-        snapshot_period_s=v.num(z, "zenoh", "snapshot_period_s", 1.0, 0.0, 86400.0))
+        snapshot_period_s=v.num(z, "zenoh", "snapshot_period_s", 1.0, 0.0, 86400.0),
+        process=v.bool_(z, "zenoh", "process", True), coalesce=v.bool_(z, "zenoh", "coalesce", True))
     if not enabled:
         return cfg
     # A config that asks for Zenoh fails here, in one line, rather than at

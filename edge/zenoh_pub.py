@@ -152,8 +152,10 @@ class ZenohSink:
         # background), carried in snapshots
         self.territories = [dict(t) for t in territories]
         self.nations = dict(nations)
-        self._aead = {name: _aead(k) for name, k in keys.items()}
-        self._zconf = zconf
+        # plain data until open(): the sink can be handed to the publisher's own process (pickled)
+        self._keys = dict(keys)
+        self._aead: Dict[str, Any] = {}
+        self._zconf = zconf          # a zenoh.Config, or zenoh_config()'s keywords (a dict)
         self._session: Any = None
         self._pubs: Dict[str, Any] = {}
         self.run = struct.unpack("<I", os.urandom(4))[0]
@@ -163,7 +165,9 @@ class ZenohSink:
 
     def open(self) -> None:
         import zenoh
-        self._session = zenoh.open(self._zconf)
+        self._aead = {name: _aead(k) for name, k in self._keys.items()}
+        zconf = zenoh_config(**self._zconf) if isinstance(self._zconf, dict) else self._zconf
+        self._session = zenoh.open(zconf)
 
     def close(self) -> None:
         if self._session is not None:

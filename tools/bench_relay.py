@@ -232,7 +232,19 @@ def _variant_default(pub):
 
 
 def _variant_perframe(pub):
-    """One publication per PICTURE frame (the publisher before coalescing)."""
+    """The publisher's process, one publication per PICTURE frame (no coalescing)."""
+    pub.coalesce = False
+
+
+def _variant_thread(pub):
+    """The publisher in a thread of the relay's process (coalescing)."""
+    pub.process = False
+
+
+def _variant_before(pub):
+    """The publisher as it was before (commit 6bd78e2): a thread of the relay's process, one publication per
+    PICTURE frame."""
+    pub.process = False
     pub.coalesce = False
 
 
@@ -243,7 +255,8 @@ def _variant_batched(pub):
 
 
 def _variant_switch(pub):
-    """The interpreter's GIL switch interval 0.5 ms instead of 5 ms."""
+    """The thread, the interpreter's GIL switch interval 0.5 ms instead of 5 ms."""
+    pub.process = False
     old = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
     return lambda: sys.setswitchinterval(old)
@@ -252,6 +265,7 @@ def _variant_switch(pub):
 def _variant_loop(pub):
     """Publishing on the relay's event loop (call_soon after the write), no worker thread."""
     state = {}
+    pub.process = False
 
     def start(relay, loop):
         state["loop"] = loop
@@ -272,7 +286,8 @@ def _variant_loop(pub):
     pub.start, pub.offer, pub._offer_doc, pub.close = start, offer, offer_doc, close
 
 
-PUBLISH_VARIANTS = {"default": _variant_default, "perframe": _variant_perframe, "batched": _variant_batched, "switch": _variant_switch,
+PUBLISH_VARIANTS = {"default": _variant_default, "before": _variant_before, "thread": _variant_thread,
+                    "perframe": _variant_perframe, "batched": _variant_batched, "switch": _variant_switch,
                     "loop": _variant_loop}
 
 
