@@ -18,6 +18,18 @@ and the body) at 2 Hz, 8 tracks per frame (16 frames/s per board).
 ``--baseline REV`` also runs the socket loads with ``edge/`` as of a git
 revision and prints the ratios side by side; the ``path`` lines time the
 latency path alone in this thread (results: docs/BENCH_RELAY.md).
+
+``--publish N`` runs the socket loads with Zenoh publishing off, then on
+to N subscribers (peer mode on 127.0.0.1, in a process of their own), once
+per publisher set-up in ``--variants`` (``before``: a thread of the relay,
+one publication per frame; ``default``: the relay's own, its process and
+coalescing; ...), and prints the relay's latency with publishing off and
+on side by side (and the ratio), each publication's write->received and
+put->received latency at the subscribers, and Zenoh alone (a bare
+publisher to the same subscribers) as the floor (results:
+docs/BENCH_ZENOH.md)::
+
+    python tools/bench_relay.py --publish 10 --variants before,default --rounds 2 --seconds 8
 """
 from __future__ import annotations
 
@@ -391,6 +403,8 @@ def publish_main(args):
                 runs.append(run_load(load, tracks[load], args.seconds, tmp))
                 for v in variants:
                     runs.append(run_load(load, tracks[load], args.seconds, tmp, publish=(args.publish, v)))
+    from trilink.zenohbench import floor
+    fl = floor(args.publish, count=200, gap_s=0.03)
     print(f"# summary: {args.publish} subscribers, {args.rounds} round(s) of {args.seconds:g} s per run; "
           "relay latency = report received -> PICTURE written (us), pooled over rounds", flush=True)
     for load in args.loads.split(","):
@@ -406,8 +420,11 @@ def publish_main(args):
                   f"(on/off p50 {p[0] / base[0]:4.2f}x  p99 {p[1] / base[1]:4.2f}x)   publication us: "
                   f"write->received p50 {_pct(w, 50)} p99 {_pct(w, 99)}, put->received p50 {_pct(z, 50)} "
                   f"p99 {_pct(z, 99)} (n {len(w)})", flush=True)
+    print(f"zenoh alone (a bare publisher, no relay, one publication every 30 ms to the same {args.publish} "
+          f"subscribers): put->received us p50 {fl['p50']} p90 {fl['p90']} p99 {fl['p99']} max {fl['max']} "
+          f"(n {fl['count']})", flush=True)
     if args.json:
-        print(json.dumps([{k: v for k, v in r.items() if not k.startswith("_")} for r in runs]))
+        print(json.dumps([{k: v for k, v in r.items() if not k.startswith("_")} for r in runs] + [fl]))
 
 
 def _pooled(runs):
