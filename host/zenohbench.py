@@ -172,6 +172,35 @@ def floor(subscribers: int, count: int = 200, gap_s: float = 0.03, records: int 
             "p50": _pct(pub, 50), "p90": _pct(pub, 90), "p99": _pct(pub, 99), "max": pub[-1] if pub else None}
 
 
+def udp_floor(gap_s: float = 0.03, count: int = 200) -> Dict[str, Any]:
+    """The machine's own wake-up tail: one UDP datagram from this process
+    to a child every ``gap_s`` on 127.0.0.1, sent -> received µs."""
+    import multiprocessing as mp
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    parent, child = mp.get_context("fork").Pipe()
+    proc = mp.get_context("fork").Process(target=_udp_rx, args=(rx, count, child))
+    proc.start()
+    time.sleep(0.2)
+    for _ in range(count):
+        tx.sendto(str(time.monotonic_ns() // 1000).encode(), rx.getsockname())
+        time.sleep(gap_s)
+    lat = sorted(parent.recv())
+    proc.join()
+    rx.close()
+    tx.close()
+    return {"gap_s": gap_s, "count": len(lat), "p50": _pct(lat, 50), "p99": _pct(lat, 99), "max": lat[-1]}
+
+
+def _udp_rx(sock: socket.socket, count: int, out: Any) -> None:
+    lat = []
+    for _ in range(count):
+        d = sock.recv(64)
+        lat.append(time.monotonic_ns() // 1000 - int(d))
+    out.send(lat)
+
+
 def _pct(v: List[int], q: float) -> Optional[float]:
     if not v:
         return None
@@ -252,6 +281,10 @@ def run(args: argparse.Namespace) -> List[Dict[str, Any]]:
         fl["floor"] = True
         results.append(fl)
         print(json.dumps(fl), flush=True)
+        uf = udp_floor(0.03)
+        uf["udp_floor"] = True
+        results.append(uf)
+        print(json.dumps(uf), flush=True)
     summary(results)
     return results
 
@@ -260,6 +293,10 @@ def summary(results: List[Dict[str, Any]]) -> None:
     """The runs side by side: each path's end-to-end p50/p99, the relay's part, and the publication's latency."""
     print("# summary (ms; publication: write->received and put->received at every subscriber)")
     for r in results:
+        if r.get("udp_floor"):
+            print(f"the machine alone: one UDP datagram between two processes every {r['gap_s'] * 1e3:.0f} ms: "
+                  f"p50 {r['p50'] / 1e3:.2f} p99 {r['p99'] / 1e3:.2f} max {r['max'] / 1e3:.2f} (n {r['count']})")
+            continue
         if r.get("floor"):
             print(f"zenoh alone: a bare publisher, one publication every {r['gap_s'] * 1e3:.0f} ms to "
                   f"{r['subscribers']} subscribers: put->received p50 {r['p50'] / 1e3:.2f} p99 {r['p99'] / 1e3:.2f} "
