@@ -1,20 +1,27 @@
 # publish.py: the relay's released frames, off the latency path, to Zenoh and ASTERIX sinks
-"""``Publisher``: a bounded queue and one worker thread between the relay and
-its publication sinks (Zenoh: edge/zenoh_pub.py; ASTERIX CAT062:
-edge/asterix.py).
+"""``Publisher``: between the relay and its publication sinks (Zenoh:
+edge/zenoh_pub.py; ASTERIX CAT062: edge/asterix.py), in a process of its
+own (``[zenoh] process = true``, the default: ``python -m
+trilink_edge.publish``) or in one worker thread of the relay's process.
 
 The relay calls ``offer`` from its write path for every PICTURE and WARNING
-frame it has just written to a destination's link: one ``put_nowait`` of
-the payload (already built, so exactly what the link got); a full queue
-drops the publication and counts it (``dropped``), it never waits. The
-thread seals and publishes. Health and stats snapshots are taken on the
-event loop by a task every ``[zenoh] health_period_s`` / ``stats_period_s``
-(the relay's state is the loop's) and handed over the same way.
+frame it has just written to a destination's link: one non-blocking
+``send`` of the payload on a SOCK_SEQPACKET socket pair to the process (or
+one ``put_nowait`` on the thread's bounded queue); the payload is already
+built, so exactly what the link got. A full buffer or queue drops the
+publication and counts it (``dropped``), it never waits. The process (or
+thread) decodes, seals and publishes, PICTURE frames of one destination
+taken together in one publication (``coalesce``); the process reports its
+counters back every ``COUNTERS_PERIOD_S``. Health and stats snapshots are
+taken on the event loop by a task every ``[zenoh] health_period_s`` /
+``stats_period_s`` (the relay's state is the loop's) and handed over the
+same way. Why a process: docs/BENCH_ZENOH.md (the thread waited for the
+interpreter lock the relay's loop holds, and the loop for it).
 
     pub = make_publisher(cfg)          # None when [zenoh] and [asterix] are off
     pub.start(relay, loop)             # after the links are open
     pub.offer(node, binding.MSG_PICTURE, payload, t_ns)
-    pub.close()                        # at shutdown: the thread drains and stops
+    pub.close()                        # at shutdown: the process (thread) drains and stops
 """
 from __future__ import annotations
 
@@ -51,7 +58,7 @@ COUNTERS_PERIOD_S = 0.5                # the process reports its counters this o
 
 
 class Publisher:
-    """Queue + worker thread feeding ``sinks`` (objects with ``track``,
+    """A process (or queue + worker thread) feeding ``sinks`` (objects with ``track``,
     ``health``, ``stats``, ``open``, ``close``; any may be absent)."""
 
     def __init__(self, sinks: List[Any], origins: Dict[int, Tuple[float, float, float]], maxsize: int = 4096,
@@ -237,7 +244,7 @@ class Publisher:
                 self._proc.wait()
             self._proc = None
 
-    # ---- in the worker thread ----
+    # ---- in the worker thread, or in the publisher's process ----
 
     def _open_sinks(self) -> List[Any]:
         opened = []
@@ -381,6 +388,9 @@ def _child_main(fd: int) -> int:
     """The publisher's process (``python -m trilink_edge.publish FD``): the
     sinks and origins pickled on stdin, the relay's items on the
     SOCK_SEQPACKET socket ``fd``; stops when the relay closes its end."""
+    import signal
+    # Ctrl-C reaches the whole process group: the relay stops us (by closing its end), not the terminal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     spec = pickle.loads(sys.stdin.buffer.read())
     sock = socket.socket(fileno=fd)
     pub = Publisher(spec["sinks"], spec["origins"])

@@ -139,10 +139,10 @@ def zenoh_config(mode: str = "peer", listen: Sequence[str] = (), connect: Sequen
 
 
 class ZenohSink:
-    """Publishes sealed envelopes from the publisher thread (edge/publish.py).
+    """Publishes sealed envelopes from the publisher's process or thread (edge/publish.py).
 
     ``keys``: nation -> key (and ``ops``); ``nations``: node id -> nation.
-    Every method runs in the publisher's worker thread, never on the relay's
+    Every method runs in the publisher's process (or worker thread), never on the relay's
     event loop."""
 
     def __init__(self, relay: str, keys: Mapping[str, bytes], nations: Mapping[int, str],
