@@ -8,10 +8,17 @@ times; prints, per run, each path's end-to-end p50/p99 and, with
 publishing, the write-to-receive latency of every picture publication at
 every subscriber (the relay's write of the frame to the link, on
 ``time.monotonic``, to the subscriber's callback having opened the
-envelope), and the publisher's counters from the health publication::
+envelope), and the publisher's counters from the health publication.
+``--variants before,default`` runs publishing on once per publisher set-up
+(``before``: ``[zenoh] process = false, coalesce = false``, a thread of the
+relay publishing each frame; ``default``: the relay's own). Then the
+floor, Zenoh alone (a bare publisher to the same number of subscribers,
+one publication every 30 ms) and the machine alone (one UDP datagram
+between two processes every 30 ms), and a summary side by side::
 
     $ trilink zenohbench --link udp --duration 20 --subscribers 10 --json zb.json
     $ trilink zenohbench --rounds 2 --runtime cpython
+    $ trilink zenohbench --link serial --start 85 --duration 20 --subscribers 10 --variants before,default
 
 docs/BENCH_ZENOH.md records a run.
 """
