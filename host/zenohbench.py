@@ -135,9 +135,11 @@ class SubscriberProcess:
     """N subscribers in a process of their own, so that their callbacks
     share neither the GIL nor the CPU time of the bench's emulators."""
 
-    def __init__(self, relay: str, keys: Dict[str, bytes], n: int) -> None:
+    def __init__(self, relay: str, keys: Dict[str, bytes], n: int, avoid: Sequence[int] = ()) -> None:
         import subprocess
         self.ports = free_ports(n, socket.SOCK_STREAM)
+        while set(self.ports) & set(avoid):      # a port handed out already (the relay's stats) but not bound yet
+            self.ports = free_ports(n, socket.SOCK_STREAM)
         spec = json.dumps({"relay": relay, "keys": {k: v.hex() for k, v in keys.items()}, "ports": self.ports})
         self.proc = subprocess.Popen([sys.executable, "-m", "trilink.zenohbench", "--child", spec],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -236,7 +238,8 @@ def _one(args: argparse.Namespace, publish: bool, runtime: str, variant: str = "
                 kpath = self.dir / "zenoh-keys.json"
                 write_private(str(kpath), doc, force=True)
                 keys = {e["name"]: bytes.fromhex(e["key"]) for e in doc["keys"]}
-                subs.append(SubscriberProcess(relay_name, keys, args.subscribers))
+                stats_port = k["stats_port"] if "stats_port" in k else a[4]    # Rig._relay_config's 5th argument
+                subs.append(SubscriberProcess(relay_name, keys, args.subscribers, avoid=[stats_port]))
                 eps = ", ".join(f'"tcp/127.0.0.1:{port}"' for port in subs[0].ports)
                 with open(path, "a") as f:
                     f.write(f'\n[zenoh]\nenabled = true\nrelay = "{relay_name}"\nkey_file = "{kpath}"\n'
