@@ -23,7 +23,9 @@ never below the CI's minimum trace, within half a step of the codec's
 variance code), and every KR-only record against KR's own report; a
 record below its bound counts as double-counted.
 
-    python tools/bench_federation.py --seconds 30 --period 0.1
+    python tools/bench_federation.py --seconds 32 --period 0.1
+
+``BENCH_TRACE=1`` also prints every report's two latencies.
 
 Results: docs/BENCH_ZENOH.md.
 """

@@ -30,6 +30,10 @@ publisher to the same subscribers) as the floor (results:
 docs/BENCH_ZENOH.md)::
 
     python tools/bench_relay.py --publish 10 --variants before,default --rounds 2 --seconds 8
+
+With ``BENCH_PROFILE=1`` (thread variants) each publication's handling is
+timed in the publisher thread: thread CPU of decoding and of the whole, and
+its wall time.
 """
 from __future__ import annotations
 
