@@ -387,7 +387,7 @@ def _recorder(v: _V, data: Mapping[str, Any]) -> RecorderConfig:
 # ------------------------------------------------- publishing and export ----
 
 _ZENOH_KEYS = ("enabled", "relay", "key_file", "mode", "listen", "connect", "multicast_scouting", "queue",
-               "health_period_s", "stats_period_s", "snapshot_period_s")
+               "health_period_s", "stats_period_s", "snapshot_period_s", "process", "coalesce")
 _ZENOH_MODES = ("peer", "client")
 OPS_KEY = "ops"     # the zenoh key file entry that seals health and stats
 
@@ -406,7 +406,8 @@ def _zenoh(v: _V, data: Mapping[str, Any], nations: Sequence[str], allow_test_ke
         queue=v.int_(z, "zenoh", "queue", 4096, 1, 1 << 20),
         health_period_s=v.num(z, "zenoh", "health_period_s", 1.0, 0.0, 86400.0),
         stats_period_s=v.num(z, "zenoh", "stats_period_s", 5.0, 0.0, 86400.0),
-        snapshot_period_s=v.num(z, "zenoh", "snapshot_period_s", 1.0, 0.0, 86400.0))
+        snapshot_period_s=v.num(z, "zenoh", "snapshot_period_s", 1.0, 0.0, 86400.0),
+        process=v.bool_(z, "zenoh", "process", True), coalesce=v.bool_(z, "zenoh", "coalesce", True))
     if not enabled:
         return cfg
     # A config that asks for Zenoh fails here, in one line, rather than at

@@ -191,10 +191,12 @@ class ZenohConfig:
     listen: Tuple[str, ...] = ()                # Zenoh endpoints, e.g. "tcp/127.0.0.1:7447"
     connect: Tuple[str, ...] = ()
     multicast_scouting: bool = False
-    queue: int = 4096                           # publications waiting for the publisher thread
+    queue: int = 4096                           # publications waiting for the publisher thread (process = false)
     health_period_s: float = 1.0                # 0 = no health publication
     stats_period_s: float = 5.0                 # 0 = no stats publication
     snapshot_period_s: float = 1.0              # each destination's whole picture, for late joiners; 0 = off
+    process: bool = True                        # publish from a process of its own (else a thread of the relay's)
+    coalesce: bool = True                       # PICTURE frames queued together: one publication per destination
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,41 @@
 # publish.py: the relay's released frames, off the latency path, to Zenoh and ASTERIX sinks
-"""``Publisher``: a bounded queue and one worker thread between the relay and
-its publication sinks (Zenoh: edge/zenoh_pub.py; ASTERIX CAT062:
-edge/asterix.py).
+"""``Publisher``: between the relay and its publication sinks (Zenoh:
+edge/zenoh_pub.py; ASTERIX CAT062: edge/asterix.py), in a process of its
+own (``[zenoh] process = true``, the default: ``python -m
+trilink_edge.publish``) or in one worker thread of the relay's process.
 
 The relay calls ``offer`` from its write path for every PICTURE and WARNING
-frame it has just written to a destination's link: one ``put_nowait`` of
-the payload (already built, so exactly what the link got); a full queue
-drops the publication and counts it (``dropped``), it never waits. The
-thread seals and publishes. Health and stats snapshots are taken on the
-event loop by a task every ``[zenoh] health_period_s`` / ``stats_period_s``
-(the relay's state is the loop's) and handed over the same way.
+frame it has just written to a destination's link: one non-blocking
+``send`` of the payload on a SOCK_SEQPACKET socket pair to the process (or
+one ``put_nowait`` on the thread's bounded queue); the payload is already
+built, so exactly what the link got. A full buffer or queue drops the
+publication and counts it (``dropped``), it never waits. The process (or
+thread) decodes, seals and publishes, PICTURE frames of one destination
+taken together in one publication (``coalesce``); the process reports its
+counters back every ``COUNTERS_PERIOD_S``. Health and stats snapshots are
+taken on the event loop by a task every ``[zenoh] health_period_s`` /
+``stats_period_s`` (the relay's state is the loop's) and handed over the
+same way. Why a process: docs/BENCH_ZENOH.md (the thread waited for the
+interpreter lock the relay's loop holds, and the loop for it).
 
     pub = make_publisher(cfg)          # None when [zenoh] and [asterix] are off
     pub.start(relay, loop)             # after the links are open
     pub.offer(node, binding.MSG_PICTURE, payload, t_ns)
-    pub.close()                        # at shutdown: the thread drains and stops
+    pub.close()                        # at shutdown: the process (thread) drains and stops
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
+import os
+import pickle
 import queue
+import socket
+import struct
+import subprocess
+import sys
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -36,16 +50,24 @@ __all__ = ["Publisher", "make_publisher"]
 _STOP = object()
 CLOSE_BUDGET_S = 0.5      # close() waits this long for the thread
 DELAY_LOG = 4096          # recent write-to-published delays kept (counters() p50/p99)
+COALESCE_MAX = 64         # queued items the worker takes at once (their PICTUREs: one publication per destination)
+# process mode: one message per item on a SOCK_SEQPACKET pair to the publisher's process
+_TRACK = struct.Struct("<cHBq")        # b"T", node, message type, write time (µs), then the payload
+SOCK_BUFFER = 4 << 20                  # bytes the relay's side may have in flight (then: dropped, counted)
+COUNTERS_PERIOD_S = 0.5                # the process reports its counters this often
 
 
 class Publisher:
-    """Queue + worker thread feeding ``sinks`` (objects with ``track``,
+    """A process (or queue + worker thread) feeding ``sinks`` (objects with ``track``,
     ``health``, ``stats``, ``open``, ``close``; any may be absent)."""
 
     def __init__(self, sinks: List[Any], origins: Dict[int, Tuple[float, float, float]], maxsize: int = 4096,
                  health_period_s: float = 0.0, stats_period_s: float = 0.0, tick_period_s: float = 0.0,
-                 snapshot_period_s: float = 0.0) -> None:
+                 snapshot_period_s: float = 0.0, process: bool = False) -> None:
         self.sinks = sinks
+        # process: the sinks run in a process of their own (no GIL shared with the relay's loop);
+        # otherwise in a thread of the relay's process
+        self.process = process
         self.origins = origins
         self.q: "queue.Queue[Any]" = queue.Queue(maxsize)
         self.health_period_s = health_period_s
@@ -59,30 +81,90 @@ class Publisher:
         self.dropped = 0
         self.published = 0
         self.errors = 0
+        # PICTURE frames queued together go out as one publication per destination (docs/BENCH_ZENOH.md)
+        self.coalesce = True
         self._thread: Optional[threading.Thread] = None
         self._task: Optional[asyncio.Task] = None
+        self._sock: Optional[socket.socket] = None        # process mode: our end of the pair
+        self._proc: Optional[subprocess.Popen] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._child: Dict[str, Any] = {}                   # the process's latest counters
 
     # ---- on the event loop ----
 
     def offer(self, node: int, mtype: int, payload: Any, t_ns: int) -> None:
-        """Hand one written frame's payload to the thread; never blocks."""
+        """Hand one written frame's payload to the thread (or process); never blocks."""
         self.offered += 1
+        if self._sock is not None:
+            self._send(_TRACK.pack(b"T", node, mtype, t_ns // 1000) + bytes(payload))
+            return
         try:
             self.q.put_nowait(("track", node, mtype, bytes(payload), t_ns // 1000))
         except queue.Full:
             self.dropped += 1
 
     def _offer_doc(self, what: str, doc: Any) -> None:
+        if self._sock is not None:
+            self._send(b"D" + json.dumps([what, doc], separators=(",", ":"), default=str).encode())
+            return
         try:
             self.q.put_nowait((what, doc))
         except queue.Full:
             self.dropped += 1
 
+    def _send(self, msg: bytes) -> None:
+        assert self._sock is not None
+        try:
+            self._sock.send(msg)
+        except BlockingIOError:
+            self.dropped += 1
+        except OSError:            # the process is gone: counted, never raised into the write path
+            self.dropped += 1
+            self.errors += 1
+
     def start(self, relay: Any, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the worker thread and the snapshot task."""
-        self._thread = threading.Thread(target=self._work, name="trilink-publish", daemon=True)
-        self._thread.start()
+        """Start the worker thread (or process) and the snapshot task."""
+        self._loop = loop
+        if self.process:
+            self._start_process(loop)
+        else:
+            self._thread = threading.Thread(target=self._work, name="trilink-publish", daemon=True)
+            self._thread.start()
         self._task = loop.create_task(self._snapshots(relay))
+
+    def _start_process(self, loop: asyncio.AbstractEventLoop) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCK_BUFFER)
+        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCK_BUFFER)
+        ours.setblocking(False)
+        spec = pickle.dumps({"sinks": self.sinks, "origins": self.origins, "coalesce": self.coalesce})
+        # the keys travel on the pipe, never on the command line
+        self._proc = subprocess.Popen([sys.executable, "-m", "trilink_edge.publish", str(theirs.fileno())],
+                                      stdin=subprocess.PIPE, pass_fds=(theirs.fileno(),))
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(spec)
+        self._proc.stdin.close()
+        theirs.close()
+        self._sock = ours
+        loop.add_reader(ours.fileno(), self._on_counters)
+
+    def _on_counters(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                msg = self._sock.recv(1 << 16)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                msg = b""
+            if not msg:                          # the process has gone
+                if self._loop is not None and self._sock is not None:
+                    self._loop.remove_reader(self._sock.fileno())
+                return
+            try:
+                self._child = json.loads(msg)
+            except ValueError:
+                self.errors += 1
 
     async def _snapshots(self, relay: Any) -> None:
         periods = [p for p in (self.health_period_s, self.stats_period_s, self.tick_period_s,
@@ -114,13 +196,25 @@ class Publisher:
         """Offered, dropped (queue full), published, errors, queued now, and
         the p50/p99 µs from the frame's write to its link to the publication
         handed to every sink (the recent ``DELAY_LOG``)."""
-        d: Dict[str, Any] = {"offered": self.offered, "dropped": self.dropped, "published": self.published,
-                             "errors": self.errors, "queued": self.q.qsize()}
-        lat = sorted(self.delay_us)
-        if lat:
-            d["delay_us"] = {"count": len(lat), "p50": lat[len(lat) // 2],
-                             "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))]}
+        if self.process:
+            c = self._child
+            d: Dict[str, Any] = {"offered": self.offered, "dropped": self.dropped, "published": c.get("published", 0),
+                                 "errors": self.errors + c.get("errors", 0), "queued": c.get("queued", 0),
+                                 "process": self._proc.pid if self._proc is not None else None}
+            if "delay_us" in c:
+                d["delay_us"] = c["delay_us"]
+            return d
+        d = {"offered": self.offered, "dropped": self.dropped, "published": self.published,
+             "errors": self.errors, "queued": self.q.qsize()}
+        d.update(self._delay_stats())
         return d
+
+    def _delay_stats(self) -> Dict[str, Any]:
+        lat = sorted(self.delay_us)
+        if not lat:
+            return {}
+        return {"delay_us": {"count": len(lat), "p50": lat[len(lat) // 2],
+                             "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))]}}
 
     def close(self) -> None:
         """Stop the snapshot task, let the thread drain the queue and close the sinks."""
@@ -134,10 +228,25 @@ class Publisher:
                 pass
             self._thread.join(CLOSE_BUDGET_S)
             self._thread = None
+        if self._sock is not None:
+            if self._loop is not None:
+                try:
+                    self._loop.remove_reader(self._sock.fileno())
+                except Exception:  # noqa: BLE001 - a closed loop: nothing to remove
+                    pass
+            self._sock.close()       # the process sees the end, drains what it got and stops
+            self._sock = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(CLOSE_BUDGET_S)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
 
-    # ---- in the worker thread ----
+    # ---- in the worker thread, or in the publisher's process ----
 
-    def _work(self) -> None:
+    def _open_sinks(self) -> List[Any]:
         opened = []
         for s in self.sinks:
             try:
@@ -146,30 +255,88 @@ class Publisher:
             except Exception:  # noqa: BLE001 - a sink that cannot open must not stop the relay
                 self.errors += 1
                 log.exception("publisher: %s did not open", type(s).__name__)
-        while True:
-            item = self.q.get()
-            if item is _STOP:
-                break
+        return opened
+
+    def _close_sinks(self, opened: List[Any]) -> None:
+        for s in opened:
+            try:
+                s.close()
+            except Exception:  # noqa: BLE001
+                log.exception("publisher: %s did not close", type(s).__name__)
+
+    def _handle(self, opened: List[Any], item: Tuple[Any, ...]) -> None:
+        """One queued item: decoded once, delivered to every open sink."""
+        try:
+            decoded = self._decode(item)
+        except Exception:  # noqa: BLE001
+            self.errors += 1
+            log.exception("publisher: decoding failed")
+            return
+        for s in opened:
+            try:
+                self._deliver(s, item, decoded)
+            except Exception:  # noqa: BLE001 - one bad publication costs that one only
+                self.errors += 1
+                log.exception("publisher: %s failed", type(s).__name__)
+        self.published += 1
+        if item[0] == "track":
+            self.delay_us.append(time.monotonic_ns() // 1000 - item[4])
+
+    def _work(self) -> None:
+        opened = self._open_sinks()
+        stop = False
+        while not stop:
+            items = [self.q.get()]
+            # what queued meanwhile goes out with it (coalesce)
+            while len(items) < COALESCE_MAX:
+                try:
+                    items.append(self.q.get_nowait())
+                except queue.Empty:
+                    break
+            if _STOP in items:
+                stop = True
+                items = items[:items.index(_STOP)]
+            if self.coalesce:
+                self._handle_many(opened, items)
+            else:
+                for item in items:
+                    self._handle(opened, item)
+        self._close_sinks(opened)
+
+    def _handle_many(self, opened: List[Any], items: List[Tuple[Any, ...]]) -> None:
+        """Items taken off the queue together: every PICTURE frame of one
+        destination among them in one publication (its records in the
+        frames' order, ``t_us`` the first frame's write), the others one by
+        one; one JSON body, one seal and one put per destination instead of
+        one per frame."""
+        groups: Dict[int, List[Any]] = {}
+        firsts: Dict[int, Tuple[Any, ...]] = {}
+        for item in items:
+            if item[0] != "track" or item[2] != binding.MSG_PICTURE:
+                self._handle(opened, item)
+                continue
             try:
                 decoded = self._decode(item)
             except Exception:  # noqa: BLE001
                 self.errors += 1
                 log.exception("publisher: decoding failed")
                 continue
+            node = item[1]
+            firsts.setdefault(node, item)
+            groups.setdefault(node, []).extend(decoded)
+        for node, records in groups.items():
+            first = firsts[node]
             for s in opened:
                 try:
-                    self._deliver(s, item, decoded)
+                    self._deliver(s, first, records)
                 except Exception:  # noqa: BLE001 - one bad publication costs that one only
                     self.errors += 1
                     log.exception("publisher: %s failed", type(s).__name__)
-            self.published += 1
-            if item[0] == "track":
-                self.delay_us.append(time.monotonic_ns() // 1000 - item[4])
-        for s in opened:
-            try:
-                s.close()
-            except Exception:  # noqa: BLE001
-                log.exception("publisher: %s did not close", type(s).__name__)
+            now_us = time.monotonic_ns() // 1000
+            for item in items:
+                if item[0] == "track" and item[1] == node and item[2] == binding.MSG_PICTURE:
+                    self.published += 1
+                    self.delay_us.append(now_us - item[4])
 
     def _deliver(self, sink: Any, item: Tuple[Any, ...], decoded: Any) -> None:
         what = item[0]
@@ -217,6 +384,67 @@ class Publisher:
         return doc
 
 
+def _child_main(fd: int) -> int:
+    """The publisher's process (``python -m trilink_edge.publish FD``): the
+    sinks and origins pickled on stdin, the relay's items on the
+    SOCK_SEQPACKET socket ``fd``; stops when the relay closes its end."""
+    import signal
+    # Ctrl-C reaches the whole process group: the relay stops us (by closing its end), not the terminal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    spec = pickle.loads(sys.stdin.buffer.read())
+    sock = socket.socket(fileno=fd)
+    pub = Publisher(spec["sinks"], spec["origins"])
+    pub.coalesce = spec["coalesce"]
+    opened = pub._open_sinks()
+    next_report = time.monotonic()
+    done = False
+    while not done:
+        sock.settimeout(COUNTERS_PERIOD_S)
+        items: List[Any] = []
+        try:
+            msg: Optional[bytes] = sock.recv(1 << 20)
+        except socket.timeout:
+            msg = None
+        except OSError:
+            msg = b""
+        sock.setblocking(False)
+        while msg is not None:
+            if not msg:
+                done = True
+                break
+            if msg[:1] == b"T":
+                _c, node, mtype, t_us = _TRACK.unpack_from(msg)
+                items.append(("track", node, mtype, msg[_TRACK.size:], t_us))
+            else:
+                try:
+                    what, doc = json.loads(msg[1:])
+                    items.append((what, doc))
+                except ValueError:
+                    pub.errors += 1
+            if len(items) >= COALESCE_MAX:
+                break
+            try:
+                msg = sock.recv(1 << 20)
+            except BlockingIOError:
+                msg = None
+            except OSError:
+                msg = b""
+        if pub.coalesce:
+            pub._handle_many(opened, items)
+        else:
+            for item in items:
+                pub._handle(opened, item)
+        if time.monotonic() >= next_report or done:
+            next_report = time.monotonic() + COUNTERS_PERIOD_S
+            report = {"published": pub.published, "errors": pub.errors, "queued": 0, **pub._delay_stats()}
+            try:
+                sock.send(json.dumps(report).encode())
+            except OSError:
+                pass
+    pub._close_sinks(opened)
+    return 0
+
+
 def loop_time_zero() -> float:
     return asyncio.get_running_loop().time()
 
@@ -261,16 +489,22 @@ def make_publisher(cfg: Any) -> Optional[Publisher]:
         nations = {n.node: n.nation for n in cfg.nodes}
         want = set(nations.values()) | ({"ops"} & set(keys))
         sinks.append(zenoh_pub.ZenohSink(z.relay, {k: v for k, v in keys.items() if k in want}, nations,
-                                         zenoh_pub.zenoh_config(z.mode, z.listen, z.connect,
-                                                                z.multicast_scouting),
+                                         {"mode": z.mode, "listen": list(z.listen), "connect": list(z.connect),
+                                          "multicast_scouting": z.multicast_scouting},
                                          [{"nation": n.nation, "name": t.name, "polygon": [list(p) for p in t.polygon]}
                                           for n in cfg.nodes for t in n.territory]))
     if a.enabled:
         from trilink_edge import asterix
         node = cfg.node(a.node)
         sinks.append(asterix.AsterixSink(node.node, a.udp, a.file, a.sac, a.sic))
-    return Publisher(sinks, origins, maxsize=z.queue,
-                     health_period_s=z.health_period_s if z.enabled else 0.0,
-                     stats_period_s=z.stats_period_s if z.enabled else 0.0,
-                     tick_period_s=a.period_s if a.enabled else 0.0,
-                     snapshot_period_s=z.snapshot_period_s if z.enabled else 0.0)
+    pub = Publisher(sinks, origins, maxsize=z.queue,
+                    health_period_s=z.health_period_s if z.enabled else 0.0,
+                    stats_period_s=z.stats_period_s if z.enabled else 0.0,
+                    tick_period_s=a.period_s if a.enabled else 0.0,
+                    snapshot_period_s=z.snapshot_period_s if z.enabled else 0.0, process=z.process)
+    pub.coalesce = z.coalesce
+    return pub
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(int(sys.argv[1])))

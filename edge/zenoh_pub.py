@@ -139,10 +139,10 @@ def zenoh_config(mode: str = "peer", listen: Sequence[str] = (), connect: Sequen
 
 
 class ZenohSink:
-    """Publishes sealed envelopes from the publisher thread (edge/publish.py).
+    """Publishes sealed envelopes from the publisher's process or thread (edge/publish.py).
 
     ``keys``: nation -> key (and ``ops``); ``nations``: node id -> nation.
-    Every method runs in the publisher's worker thread, never on the relay's
+    Every method runs in the publisher's process (or worker thread), never on the relay's
     event loop."""
 
     def __init__(self, relay: str, keys: Mapping[str, bytes], nations: Mapping[int, str],
@@ -152,17 +152,22 @@ class ZenohSink:
         # background), carried in snapshots
         self.territories = [dict(t) for t in territories]
         self.nations = dict(nations)
-        self._aead = {name: _aead(k) for name, k in keys.items()}
-        self._zconf = zconf
+        # plain data until open(): the sink can be handed to the publisher's own process (pickled)
+        self._keys = dict(keys)
+        self._aead: Dict[str, Any] = {}
+        self._zconf = zconf          # a zenoh.Config, or zenoh_config()'s keywords (a dict)
         self._session: Any = None
         self._pubs: Dict[str, Any] = {}
         self.run = struct.unpack("<I", os.urandom(4))[0]
         self.seq = 0
         self.published = 0
+        self.publisher_options: Dict[str, Any] = {"express": True}   # declare_publisher's keywords
 
     def open(self) -> None:
         import zenoh
-        self._session = zenoh.open(self._zconf)
+        self._aead = {name: _aead(k) for name, k in self._keys.items()}
+        zconf = zenoh_config(**self._zconf) if isinstance(self._zconf, dict) else self._zconf
+        self._session = zenoh.open(zconf)
 
     def close(self) -> None:
         if self._session is not None:
@@ -178,7 +183,7 @@ class ZenohSink:
         pub = self._pubs.get(key_expr)
         if pub is None:
             # express: no batching delay in Zenoh's own queue
-            pub = self._session.declare_publisher(key_expr, express=True)
+            pub = self._session.declare_publisher(key_expr, **self.publisher_options)
             self._pubs[key_expr] = pub
         self.seq += 1
         pub.put(seal(b"", key_expr, kind, self.run, self.seq, body, aead=self._aead[seal_name]))

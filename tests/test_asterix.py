@@ -224,3 +224,32 @@ def test_relay_exports_the_released_picture_over_udp(tmp_path):
         assert abs(best["vel_local"][0] - f["vx"]) <= tx.VEL_LSB / 2 + 0.01
         assert abs(best["vel_local"][1] - f["vy"]) <= tx.VEL_LSB / 2 + 0.01
         assert math.isclose(best["h"], f["sp"]["h_m"], abs_tol=0.1)
+
+
+def test_publisher_process_exports_what_it_was_offered_and_exits(tmp_path):
+    """The publisher in its own process ([zenoh] process = true, the
+    default): a PICTURE payload offered on the relay's side is decoded over
+    there and exported; its counters come back; close() ends the process."""
+    from trilink_edge.publish import Publisher
+    states = [(5, [10e3, 20e3, 5e3, 300.0, -200.0, 150.0], (50.0, 2.0)),
+              (6, [50e3, -60e3, 200e3, 10.0, 10.0, -10.0], (200.0, 9.0))]
+    path = tmp_path / "kr.ast"
+    pub = Publisher([tx.AsterixSink(2, None, str(path), sac=7, sic=9)], {2: KR_ORIGIN}, process=True)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        pub.start(None, loop)
+        proc = pub._proc
+        pub.offer(2, binding.MSG_PICTURE, picture_payload(states), 1_000_000_000)
+        pub._offer_doc("tick", 2_000_000)
+        t_end = loop.time() + 10.0
+        while pub.counters()["published"] < 2 and loop.time() < t_end:
+            await asyncio.sleep(0.05)
+        counters = pub.counters()
+        pub.close()
+        return proc, counters
+
+    proc, counters = asyncio.run(main())
+    assert proc.poll() is not None, "the publisher's process outlived close()"
+    assert counters["published"] == 2 and counters["errors"] == 0 and counters["dropped"] == 0, counters
+    assert sorted(f["tid"] for f in (fields(r) for r in decode_all(path.read_bytes()))) == [5, 6]

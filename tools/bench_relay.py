@@ -21,6 +21,22 @@ and the body) at 2 Hz, 8 tracks per frame (16 frames/s per board).
 docs/BENCH_RELAY.md). ``--interleave K`` then runs the nominal path line
 of both trees alternately, K times each, 2 ms and 10 ms between frames
 (less exposed to the machine's load changing between the two columns).
+
+``--publish N`` runs the socket loads with Zenoh publishing off, then on
+to N subscribers (peer mode on 127.0.0.1, in a process of their own), once
+per publisher set-up in ``--variants`` (``before``: a thread of the relay,
+one publication per frame; ``default``: the relay's own, its process and
+coalescing; ...), and prints the relay's latency with publishing off and
+on side by side (and the ratio), each publication's write->received and
+put->received latency at the subscribers, and Zenoh alone (a bare
+publisher to the same subscribers) as the floor (results:
+docs/BENCH_ZENOH.md)::
+
+    python tools/bench_relay.py --publish 10 --variants before,default --rounds 2 --seconds 8
+
+With ``BENCH_PROFILE=1`` (thread variants) each publication's handling is
+timed in the publisher thread: thread CPU of decoding and of the whole, and
+its wall time.
 """
 from __future__ import annotations
 
@@ -95,7 +111,7 @@ def boards_proc(ports, tracks, seconds, ready):
         time.sleep(max(0.0, start + 0.5 * k - time.monotonic()))
 
 
-def config(ports, tmp):
+def config(ports, tmp, zenoh=None):
     import tempfile
     tmp = tempfile.mkdtemp(dir=tmp)   # a fresh state file per run: the boards restart their counters
     doc = {
@@ -108,13 +124,38 @@ def config(ports, tmp):
         "release": {"jp": ["kr"], "kr": ["jp"]},
         "deadreckoning": {"position_m": 1.0},   # every update goes out: latency of every frame
     }
+    if zenoh is not None:
+        doc["zenoh"] = zenoh
     return edge_config.from_dict(doc, "bench.toml", tmp)
 
 
-def run_load(name, tracks, seconds, tmp):
-    """One load over real UDP: latency percentiles (us) and CPU. Returns a dict."""
+def zenoh_section(tmp, subscribers):
+    """A ``[zenoh]`` table publishing to ``subscribers`` Zenoh peers listening in a process of their own
+    (host/zenohbench.py's SubscriberProcess), and that process."""
+    import tempfile
+    from trilink.keygen import make_keys, write_private
+    from trilink.zenohbench import SubscriberProcess
+    names = ["jp", "kr", "ops"]
+    doc = make_keys([(n, 200 + i) for i, n in enumerate(names)], 0)
+    kpath = os.path.join(tempfile.mkdtemp(dir=tmp), "zenoh-keys.json")
+    write_private(kpath, doc, force=True)
+    keys = {e["name"]: bytes.fromhex(e["key"]) for e in doc["keys"]}
+    sp = SubscriberProcess("bench", keys, subscribers)
+    return {"enabled": True, "relay": "bench", "key_file": kpath,
+            "connect": [f"tcp/127.0.0.1:{p}" for p in sp.ports]}, sp
+
+
+def run_load(name, tracks, seconds, tmp, publish=None):
+    """One load over real UDP: latency percentiles (us) and CPU. Returns a dict.
+    ``publish``: (subscribers, variant): publishing on Zenoh to that many subscribers in another process,
+    the publisher set up as ``PUBLISH_VARIANTS[variant]`` says; the dict then has the publication's
+    latencies too."""
     ports = free_ports(6)
-    cfg = config(ports, tmp)
+    sp = None
+    zsec = None
+    if publish is not None:
+        zsec, sp = zenoh_section(tmp, publish[0])
+    cfg = config(ports, tmp, zsec)
     ready = mp.Event()
     child = mp.Process(target=boards_proc, args=(ports, tracks, seconds, ready))
     child.start()
@@ -122,8 +163,27 @@ def run_load(name, tracks, seconds, tmp):
     async def main():
         relay = Relay(cfg, keys=TEST_KEYS)
         relay.sessions.go_offline()   # the stand-ins answer no challenge: measure the relay, not the handshake
+        undo = PUBLISH_VARIANTS[publish[1]](relay.publisher) if publish is not None else None
+        if publish is not None and os.environ.get("BENCH_PROFILE"):
+            pub = relay.publisher
+            prof = pub._prof = {"decode": [], "deliver": [], "wall": []}
+            dec0, h0 = pub._decode, pub._handle
+
+            def dec(item):
+                c = time.thread_time_ns()
+                try:
+                    return dec0(item)
+                finally:
+                    prof["decode"].append(time.thread_time_ns() - c)
+
+            def hand(opened, item):
+                c, w = time.thread_time_ns(), time.perf_counter_ns()
+                h0(opened, item)
+                prof["deliver"].append(time.thread_time_ns() - c)
+                prof["wall"].append(time.perf_counter_ns() - w)
+            pub._decode, pub._handle = dec, hand
         task = asyncio.ensure_future(relay.run())
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3 if publish is None else 1.5)   # Zenoh: the sessions connect
         # The relay's fixed work (ticker, heartbeats) with no traffic, per second.
         cpu0, t0 = time.process_time(), time.monotonic()
         await asyncio.sleep(IDLE_S)
@@ -135,9 +195,14 @@ def run_load(name, tracks, seconds, tmp):
         st = relay.stats()
         await relay.stop()
         await task
+        if undo is not None:
+            undo()
         return relay, st, cpu, wall, idle
 
-    relay, st, cpu, wall, idle = asyncio.run(main())
+    try:
+        relay, st, cpu, wall, idle = asyncio.run(main())
+    finally:
+        subs = sp.finish() if sp is not None else None
     child.join()
     lat = sorted(relay.latency_ns)
     frames = sum(d["frames_in"] for d in st["links"].values())
@@ -148,11 +213,102 @@ def run_load(name, tracks, seconds, tmp):
          "p99": pct(99), "max": lat[-1] / 1e3 if lat else float("nan"),
          "cpu_per_1000": 1000 * cpu / max(frames, 1),
          "marginal_per_1000": 1000 * max(cpu - idle * wall, 0.0) / max(frames, 1), "idle_pct": 100 * idle}
-    print(f"{name:8s} tracks/board {tracks:3d}  frames in {frames:5d}  pictures out {len(lat):5d}  "
+    r["_lat"] = lat
+    label = name
+    if publish is not None:
+        label = f"{name} +pub {publish[1]}"
+        r["variant"] = publish[1]
+        r["publisher"] = relay.publisher.counters()
+        r["subscribers"] = len(subs)
+        r["per_subscriber"] = [len(x["lat_us"]) for x in subs]
+        for key in ("lat_us", "pub_us"):
+            v = sorted(x for sub in subs for x in sub[key])
+            r["_" + key] = v
+            r[key] = {"count": len(v), "p50": _pct(v, 50), "p99": _pct(v, 99), "max": v[-1] if v else None}
+    print(f"{label:16s} tracks/board {tracks:3d}  frames in {frames:5d}  pictures out {len(lat):5d}  "
           f"latency us p50 {r['p50']:7.0f}  p90 {r['p90']:7.0f}  p99 {r['p99']:7.0f}  max {r['max']:7.0f}  "
           f"CPU per 1,000 frames {r['cpu_per_1000']:6.3f} s (idle {r['idle_pct']:.1f}% of a core, "
           f"marginal {r['marginal_per_1000']:6.3f} s)", flush=True)
+    if publish is not None and os.environ.get("BENCH_PROFILE"):
+        for k, v in relay.publisher._prof.items():
+            v = sorted(v)
+            print(f"   profile {k}: n {len(v)} p50 {_pct(v, 50) / 1e3:.0f} p90 {_pct(v, 90) / 1e3:.0f} "
+                  f"p99 {_pct(v, 99) / 1e3:.0f} us, sum {sum(v) / 1e9:.3f} s")
+    if publish is not None:
+        w, z, c = r["lat_us"], r["pub_us"], r["publisher"]
+        print(f"{'':16s} published {c['published']} (offered {c['offered']}, dropped {c['dropped']}, errors "
+              f"{c['errors']}), received {w['count']} at {len(subs)} subscribers; us: write->received p50 "
+              f"{w['p50']} p99 {w['p99']} max {w['max']}; put->received p50 {z['p50']} p99 {z['p99']} "
+              f"max {z['max']}", flush=True)
     return r
+
+
+def _pct(v, p):
+    return v[min(len(v) - 1, int(p / 100 * len(v)))] if v else None
+
+
+def _variant_default(pub):
+    """The publisher as the relay builds it."""
+
+
+def _variant_perframe(pub):
+    """The publisher's process, one publication per PICTURE frame (no coalescing)."""
+    pub.coalesce = False
+
+
+def _variant_thread(pub):
+    """The publisher in a thread of the relay's process (coalescing)."""
+    pub.process = False
+
+
+def _variant_before(pub):
+    """The publisher as it was before (commit 6bd78e2): a thread of the relay's process, one publication per
+    PICTURE frame."""
+    pub.process = False
+    pub.coalesce = False
+
+
+def _variant_batched(pub):
+    """Zenoh's batching on (express=False)."""
+    for s in pub.sinks:
+        s.publisher_options = {"express": False}
+
+
+def _variant_switch(pub):
+    """The thread, the interpreter's GIL switch interval 0.5 ms instead of 5 ms."""
+    pub.process = False
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    return lambda: sys.setswitchinterval(old)
+
+
+def _variant_loop(pub):
+    """Publishing on the relay's event loop (call_soon after the write), no worker thread."""
+    state = {}
+    pub.process = False
+
+    def start(relay, loop):
+        state["loop"] = loop
+        state["opened"] = pub._open_sinks()
+        pub._task = loop.create_task(pub._snapshots(relay))
+
+    def offer(node, mtype, payload, t_ns):
+        pub.offered += 1
+        state["loop"].call_soon(pub._handle, state["opened"], ("track", node, mtype, bytes(payload), t_ns // 1000))
+
+    def offer_doc(what, doc):
+        state["loop"].call_soon(pub._handle, state["opened"], (what, doc))
+
+    def close():
+        if pub._task is not None:
+            pub._task.cancel()
+        pub._close_sinks(state.get("opened", []))
+    pub.start, pub.offer, pub._offer_doc, pub.close = start, offer, offer_doc, close
+
+
+PUBLISH_VARIANTS = {"default": _variant_default, "before": _variant_before, "thread": _variant_thread,
+                    "perframe": _variant_perframe, "batched": _variant_batched, "switch": _variant_switch,
+                    "loop": _variant_loop}
 
 
 class _CountingLink(Link):
@@ -285,12 +441,64 @@ def interleave(rev, rounds):
                   flush=True)
 
 
+def publish_main(args):
+    """--publish N: per load and round, publishing off then each variant on; then the summary side by side."""
+    import json
+    import tempfile
+    variants = args.variants.split(",")
+    for v in variants:
+        if v not in PUBLISH_VARIANTS:
+            raise SystemExit(f"--variants: {v!r} is not one of {', '.join(PUBLISH_VARIANTS)}")
+    tracks = {"nominal": 1, "debris": 61}
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.rounds):
+            for load in args.loads.split(","):
+                runs.append(run_load(load, tracks[load], args.seconds, tmp))
+                for v in variants:
+                    runs.append(run_load(load, tracks[load], args.seconds, tmp, publish=(args.publish, v)))
+    from trilink.zenohbench import floor
+    fl = floor(args.publish, count=200, gap_s=0.03)
+    print(f"# summary: {args.publish} subscribers, {args.rounds} round(s) of {args.seconds:g} s per run; "
+          "relay latency = report received -> PICTURE written (us), pooled over rounds", flush=True)
+    for load in args.loads.split(","):
+        off = [r for r in runs if r["name"] == load and "variant" not in r]
+        base = _pooled(off)
+        print(f"{load:8s} publishing off        relay p50 {base[0]:6.0f}  p99 {base[1]:6.0f}", flush=True)
+        for v in variants:
+            on = [r for r in runs if r["name"] == load and r.get("variant") == v]
+            p = _pooled(on)
+            w = sorted(x for r in on for x in r["_lat_us"])
+            z = sorted(x for r in on for x in r["_pub_us"])
+            print(f"{load:8s} publishing on {v:9s} relay p50 {p[0]:6.0f}  p99 {p[1]:6.0f}  "
+                  f"(on/off p50 {p[0] / base[0]:4.2f}x  p99 {p[1] / base[1]:4.2f}x)   publication us: "
+                  f"write->received p50 {_pct(w, 50)} p99 {_pct(w, 99)}, put->received p50 {_pct(z, 50)} "
+                  f"p99 {_pct(z, 99)} (n {len(w)})", flush=True)
+    print(f"zenoh alone (a bare publisher, no relay, one publication every 30 ms to the same {args.publish} "
+          f"subscribers): put->received us p50 {fl['p50']} p90 {fl['p90']} p99 {fl['p99']} max {fl['max']} "
+          f"(n {fl['count']})", flush=True)
+    if args.json:
+        print(json.dumps([{k: v for k, v in r.items() if not k.startswith("_")} for r in runs] + [fl]))
+
+
+def _pooled(runs):
+    lat = sorted(x for r in runs for x in r["_lat"])
+    return _pct(lat, 50) / 1e3, _pct(lat, 99) / 1e3
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--baseline", metavar="REV", help="also run edge/ as of this git revision, side by side")
     ap.add_argument("--interleave", type=int, default=0, metavar="K",
                     help="with --baseline: also run the nominal warm path line K times per tree, alternating")
+    ap.add_argument("--publish", type=int, metavar="N", default=0,
+                    help="the socket loads with Zenoh publishing off, then on to N subscribers (another process), "
+                         "side by side; no path lines")
+    ap.add_argument("--variants", default="default",
+                    help="with --publish: publisher set-ups to run, comma-separated (" + ", ".join(PUBLISH_VARIANTS) + ")")
+    ap.add_argument("--rounds", type=int, default=1, help="with --publish: repetitions of the off/on sequence")
+    ap.add_argument("--loads", default="nominal,debris", help="with --publish: the loads (nominal, debris)")
     ap.add_argument("--sockets-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--path-only", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--gap-ms", type=float, default=10.0, help=argparse.SUPPRESS)
@@ -305,6 +513,8 @@ def main(argv=None):
         return
     print(f"# bench_relay  python {platform.python_version()}  {platform.machine()}  "
           f"load {os.getloadavg()[0]:.1f}  cores {os.cpu_count()}", flush=True)
+    if args.publish:
+        return publish_main(args)
     with tempfile.TemporaryDirectory() as tmp:
         res = {"nominal": run_load("nominal", 1, args.seconds, tmp),
                "debris": run_load("debris", 61, args.seconds, tmp)}
@@ -313,7 +523,7 @@ def main(argv=None):
                                                   run_path("nominal cold", 1, 16, tmp, gap_s=0.25),
                                                   run_path("debris warm", 61, 40, tmp))}
     if args.json:
-        print(json.dumps(res))
+        print(json.dumps({k: {f: x for f, x in r.items() if not f.startswith("_")} for k, r in res.items()}))
         return
     if args.baseline:
         print(f"# baseline: edge/ at {args.baseline}", flush=True)
