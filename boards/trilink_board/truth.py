@@ -163,10 +163,13 @@ class Truth:
                 st[i] = 1
                 tt[i] = self.t_start[i]
             if st[i] == 1:
+                b = self.boost[i] if i < len(self.boost) else None
                 while tt[i] < t and st[i] == 1:
                     h = t - tt[i]
                     if h > _MAX_STEP:
                         h = _MAX_STEP
+                    if b is not None:
+                        h = _to_kink(b, tt[i] - self.t_launch[i], h)
                     self._rk4(i, h)
 
     def _break(self, br):
@@ -189,13 +192,16 @@ class Truth:
             self.apogee[i] = self.apogee[par]
             self.state[i] = 1
 
-    def accel(self, i, t, px, py, pz, vx, vy, vz):
-        """Acceleration (ax, ay, az) of object ``i`` in its launch frame: ``motion.accel`` plus thrust while boosting."""
+    def accel(self, i, t, px, py, pz, vx, vy, vz, thrust=None):
+        """Acceleration (ax, ay, az) of object ``i`` in its launch frame: ``motion.accel`` plus thrust while
+        boosting (``thrust``: whether the engine burns, default: ``t`` before burnout)."""
         ax, ay, az = motion.accel(self.frames[self.frame[i]], px, py, pz, vx, vy, vz)
         b = self.boost[i] if i < len(self.boost) else None
         if b is not None:
             tb = t - self.t_launch[i]
-            if tb < b[0]:
+            if thrust is None:
+                thrust = tb < b[0]
+            if thrust:
                 if tb < b[1]:
                     th = 1.5707963267948966
                 elif tb < b[1] + b[6]:
@@ -215,22 +221,26 @@ class Truth:
         j = 3 * i
         x0, y0, z0 = p[j], p[j + 1], p[j + 2]
         u0, v0, w0 = v[j], v[j + 1], v[j + 2]
-        a1 = self.accel(i, t, x0, y0, z0, u0, v0, w0)
         h2 = 0.5 * h
+        # Burning or not for the whole step (steps end at burnout, _to_kink): the
+        # step ending at burnout burns at its last stage too, the next one not.
+        b = self.boost[i] if i < len(self.boost) else None
+        on = b is not None and t + h2 - self.t_launch[i] < b[0]
+        a1 = self.accel(i, t, x0, y0, z0, u0, v0, w0, on)
         a2 = self.accel(i, t + h2, x0 + h2 * u0, y0 + h2 * v0, z0 + h2 * w0,
-                        u0 + h2 * a1[0], v0 + h2 * a1[1], w0 + h2 * a1[2])
+                        u0 + h2 * a1[0], v0 + h2 * a1[1], w0 + h2 * a1[2], on)
         u2 = u0 + h2 * a1[0]
         v2 = v0 + h2 * a1[1]
         w2 = w0 + h2 * a1[2]
         a3 = self.accel(i, t + h2, x0 + h2 * u2, y0 + h2 * v2, z0 + h2 * w2,
-                        u0 + h2 * a2[0], v0 + h2 * a2[1], w0 + h2 * a2[2])
+                        u0 + h2 * a2[0], v0 + h2 * a2[1], w0 + h2 * a2[2], on)
         u3 = u0 + h2 * a2[0]
         v3 = v0 + h2 * a2[1]
         w3 = w0 + h2 * a2[2]
         u4 = u0 + h * a3[0]
         v4 = v0 + h * a3[1]
         w4 = w0 + h * a3[2]
-        a4 = self.accel(i, t + h, x0 + h * u3, y0 + h * v3, z0 + h * w3, u4, v4, w4)
+        a4 = self.accel(i, t + h, x0 + h * u3, y0 + h * v3, z0 + h * w3, u4, v4, w4, on)
         h6 = h / 6.0
         cp = self._cp
         cv = self._cv
@@ -245,7 +255,6 @@ class Truth:
         alt = self.frames[self.frame[i]].altitude(p[j], p[j + 1], p[j + 2])
         if alt > self.apogee[i]:
             self.apogee[i] = alt
-        b = self.boost[i] if i < len(self.boost) else None
         if alt <= 0.0 and (b is None or t - self.t_launch[i] > b[0]):
             self.state[i] = 2
             self.t_impact[i] = t
@@ -256,6 +265,20 @@ class Truth:
         j = 3 * i
         lat, lon, _ = self.frames[self.frame[i]].enu_to_geodetic(self.p[j], self.p[j + 1], self.p[j + 2])
         return lat, lon
+
+
+def _to_kink(b, tb, h):
+    # A step of RK4 across a kink of the thrust (end of the vertical rise, end
+    # of the pitch-over, burnout) integrates the thrust on the wrong side of
+    # it: ~1 m/s per 0.1 s straddled at burnout, so the truth at a time
+    # depended on the times it had been asked for on the way (the boards'
+    # scans, the judge's records): two nations' radars saw one missile on
+    # paths ~300-500 m apart. Stepping to each kink makes the truth the same
+    # however ``advance`` is called.
+    for k in (b[1], b[1] + b[6], b[0]):
+        if tb < k < tb + h:
+            return k - tb
+    return h
 
 
 def _kahan(arr, comp, i, inc):
