@@ -422,11 +422,11 @@ def identity(ticks: Iterable[Tuple[float, Dict[str, Sequence[float]], Dict[int, 
                     held[tids[j]] = names[i]
         for j, tid in enumerate(tids):
             seen[tid] = seen.get(tid, 0) + 1
-            m = held.get(tid)
-            if m is not None:
-                if holder.get(m, tid) != tid:
-                    switches[m] += 1
-                holder[m] = tid
+            got = held.get(tid)
+            if got is not None:
+                if holder.get(got, tid) != tid:
+                    switches[got] += 1
+                holder[got] = tid
             elif names and float(d[:, j].min()) < gate_m:
                 near[tid] = near.get(tid, 0) + 1
             else:
