@@ -256,6 +256,20 @@ class Truth:
         if alt > self.apogee[i]:
             self.apogee[i] = alt
         if alt <= 0.0 and (b is None or t - self.t_launch[i] > b[0]):
+            # Down on the ground, not below it: back along the step to altitude 0.
+            # The step's end lay up to 0.5 s past it (1.2 km under the ground for
+            # the default IRBM, its impact point 1.7 km downrange; 0.2 km and 0.7 km
+            # for salvo's W1), and the judge measured impact errors from there.
+            a0 = self.frames[self.frame[i]].altitude(x0, y0, z0)
+            if a0 > 0.0:
+                fr = a0 / (a0 - alt)
+                for k, q, r in ((j, x0, u0), (j + 1, y0, v0), (j + 2, z0, w0)):
+                    p[k] = q + fr * (p[k] - q)
+                    v[k] = r + fr * (v[k] - r)
+                    cp[k] = 0.0
+                    cv[k] = 0.0
+                t = t - h + fr * h
+                self.t[i] = t
             self.state[i] = 2
             self.t_impact[i] = t
 
