@@ -53,7 +53,7 @@ FLAG_AGE_S = 60.0    # s: a member's boosting bit holds a track in boost while i
 
 
 class _Track:
-    __slots__ = ("samples", "phase", "quiet_since", "strong", "first_t")
+    __slots__ = ("samples", "phase", "quiet_since", "strong", "first_t", "evidence")
 
     def __init__(self, t_s: float) -> None:
         self.first_t = t_s
@@ -61,6 +61,7 @@ class _Track:
         self.phase = UNKNOWN
         self.quiet_since = -1.0
         self.strong = 0            # looks in a row with a slope over rate_exit
+        self.evidence: object = None   # the key of the reports behind the last sample
 
 
 class FlightPhase:
@@ -86,13 +87,24 @@ class FlightPhase:
     def forget(self, tid: int) -> None:
         self.tracks.pop(tid, None)
 
-    def update(self, tid: int, t_s: float, jacobi: float, source_boosting: bool) -> int:
+    def update(self, tid: int, t_s: float, jacobi: float, source_boosting: bool,
+               evidence: object = None) -> int:
+        """The phase after a look at the track's state at ``t_s``.
+        ``evidence``: a key of the reports the state was fused from (e.g. the
+        members' report ids); a look with the same key as the last one adds
+        nothing. A state with no new report is the last one flown on
+        ballistically, whose Jacobi integral is constant by construction: a
+        radar gap under thrust would look like a calm coast."""
         tr = self.tracks.get(tid)
         if tr is None:
             tr = self.tracks[tid] = _Track(t_s)
         s = tr.samples
         if s and t_s <= s[-1][0]:
             return tr.phase            # no newer estimate: nothing learnt
+        if evidence is not None:
+            if evidence == tr.evidence:
+                return tr.phase        # no new report behind it: nothing learnt
+            tr.evidence = evidence
         if jacobi == jacobi:           # a NaN (diverged state) adds no sample
             s.append((t_s, jacobi))
         while s and s[0][0] < t_s - self.window_s:

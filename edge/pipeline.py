@@ -5,7 +5,9 @@
    frame, against the copies held for that board), map its times onto the
    relay timebase, convert each record from the board's local ENU frame to
    ECEF with the board's origin, and store it in the fused picture
-   (``binding.Picture``).
+   (``binding.Picture``). On the hot path all of it is one C call, which
+   in the relay is also the frame's verification (``rx_verifier``,
+   ``binding.RxFrames``); ``ingest`` then keeps the per-record bookkeeping.
 2. ``round``: one association round at the relay's now, then, for every
    destination, CI fusion over only the sources releasable to it (the
    release policy), conversion to the destination's ENU frame, and the
@@ -515,10 +517,13 @@ class Pipeline:
         self.on_stored = on_stored
         self.held = {n: binding.CodecTable() for n in nodes}
         # The receive hot path (issue 13): one C call per report decodes into
-        # arrays allocated once per source and rotates the records to ECEF.
-        # hot_path False is the Python path it replaced (kept to compare).
+        # arrays allocated once per source, rotates the records to ECEF, maps
+        # their times and stores them in the picture (a clean frame: every
+        # record OK, no DROP). hot_path False is the Python path it replaced
+        # (kept to compare).
         self.hot_path = True
-        self.rx = {n: binding.RxPath(f.R, f.p0) for n, f in self.frames.items()}
+        self.rx = {n: binding.RxPath(f.R, f.p0, node=n) for n, f in self.frames.items()}
+        self.rx_frames: Optional[binding.RxFrames] = None   # rx_verifier's: verify and ingest in one call
         self.report_rx: Dict[Tuple[int, int], int] = {}   # (node, source track) -> rx ns of its last report
         self.report_flags: Dict[Tuple[int, int], int] = {}  # (node, source track) -> quality flags of its last report
         self.dirty = False
@@ -560,7 +565,12 @@ class Pipeline:
         rx = self.rx[node] if self.hot_path else None
         try:
             if rx is not None:   # arrays reused per source: views below live until the next report
-                count = rx.decode(frame.payload, self.held[node])
+                count = self.rx_frames.take(frame) if self.rx_frames is not None else None
+                if count is None:   # not ingested by the call that verified it
+                    count = rx.ingest(frame.payload, self.held[node], self.picture,
+                                      bool(frame.flags & binding.FLAG_RELAY_TIME), rx_ns // 1000)
+                if rx.stored:
+                    return self._stored(node, rx, count, rx_ns)
                 b, clean = rx.batch, rx.clean
             else:
                 _hdr, b = binding.codec_decode(frame.payload, self.held[node])
@@ -618,6 +628,41 @@ class Pipeline:
             ok = st != 0
             self.on_stored(node, tids[ok], rids[ok], t_us[ok], xe[ok], Pe[ok], flags[ok])
         return int(st.sum())
+
+    def rx_verifier(self, keyring: binding.Keyring, relay_node: int) -> Callable[..., binding.Frame]:
+        """``verify(raw, link, ingest, t_ns)`` for ``Sessions.verify``: the
+        keyring's check of a raw frame and, for a TRACK_REPORT to the relay
+        when ``ingest`` (the session layer will take the frame as it is) and
+        ``hot_path``, its ingest in the same C call (``binding.RxFrames``);
+        ``ingest(node, frame, rx_ns)`` then only does the bookkeeping."""
+        rf = self.rx_frames = binding.RxFrames(keyring, relay_node, self.rx, self.held, self.picture)
+
+        def verify(raw: bytes, link: Tuple[int, ...], ingest: bool, t_ns: int) -> binding.Frame:
+            return rf.verify(raw, link, ingest and self.hot_path, t_ns // 1000)
+        return verify
+
+    def _stored(self, node: int, rx: binding.RxPath, n: int, rx_ns: int) -> int:
+        """The bookkeeping of a clean report that ``RxPath.ingest`` stored
+        (what ``_store`` does after its ``Picture.update``)."""
+        refused = rx.refused
+        self.stats.records_in += n
+        self.stats.records_refused += refused
+        self.stats.future_stamped += rx.ahead
+        b = rx.batch
+        tids, flags, st = b.tid[:n].tolist(), b.flags[:n].tolist(), rx.status[:n].tolist()
+        rxd, fl = self.report_rx, self.report_flags
+        for tid, code, f in zip(tids, st, flags):
+            if code == 0:
+                rxd[(node, tid)] = rx_ns
+                fl[(node, tid)] = f
+        self._touch(node)
+        if refused == n:
+            return 0
+        if self.on_stored is not None:
+            ok = rx.status[:n] == 0
+            self.on_stored(node, b.tid[:n][ok], b.report_id[:n][ok], rx.t_us[:n][ok], rx.xe[:n][ok],
+                           rx.Pe[:n][ok], b.flags[:n][ok])
+        return n - refused
 
     def _store(self, node: int, tids: np.ndarray, rids: np.ndarray, t_us: np.ndarray, xe: np.ndarray,
                Pe: np.ndarray, flags: np.ndarray, rx_ns: int) -> np.ndarray:
@@ -864,17 +909,23 @@ class Pipeline:
                          for nd, tr in zip(nds[:m], trs[:m]))
                      for nds, trs, m in zip(o["node"].tolist(), o["track"].tolist(), o["nmem"].tolist())]
                     for _t, o, _n in parts]
+        # The reports behind each row (its members' node, track and report ids): a
+        # row with none new since the last look is no evidence of its phase.
+        evidence = [[tuple(zip(nds[:m], trs[:m], rps[:m]))
+                     for nds, trs, rps, m in zip(o["node"].tolist(), o["track"].tolist(), o["report"].tolist(),
+                                                 o["nmem"].tolist())]
+                    for _t, o, _n in parts]
 
         def job() -> list:
             imp = binding.predict_impact(x, P, t0, territories=terr or None)
             jac = binding.jacobi(x)
             res, k = [], 0
-            for (t, o, nodes), boost, bal in zip(parts, boosting, ballistic):
+            for (t, o, nodes), boost, bal, why in zip(parts, boosting, ballistic, evidence):
                 m = len(o["fused_id"])
                 sl = slice(k, k + m)
                 part = binding.Impacts(**{f: getattr(imp, f)[sl] for f in _IMPACT_FIELDS})
                 paths = ground_tracks(o["x"], o["fused_id"], part, t, set(bal))
-                ev = (t, jac[sl].tolist(), boost, o["x"], paths)
+                ev = (t, jac[sl].tolist(), boost, o["x"], paths, why)
                 res += [(node, o["fused_id"], part, ev) for node in nodes]
                 k += m
             return res
@@ -888,7 +939,7 @@ class Pipeline:
         extrapolation falls far short (docs/FUSION.md). Tracks that left the
         destination's picture since the job's snapshot are skipped."""
         now_s = now_ns / 1e9
-        for node, fids, imp, (t_snap, jac, boost, xs, paths) in results:
+        for node, fids, imp, (t_snap, jac, boost, xs, paths, why) in results:
             d = self.destinations[node]
             current = set(d.snapshot[1]["fused_id"].tolist()) if d.snapshot is not None else set()
             for gone in [f for f in d.phase.tracks if f not in current]:
@@ -896,7 +947,6 @@ class Pipeline:
                 d.flags.pop(gone, None)
             ok = (imp.status == binding.TRK_OK).tolist()
             en = d.frame.point_en(np.nan_to_num(imp.ecef)).tolist()
-            ter = imp.territory.tolist()
             tt, lat, lon = imp.t.tolist(), imp.lat.tolist(), imp.lon.tolist()
             a, b, o = imp.semi_major.tolist(), imp.semi_minor.tolist(), imp.orient.tolist()
             st = imp.sigma_t.tolist()
@@ -905,7 +955,7 @@ class Pipeline:
             for i, fid in enumerate(fl):
                 if fid not in current:
                     continue
-                ph = d.phase.update(fid, t_snap, jac[i], boost[i])
+                ph = d.phase.update(fid, t_snap, jac[i], boost[i], why[i])
                 d.flags[fid] = _phase.PHASE_FLAGS[ph]
                 if ph != _phase.BALLISTIC:
                     # No prediction yet; a warning already out stays until a
@@ -918,21 +968,20 @@ class Pipeline:
                     continue
                 d.impact[fid] = (tt[i], en[i][0], en[i][1], a[i], b[i], o[i])
                 horizon = now_s < tt[i] < now_s + self.warn_horizon_s
-                mean_on = self.owners[ter[i]] if ter[i] >= 0 else -1
                 az = _launch.azimuth(xs[i])
                 args = (tt[i], lat[i], lon[i], a[i], b[i], o[i], now_ns)
                 path = paths.get(fid)
                 for n in self.land:
                     if not (self.warn_partners or n == node):
                         continue
-                    # Impact on the nation's territory or in its EEZ: the 95% ellipse
-                    # against the polygons, held while the 99% still reaches them.
+                    # Impact on the nation's territory or in its EEZ: issued on a decisive
+                    # prediction, held on the ellipse (edge/threat.py impact_kind).
                     cur = self.desk.get(node, fid, n, CH_IMPACT)
                     live = cur is not None and cur.status != STATUS_OBSOLETE
                     kind = None
                     if horizon:
                         k = _threat.impact_kind(lat[i], lon[i], a[i], b[i], o[i], self.land[n], self.eez.get(n, ()),
-                                                cur.kind if live and cur is not None else None, mean_on == n)
+                                                cur.kind if live and cur is not None else None)
                         kind = None if k is None else (KIND_TERRITORY if k == _threat.TERRITORY else KIND_EEZ)
                     self._decide(node, fid, n, CH_IMPACT, kind, cur, args, st[i], az)
                     # Overflight: the ground track's corridor comes over the territory

@@ -28,11 +28,11 @@ that timed-out tracks are dropped when nobody reports), and the impact
 prediction (``impact_period_s``) in a worker thread: the C call releases
 the GIL and its inputs are the snapshots the rounds already made.
 
-Links without a ``handler`` attribute (e.g. test stand-ins) are read by a
-task with ``await link.recv()``; links without ``send_nowait`` are written
-with ``await link.send()``. ``links`` (name -> link object) may be
-injected, e.g. by tests; by default they are opened with
-``trilink_edge.links``.
+The relay uses its links only through ``trilink_edge.links.Link`` (frame
+sizes from ``Link.wire_size``, the default bucket depth from
+``Link.default_burst``, the replay window from ``Link.reorders``).
+``links`` (name -> ``Link``, opened) may be injected, e.g. by tests; by
+default the relay builds them with ``links.make_link`` and opens them.
 """
 from __future__ import annotations
 
@@ -49,8 +49,10 @@ from trilink_native import binding
 from trilink_board import messages as _msgs
 from trilink_board import wire as _board_wire
 from trilink_edge.pipeline import NodeGeo, Pipeline
+from trilink_edge import relay_stats
 from trilink_edge.publish import make_publisher
-from trilink_edge.scheduler import CONTROL, DEFAULT_BURST, TRACK, Item, LinkScheduler, WindowMeter, serial_size, udp_size
+from trilink_edge.links import Link, Received, make_link
+from trilink_edge.scheduler import CONTROL, TRACK, Item, LinkScheduler, WindowMeter
 from trilink_edge.session import REPLAY_WINDOW, NodeInfo, Sessions, relay_now_ns
 
 log = logging.getLogger("trilink_edge.relay")
@@ -75,23 +77,10 @@ LATENCY_LOG = 10_000       # latest processing latencies kept (Relay.latency_ns)
 STATS_IDS = tuple((name, i + 1) for i, name in enumerate(_board_wire.STATS_COUNTERS))
 
 
-def default_burst(kind: str, budget: int) -> int:
-    """A link's token bucket depth when the config sets none: 600 bytes on
-    serial (the largest PICTURE frame a serial link gets plus a warning:
-    the line itself cannot absorb more), a tenth of the budget on UDP (a
-    network path absorbs bursts; a small bucket would only pace the frames
-    of one round behind each other).
-
-        >>> default_burst("serial", 10368), default_burst("udp", 125000)
-        (600, 12500)
-    """
-    return DEFAULT_BURST if kind == "serial" else max(DEFAULT_BURST, budget // 10)
-
-
 class Relay:
     """The relay daemon (see the module docstring)."""
 
-    def __init__(self, config: Any, links: Optional[Dict[str, Any]] = None, recorder: Any = None,
+    def __init__(self, config: Any, links: Optional[Dict[str, Link]] = None, recorder: Any = None,
                  keys: Optional[Dict[int, bytes]] = None, impact_period_s: float = 1.0) -> None:
         self.config = config
         cfg = config
@@ -100,7 +89,12 @@ class Relay:
             keys = keyfile.load(cfg)          # private, distinct, not test keys (or ConfigError)
         else:
             keyfile.check_keys(keys, cfg.relay.allow_test_keys, "keys")
-        self._link_objs = links
+        # The links (not open yet when the relay builds them: run() opens them).
+        self._own_links = links is None
+        self.links: Dict[str, Link] = (dict(links) if links is not None
+                                       else {name: make_link(lk) for name, lk in cfg.links.items()})
+        # A link the injected ones leave out is still budgeted as its kind would be.
+        kinds = {name: self.links.get(name) or make_link(lk) for name, lk in cfg.links.items()}
         if recorder is None and cfg.recorder.path:
             from trilink_edge.recorder import Recorder
             recorder = Recorder(cfg.recorder.path, cfg.recorder.rotate_bytes, cfg.recorder.max_files)
@@ -109,40 +103,21 @@ class Relay:
                                  keys, cfg.relay.state_file, emit=self._emit_control, on_link=self._on_link)
         self.sessions.transport_errors = self._transport_errors
         for n in cfg.nodes:                       # datagram links reorder: a window (PROTOCOL 3.2)
-            if cfg.links[n.link].kind == "udp":
+            if kinds[n.link].reorders:
                 self.sessions.set_window(n.node, REPLAY_WINDOW)
         self.node_link = {n.node: n.link for n in cfg.nodes}
         self.node_name = {n.node: n.name for n in cfg.nodes}
         nation = {n.node: n.nation for n in cfg.nodes}
         fed = getattr(cfg, "federation", None)
         remote = fed.remote_nodes() if fed is not None and fed.enabled else {}
-        everyone = {**nation, **{nid: nat for nid, (_hub, nat) in remote.items()}}
-        release = {d: {s for s in everyone if cfg.release.may(everyone[s], nation[d])} for d in nation}
-        geo = {n.node: NodeGeo(n.node, n.name, (n.origin.lat, n.origin.lon, n.origin.alt_m),
-                               [list(t.polygon) for t in n.territory], [list(t.polygon) for t in n.eez])
-               for n in cfg.nodes}
-        fu, dr, sc = cfg.fusion, cfg.deadreckoning, cfg.scheduler
-        dr_config = {"threshold_m": dr.position_m, "heartbeat_us": int(dr.heartbeat_s * 1e6)}
-        self.pipeline = Pipeline(
-            geo, release,
-            picture={"gate": fu.gate, "ci_mode": fu.ci_mode, "stay_bonus": fu.stay_bonus,
-                     "switch_frames": fu.switch_frames, "timeout": fu.timeout_s},
-            max_age_s=sc.max_age_s, impact_period_s=impact_period_s,
-            dr_config=dr_config,
-            warn_horizon_s=fu.warn_horizon_s, warn_partners=(fu.warn == "partners"), warning_retry_s=(sc.warning_retry_s, sc.warning_retry_max_s),
-            push_warning=self._push, push_control=self._push_control,
-            remote=remote, on_stored=self._forward if remote else None)
+        self.pipeline = self._make_pipeline(cfg, nation, remote, impact_period_s)
+        # A report is verified and ingested in one C call (docs/BENCH_RELAY.md).
+        self.sessions.verify = self.pipeline.rx_verifier(self.sessions.keyring, cfg.relay.node)
         self.schedulers: Dict[str, LinkScheduler] = {}
         self.meters: Dict[str, WindowMeter] = {}
         for name, lk in cfg.links.items():
-            ws = serial_size if lk.kind == "serial" else udp_size
-            burst = max(lk.burst or sc.burst or default_burst(lk.kind, lk.budget), ws(binding.OVERHEAD + 160))
-            s = LinkScheduler(name, lk.budget, burst, ws, sc.max_control, max_warnings=sc.max_warnings)
-            for n in cfg.nodes_on(name):
-                s.add_source(self.pipeline.destinations[n.node])
-            self.schedulers[name] = s
+            self.schedulers[name] = self._make_scheduler(cfg, name, kinds[name])
             self.meters[name] = WindowMeter()
-        self.links: Dict[str, Any] = {}
         self.latency_ns: Deque[int] = collections.deque(maxlen=LATENCY_LOG)
         self.counters: Dict[str, Dict[str, int]] = {
             name: {"frames_in": 0, "bytes_in": 0, "rejected": 0, "send_errors": 0} for name in cfg.links}
@@ -160,7 +135,6 @@ class Relay:
         self._pump_soon: Set[str] = set()
         self._held: Dict[str, Optional[Item]] = {name: None for name in cfg.links}
         self._timers: Dict[str, Any] = {}
-        self._sends: Set[asyncio.Future] = set()
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._impact: Optional[asyncio.Future] = None
         self._last_housekeeping_ns = 0
@@ -177,16 +151,46 @@ class Relay:
         # [zenoh] / [asterix]: released frames published off the latency path (edge/publish.py)
         self.publisher = make_publisher(cfg) if hasattr(cfg, "zenoh") else None
         # [federation]: our boards' reports to the other hubs, theirs into our picture (edge/federation.py)
-        self.federation: Any = None
-        if remote:
-            from trilink_edge import config as _config
-            from trilink_edge.federation import Federation
-            fkeys = _config.load_federation_keys(fed, cfg.relay.allow_test_keys, cfg.source)
-            peers = {p.name: p for p in fed.peers}
-            self.federation = Federation(
-                fed, fkeys, nation,
-                lambda nat, peer: all(cfg.release.may(nat, n) for n in peers[peer].serves),
-                self._on_federated)
+        self.federation: Any = self._make_federation(cfg, fed, nation) if remote else None
+
+    def _make_pipeline(self, cfg: Any, nation: Dict[int, str], remote: Dict[int, Any],
+                       impact_period_s: float) -> Pipeline:
+        everyone = {**nation, **{nid: nat for nid, (_hub, nat) in remote.items()}}
+        release = {d: {s for s in everyone if cfg.release.may(everyone[s], nation[d])} for d in nation}
+        geo = {n.node: NodeGeo(n.node, n.name, (n.origin.lat, n.origin.lon, n.origin.alt_m),
+                               [list(t.polygon) for t in n.territory], [list(t.polygon) for t in n.eez])
+               for n in cfg.nodes}
+        fu, dr, sc = cfg.fusion, cfg.deadreckoning, cfg.scheduler
+        dr_config = {"threshold_m": dr.position_m, "heartbeat_us": int(dr.heartbeat_s * 1e6)}
+        return Pipeline(
+            geo, release,
+            picture={"gate": fu.gate, "ci_mode": fu.ci_mode, "stay_bonus": fu.stay_bonus,
+                     "switch_frames": fu.switch_frames, "timeout": fu.timeout_s},
+            max_age_s=sc.max_age_s, impact_period_s=impact_period_s,
+            dr_config=dr_config,
+            warn_horizon_s=fu.warn_horizon_s, warn_partners=(fu.warn == "partners"), warning_retry_s=(sc.warning_retry_s, sc.warning_retry_max_s),
+            push_warning=self._push, push_control=self._push_control,
+            remote=remote, on_stored=self._forward if remote else None)
+
+    def _make_scheduler(self, cfg: Any, name: str, link: Link) -> LinkScheduler:
+        """Link ``name``'s scheduler, charging ``link.wire_size`` against its budget."""
+        lk, sc = cfg.links[name], cfg.scheduler
+        ws = link.wire_size
+        burst = max(lk.burst or sc.burst or link.default_burst(lk.budget), ws(binding.OVERHEAD + 160))
+        s = LinkScheduler(name, lk.budget, burst, ws, sc.max_control, max_warnings=sc.max_warnings)
+        for n in cfg.nodes_on(name):
+            s.add_source(self.pipeline.destinations[n.node])
+        return s
+
+    def _make_federation(self, cfg: Any, fed: Any, nation: Dict[int, str]) -> Any:
+        from trilink_edge import config as _config
+        from trilink_edge.federation import Federation
+        fkeys = _config.load_federation_keys(fed, cfg.relay.allow_test_keys, cfg.source)
+        peers = {p.name: p for p in fed.peers}
+        return Federation(
+            fed, fkeys, nation,
+            lambda nat, peer: all(cfg.release.may(nat, n) for n in peers[peer].serves),
+            self._on_federated)
 
     # ---- glue ----
 
@@ -211,8 +215,10 @@ class Relay:
 
     def _transport_errors(self, name: str) -> int:
         link = self.links.get(name)
-        st = getattr(link, "stats", None)
-        return (st.crc_error + st.malformed + st.oversize) if st is not None else 0
+        if link is None:
+            return 0
+        st = link.stats
+        return st.crc_error + st.malformed + st.oversize
 
     def _on_link(self, node: int, up: bool) -> None:
         log.info("node %d link %s", node, "up" if up else "down")
@@ -236,7 +242,7 @@ class Relay:
 
     # ---- receiving ----
 
-    def _on_frame(self, name: str, rec: Any) -> None:
+    def _on_frame(self, name: str, rec: Received) -> None:
         """One raw frame received on link ``name`` (from the link's reader callback)."""
         raw, t_ns = rec.data, rec.t_ns
         c = self.counters[name]
@@ -248,10 +254,10 @@ class Relay:
         if f is None:
             c["rejected"] += 1
             node = self.sessions.refused_authentic
-            if node is not None and link is not None and hasattr(link, "learn_peer"):
+            if node is not None and link is not None:
                 link.learn_peer(rec.peer, node, accepted=False)   # where the challenge may go
             return
-        if link is not None and hasattr(link, "learn_peer"):
+        if link is not None:
             link.learn_peer(rec.peer, f.src)     # only an accepted frame, and per board
         mt = f.mtype
         bad = self.pipeline.stats.decode_errors
@@ -315,18 +321,6 @@ class Relay:
         self.deliveries.append(msg)
         self.delivery_count[node] = self.delivery_count.get(node, 0) + 1
 
-    async def _receiver(self, name: str) -> None:
-        # For links that only offer ``await recv()``.
-        link = self.links[name]
-        while True:
-            try:
-                rec = await link.recv()
-            except Exception as e:   # LinkClosed at shutdown
-                if type(e).__name__ == "LinkClosed":
-                    return
-                raise
-            self._on_frame(name, rec)
-
     # ---- fusion and sending ----
 
     def _round(self, refresh: bool = False) -> None:
@@ -361,7 +355,7 @@ class Relay:
                     if item is None:
                         return
                     self._held[name] = item
-                if not getattr(link, "writable", True):
+                if not link.writable:
                     self._timers[name] = loop.call_later(RETRY_WRITE_S, self._pump, name)
                     return
                 wait = sched.wait_ns(item, now)
@@ -373,20 +367,14 @@ class Relay:
         finally:
             self._pumping.discard(name)
 
-    def _write(self, name: str, link: Any, sched: LinkScheduler, item: Item) -> None:
+    def _write(self, name: str, link: Link, sched: LinkScheduler, item: Item) -> None:
         payload = item.build()
         raw = self.sessions.pack(item.node, item.mtype, payload, item.flags)
         t_ns = relay_now_ns()
         n = sched.charge(item, t_ns)
         self.meters[name].add(t_ns, n)
-        send_nowait = getattr(link, "send_nowait", None)
         try:
-            if send_nowait is not None:
-                send_nowait(raw)
-            else:
-                fut = asyncio.ensure_future(link.send(raw))
-                self._sends.add(fut)
-                fut.add_done_callback(self._send_done(name))
+            link.send_nowait(raw)
         except Exception as e:  # a vanished port: the link reopens itself; the frame is lost
             self.counters[name]["send_errors"] += 1
             log.debug("link %s send failed: %s", name, e)
@@ -396,13 +384,6 @@ class Relay:
             self.publisher.offer(item.node, item.mtype, payload, t_ns)   # a non-blocking put
         if item.on_sent is not None:
             item.on_sent(item, t_ns)
-
-    def _send_done(self, name: str) -> Any:
-        def done(fut: asyncio.Future) -> None:
-            self._sends.discard(fut)
-            if not fut.cancelled() and fut.exception() is not None:
-                self.counters[name]["send_errors"] += 1
-        return done
 
     # ---- periodic ----
 
@@ -487,24 +468,7 @@ class Relay:
 
     def node_counters(self, node: int) -> Dict[str, int]:
         """The PROTOCOL 4.7 counters of one board as the relay sees it."""
-        s = self.sessions.sessions[node]
-        name = self.node_link[node]
-        link = self.links.get(name)
-        ls = link.stats.as_dict() if link is not None and hasattr(link, "stats") else {}
-        d = {"frames_in": s.rx_frames, "frames_out": s.tx_frames,
-             "bytes_in": ls.get("bytes_in", 0), "bytes_out": ls.get("bytes_out", 0),
-             "dropped_stale": self.pipeline.destinations[node].dropped_stale,
-             "queue_depth": self.schedulers[name].depth()}
-        le = self.sessions.link_errors.get(name, {})
-        for k in ("crc_error", "malformed", "oversize"):
-            d[k] = s.errors.get(k, 0) + ls.get(k, 0)
-        # A bad tag or a node not on the link proves nothing about who sent it:
-        # those are the counts of the board's link (PROTOCOL 3.3).
-        for k in ("auth_fail", "wrong_link"):
-            d[k] = le.get(k, 0)
-        for k in ("replay", "unknown_type", "not_for_me"):
-            d[k] = s.errors.get(k, 0)
-        return d
+        return relay_stats.node_counters(self, node)
 
     def _send_stats(self) -> None:
         for node in self.sessions.sessions:
@@ -516,19 +480,12 @@ class Relay:
     # ---- public ----
 
     async def _open_links(self) -> None:
-        if self._link_objs is not None:
-            self.links = dict(self._link_objs)
-        else:
-            from trilink_edge.links import make_link
-            for name, lk in self.config.links.items():
-                link = make_link(lk)
-                link.tap = self._tap
-                await link.open()
-                self.links[name] = link
-        for name, link in self.links.items():
+        for link in self.links.values():
             link.tap = self._tap
-            if hasattr(link, "handler"):
-                link.handler = lambda rec, name=name: self._guarded(self._on_frame, name, rec)
+            if self._own_links:
+                await link.open()
+        for name, link in self.links.items():
+            link.handler = lambda rec, name=name: self._guarded(self._on_frame, name, rec)
 
     async def run(self) -> None:
         """Open the links and relay until ``stop()``."""
@@ -543,11 +500,7 @@ class Relay:
         if self.federation is not None:
             self.federation.start(self._loop)
         self.sessions.start()
-        specs = [self._ticker()]
-        for name, link in self.links.items():
-            if not hasattr(link, "handler"):
-                specs.append(self._receiver(name))
-        self._tasks = [asyncio.ensure_future(s) for s in specs]
+        self._tasks = [asyncio.ensure_future(self._ticker())]
         try:
             await self._stopped.wait()
         finally:
@@ -570,11 +523,8 @@ class Relay:
                 if t.done() and not t.cancelled() and t.exception() is not None:
                     log.error("task failed: %r", t.exception())
             self._tasks = []
-            if self._sends:
-                await asyncio.wait(list(self._sends), timeout=0.1)
             for link in self.links.values():
-                if hasattr(link, "handler"):
-                    link.handler = None
+                link.handler = None
             if self.publisher is not None:
                 self.publisher.close()      # bounded (publish.CLOSE_BUDGET_S); never raises
             if self.federation is not None:
@@ -613,42 +563,4 @@ class Relay:
     def stats(self) -> Dict[str, Any]:
         """Counters per link and per node, pipeline and scheduler counters,
         deliveries (count per node and the latest few)."""
-        sess = self.sessions.counters()
-        nodes: Dict[str, Any] = {}
-        for node, name in self.node_name.items():
-            d = dict(sess[name])
-            d.update(self.node_counters(node))
-            d["deliveries"] = self.delivery_count.get(node, 0)
-            if node in self.board_stats:
-                d["board_stats"] = self.board_stats[node]
-            nodes[name] = d
-        out: Dict[str, Any] = {"links": {}, "nodes": nodes,
-                               "pipeline": dict(vars(self.pipeline.stats)),
-                               "picture": self.pipeline.picture.stats(), "internal_errors": self.internal_errors,
-                               "part_errors": dict(self.part_errors), "stalls": self.stalls,
-                               "deliveries": {"count": sum(self.delivery_count.values()),
-                                              "recent": list(self.deliveries)[-16:]}}
-        if self.federation is not None:
-            out["federation"] = self.federation.stats()
-        lat = sorted(self.latency_ns)
-        if lat:
-            out["relay_latency_us"] = {"count": len(lat), "p50": lat[len(lat) // 2] // 1000,
-                                       "p99": lat[min(len(lat) - 1, int(0.99 * len(lat)))] // 1000}
-        for name, s in self.schedulers.items():
-            d = dict(self.counters[name])
-            d.update(vars(s.counters))
-            on_link = [n for n, lk in self.node_link.items() if lk == name]
-            le = self.sessions.link_errors.get(name, {})
-            for k in ("auth_fail", "wrong_link"):
-                d[k] = le.get(k, 0)
-            for k in ("replay", "unknown_type", "not_for_me", "unverified", "state_error"):
-                d[k] = sum(self.sessions.sessions[n].errors.get(k, 0) for n in on_link)
-            # a link counts all that came in on it: its own malformed frames and its nodes' payloads
-            d["malformed"] = d.get("malformed", 0) + sum(self.sessions.sessions[n].errors.get("malformed", 0)
-                                                         for n in on_link)
-            d["dropped_stale"] = sum(self.pipeline.destinations[n].dropped_stale for n in on_link)
-            d["queue_depth"] = s.depth()
-            d["max_window_bytes"] = self.meters[name].max
-            d["budget"] = s.budget
-            out["links"][name] = d
-        return out
+        return relay_stats.document(self)

@@ -42,13 +42,12 @@ import collections
 from dataclasses import dataclass, field
 from typing import Callable, Deque, Dict, List, Optional, Protocol, Tuple, Union
 
-from trilink_edge.links import serial_wire_size
+from trilink_edge.links import DEFAULT_BURST, serial_wire_size
 from trilink_native import binding
 
 WARNING = 0
 CONTROL = 1
 TRACK = 2
-DEFAULT_BURST = 600
 DEFAULT_MAX_CONTROL = 64
 DEFAULT_MAX_WARNINGS = 256
 DEFAULT_MAX_AGE_S = 2.0

@@ -14,6 +14,9 @@ next sequence number and authentication counter.
     ...              keys={1: b"TEST-ONLY-KEY-jp-0000000000000001"[:32]}, state_path=None)
     >>> raw = binding.pack_frame(b"TEST-ONLY-KEY-jp-0000000000000001"[:32], 1, 1, 0,
     ...                          binding.MSG_HEARTBEAT, 0, 1 << 28, bytes(20))
+    >>> s.accept("jp", raw, relay_now_ns()) is None        # a replay until jp answers a challenge
+    True
+    >>> s.go_offline()                                      # as when reading a capture: no challenge
     >>> s.accept("jp", raw, relay_now_ns()).mtype == binding.MSG_HEARTBEAT
     True
 
@@ -48,29 +51,24 @@ moves its own epoch there (written first) before its next frame.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
 import struct
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from trilink_native import binding
 from trilink_board import messages as _msgs
+from trilink_edge.relay_state import (  # noqa: F401 - RelayState and StateFileError are imported from here too
+    EPOCH_MAX, EPOCH_SHIFT, RelayState, StateFileError)
 
-EPOCH_SHIFT = 28
 INDEX_MAX = (1 << EPOCH_SHIFT) - 1
-EPOCH_MAX = (1 << 20) - 1
 HEARTBEAT_NS = 1_000_000_000       # PROTOCOL 4.2: every 1 s
 LINK_DOWN_NS = 3_500_000_000       # PROTOCOL 4.2: down after 3.5 s without an accepted frame
 REPLAY_HELLO_NS = 1_000_000_000    # PROTOCOL 2.2: at most one corrective HELLO per second
 REPLAY_HELLO_AFTER = 3             # replays in a row (valid tag) before the corrective HELLO
-STATE_FORMAT = "trilink-relay-state/2"
-STATE_FORMAT_V1 = "trilink-relay-state/1"   # read: its marks give the epochs seen
-STATE_TEMP_PREFIX = ".relay-state-"
 CHALLENGE_NS = 5_000_000_000       # PROTOCOL 2.2: an answer counts within 5 s of its challenge
 CHALLENGES_KEPT = 4                # outstanding challenges per node (the latest ones)
 SAVE_BACKOFF_FIRST_NS = 100_000_000
@@ -97,115 +95,6 @@ def relay_now_ns() -> int:
 def relay_now_us() -> int:
     """The relay timebase in µs: ``time.monotonic_ns() // 1000``."""
     return time.monotonic_ns() // 1000
-
-
-class StateFileError(ValueError):
-    """The state file exists but cannot be read (names the file and what is wrong)."""
-
-
-@dataclass
-class RelayState:
-    """What the relay persists (PROTOCOL 2.2): its own counter epoch and, per
-    key id, the highest board epoch it ever accepted. ``save`` is atomic
-    (temporary file, fsync, rename, fsync of the folder) and creates the
-    file 0600.
-
-        >>> st = RelayState(epoch=3, seen={1: 5})
-        >>> RelayState.from_json(st.to_json()).seen
-        {1: 5}
-    """
-
-    epoch: int = 0
-    seen: Dict[int, int] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps({"format": STATE_FORMAT, "epoch": self.epoch,
-                           "seen": {str(k): v for k, v in sorted(self.seen.items())}})
-
-    @classmethod
-    def from_json(cls, text: str, where: str = "state") -> "RelayState":
-        try:
-            doc = json.loads(text)
-        except ValueError as e:
-            raise StateFileError(f"{where}: not JSON ({e})") from None
-        fmt = doc.get("format") if isinstance(doc, dict) else None
-        if fmt not in (STATE_FORMAT, STATE_FORMAT_V1):
-            raise StateFileError(f"{where}: format is not {STATE_FORMAT!r}")
-        epoch = doc.get("epoch")
-        table = doc.get("seen" if fmt == STATE_FORMAT else "marks")
-        if (not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= EPOCH_MAX
-                or not isinstance(table, dict)):
-            raise StateFileError(f"{where}: epoch must be 0..{EPOCH_MAX} and "
-                                 f"{'seen' if fmt == STATE_FORMAT else 'marks'} an object")
-        out = {}
-        for k, v in table.items():
-            if fmt == STATE_FORMAT_V1:   # v1 kept marks: their epochs are what was seen
-                if not (k.isdigit() and 1 <= int(k) <= 255 and isinstance(v, int) and not isinstance(v, bool)
-                        and 0 <= v <= binding.MAX_COUNTER):
-                    raise StateFileError(f"{where}: marks.{k}: key id 1..255 with a 48-bit counter")
-                v >>= EPOCH_SHIFT
-            elif not (k.isdigit() and 1 <= int(k) <= 255 and isinstance(v, int) and not isinstance(v, bool)
-                      and 0 <= v <= EPOCH_MAX):
-                raise StateFileError(f"{where}: seen.{k}: key id 1..255 with an epoch 0..{EPOCH_MAX}")
-            out[int(k)] = v
-        return cls(epoch, out)
-
-    @classmethod
-    def load(cls, path: Optional[str]) -> "RelayState":
-        """The state at ``path``; a fresh state when there is no file. A file
-        that cannot be read or parsed raises StateFileError naming it."""
-        if path is None or not os.path.exists(path):
-            return cls()
-        try:
-            with open(path) as fh:
-                text = fh.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise StateFileError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
-        return cls.from_json(text, path)
-
-    def save(self, path: Optional[str]) -> None:
-        """Write atomically and durably: a 0600 temporary file in the same
-        folder, fsync, rename over ``path``, fsync of the folder (so that the
-        rename itself survives a power cut). Raises OSError."""
-        if path is None:
-            return
-        d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=STATE_TEMP_PREFIX, dir=d)   # mode 0600
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(self.to_json())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        dfd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-    @staticmethod
-    def clean_temps(path: Optional[str]) -> int:
-        """Remove temporary files a killed save left beside ``path``; returns how many."""
-        if path is None:
-            return 0
-        d = os.path.dirname(os.path.abspath(path))
-        n = 0
-        try:
-            names = os.listdir(d)
-        except OSError:
-            return 0
-        for name in names:
-            if name.startswith(STATE_TEMP_PREFIX):
-                try:
-                    os.unlink(os.path.join(d, name))
-                    n += 1
-                except OSError:
-                    pass
-        return n
 
 
 @dataclass(frozen=True)
@@ -326,6 +215,12 @@ class Sessions:
         self._new_epoch()
         self.frames_accepted = 0
         self.refused_authentic: Optional[int] = None   # node of the last frame refused with a valid tag
+        # The keyring's check of a raw frame (cases 3-11), replaced by the
+        # relay with its receive hot path (Pipeline.rx_verifier: the same
+        # check, and a report's ingest in the same C call when ``ingest``:
+        # nothing below can refuse the frame any more).
+        self.verify: Callable[[bytes, Tuple[int, ...], bool, int], binding.Frame] = \
+            lambda raw, link, ingest, t_ns: self.keyring.verify(raw, link=link)
 
     def set_window(self, node: int, window: int) -> None:
         """Replay window of ``node``'s key (PROTOCOL 3.2): the relay gives the
@@ -506,7 +401,7 @@ class Sessions:
                 self.seen.get(sess.info.key_id, -1):
             rollback = self.keyring.marks.get(sess.info.key_id)   # a new board epoch (rare): keep the mark
         try:
-            f = self.keyring.verify(raw, link=self.by_link.get(link, ()))
+            f = self.verify(raw, self.by_link.get(link, ()), rollback is None, t_ns)
         except binding.WireError as e:
             if e.reason != "replay":      # unauthenticated: the sender is not known, the link is
                 self.reject(link, e.reason)

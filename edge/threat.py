@@ -23,6 +23,7 @@ hundred kilometres across, away from the poles.
 from __future__ import annotations
 
 import math
+import statistics
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -126,6 +127,57 @@ def _seg_dist2(p: Tuple[float, float], q: Tuple[float, float]) -> float:
 
 
 
+# The impact distribution, sampled: a deterministic 16 x 16 grid of standard
+# normal quantiles in the ellipse's principal frame, each point 1/256 of the
+# mass (no random draws: the same prediction always gets the same answer).
+_Q = np.array([statistics.NormalDist().inv_cdf((i + 0.5) / 16.0) for i in range(16)])
+_GRID = np.stack(np.meshgrid(_Q, _Q, indexing="ij"), axis=-1).reshape(-1, 2)
+
+# Thresholds of the decision (docs/FUSION.md, "The threat decision"): probabilities
+# that the impact falls in the polygons, under the prediction's Gaussian whose
+# 95% contour is the ellipse.
+ISSUE_TERRITORY = 0.5    # a territory warning is issued when the impact is more likely on the land than not
+ISSUE_EEZ = 0.9          # an EEZ warning when the impact is very likely in the zone ...
+EEZ_LAND_MAX = 0.025     # ... and the 95% ellipse (nearly) misses the land: the land is a territory warning's
+
+
+def mass(lat: float, lon: float, semi_major_m: float, semi_minor_m: float, orient_deg: float,
+         polys: Sequence[Poly]) -> float:
+    """The probability that the impact falls in any of ``polys``, under the
+    Gaussian whose 95% ellipse is centred at (lat, lon) with the semi-axes
+    (m) and orientation (deg from north, clockwise) given: the fraction of
+    a 256-point quantile grid of that Gaussian inside the polygons.
+
+        >>> land = [(35.0, 139.0), (35.0, 140.0), (36.0, 140.0), (36.0, 139.0)]
+        >>> mass(35.5, 139.5, 1e3, 1e3, 0.0, [land])                    # well inside
+        1.0
+        >>> mass(35.0, 139.5, 5e3, 5e3, 0.0, [land])                    # on the coast: half
+        0.5
+        >>> mass(34.0, 139.5, 5e3, 5e3, 0.0, [land])                    # 111 km out
+        0.0
+    """
+    if not polys:
+        return 0.0
+    s = 1.0 / math.sqrt(CHI2_2_95)
+    a, b = max(semi_major_m, 1.0) * s, max(semi_minor_m, 1.0) * s     # 1-sigma semi-axes
+    th = math.radians(orient_deg)
+    me, mn = math.sin(th), math.cos(th)
+    x, y = _GRID[:, 0] * a, _GRID[:, 1] * b
+    k = math.pi / 180.0 * R_M
+    c = max(math.cos(math.radians(lat)), 1e-6)
+    plat = lat + (x * mn - y * me) / k
+    plon = lon + (x * me + y * mn) / (k * c)
+    hit = np.zeros(len(_GRID), dtype=bool)
+    la0, la1 = float(plat.min()), float(plat.max())
+    lo0, lo1 = float(plon.min()), float(plon.max())
+    for poly in polys:
+        pa0, pa1, po0, po1 = _box(poly)
+        if la1 < pa0 or la0 > pa1 or not _lon_overlap(lo0, lo1, po0, po1):
+            continue
+        hit |= _inside_many(plat, plon, np.asarray(poly, dtype=float))
+    return float(hit.mean())
+
+
 def reaches_any(lat: float, lon: float, a: float, b: float, orient: float, polys: Sequence[Poly],
                 scale: float = 1.0) -> bool:
     """True when the ellipse (as in ``reaches``) reaches any of ``polys``."""
@@ -133,16 +185,25 @@ def reaches_any(lat: float, lon: float, a: float, b: float, orient: float, polys
 
 
 def impact_kind(lat: float, lon: float, a: float, b: float, orient: float, territory: Sequence[Poly],
-                eez: Sequence[Poly], live: Optional[int] = None, mean_on_land: bool = False) -> Optional[int]:
-    """What an impact means to one nation: ``TERRITORY`` when its 95% ellipse
-    reaches the nation's territory (or the mean point is on it:
-    ``mean_on_land``), ``EEZ`` when its mean point is in the nation's EEZ
-    polygons (which include the land) and the ellipse misses the territory,
-    else None. ``live``: the kind of the warning already out about this
-    impact; a territory warning is kept while the 99% ellipse still reaches
-    the land, an EEZ one (or a territory one that left the land) while the
-    95% ellipse still reaches the zone, so a prediction that grazes a coast
-    or the zone's edge does not flap.
+                eez: Sequence[Poly], live: Optional[int] = None) -> Optional[int]:
+    """What an impact means to one nation: ``TERRITORY``, ``EEZ`` or None.
+
+    A warning is *issued* only on a decisive prediction, and *held* on the
+    ellipse, so that the early, long ellipses of a young ballistic track
+    (tens to a hundred km) neither warn a nation whose land or zone they
+    merely graze, nor withdraw a warning as they shrink:
+
+    * territory: issued when the impact is more likely on the land than not
+      (``mass`` >= ``ISSUE_TERRITORY``); held while the 99% ellipse still
+      reaches the land;
+    * EEZ (the zone's polygons include the land): issued when the impact is
+      in the zone with probability >= ``ISSUE_EEZ`` and the 95% ellipse
+      nearly misses the land (``mass`` of the land < ``EEZ_LAND_MAX``: an
+      impact that may be on the land waits to be one or the other); held,
+      and a territory warning that left the land kept as an EEZ one, while
+      the 95% ellipse still reaches the zone.
+
+    ``live``: the kind of the warning already out about this impact.
 
         >>> land = [(35.0, 139.0), (35.0, 140.0), (36.0, 140.0), (36.0, 139.0)]
         >>> zone = [(33.0, 137.0), (33.0, 142.0), (38.0, 142.0), (38.0, 137.0)]
@@ -150,21 +211,21 @@ def impact_kind(lat: float, lon: float, a: float, b: float, orient: float, terri
         0
         >>> impact_kind(34.0, 139.5, 1e3, 1e3, 0.0, [land], [zone])
         1
-        >>> impact_kind(32.9, 139.5, 12e3, 1e3, 0.0, [land], [zone]) is None      # 11 km out of the zone
+        >>> impact_kind(34.9, 139.5, 30e3, 5e3, 0.0, [land], [zone]) is None     # may be on the land: wait
+        True
+        >>> impact_kind(33.2, 139.5, 60e3, 5e3, 0.0, [land], [zone]) is None     # half the ellipse out of the zone
         True
         >>> impact_kind(32.9, 139.5, 12e3, 1e3, 0.0, [land], [zone], live=1)     # held: the ellipse reaches it
         1
     """
-    if mean_on_land or reaches_any(lat, lon, a, b, orient, territory):
+    if mass(lat, lon, a, b, orient, territory) >= ISSUE_TERRITORY:
         return TERRITORY
     if live == TERRITORY and reaches_any(lat, lon, a, b, orient, territory, SCALE_99):
         return TERRITORY
-    # The zone is entered on the mean point (a tiny ellipse: inside) and held on
-    # the 95% ellipse: a 200-nm zone against a 95% ellipse that is still a
-    # hundred km long warns every shot that falls anywhere near the zone.
-    if reaches_any(lat, lon, 1.0, 1.0, 0.0, eez):
-        return EEZ
     if live is not None and reaches_any(lat, lon, a, b, orient, eez):
+        return EEZ
+    if (eez and mass(lat, lon, a, b, orient, eez) >= ISSUE_EEZ
+            and mass(lat, lon, a, b, orient, territory) < EEZ_LAND_MAX):
         return EEZ
     return None
 

@@ -80,7 +80,8 @@ class Flight:
         return "terminal" if t >= self.t_terminal else "midcourse"
 
 
-def _burnout(ln: Dict[str, Any]) -> float:
+def burnout_time(ln: Dict[str, Any]) -> float:
+    """Scenario time (s) of a launch's burnout (a normalised launch of config.load_scenario)."""
     if "burnout" in ln and ln["burnout"] is not None:
         return float(ln["t"]) + float(ln["burnout"]["t_s"])
     c = ln["cls"]
@@ -111,7 +112,7 @@ def flights(scenario: Dict[str, Any], step_s: float = 1.0) -> Dict[str, Flight]:
         trk = tracks[o.name]
         t_apo = max(trk, key=lambda s: s[3])[0] if trk else o.t_impact
         t_term = next((s[0] for s in trk if s[0] >= t_apo and s[3] < TERMINAL_ALT_M), o.t_impact)
-        out[o.name] = Flight(o.name, o.t_launch, ln["lat"], ln["lon"], _burnout(ln), t_apo, t_term,
+        out[o.name] = Flight(o.name, o.t_launch, ln["lat"], ln["lon"], burnout_time(ln), t_apo, t_term,
                              o.t_impact, lat, lon, trk)
     return out
 
@@ -295,9 +296,14 @@ def judge_warnings(fl: Dict[str, Flight], nations: Dict[str, Nation], recs: Iter
                 counts[n]["launch"]["missed"] += 1
             # impact warnings
             ups = _up_intervals(threat, t_end)
-            rises = len(ups)
-            kind_changes = sum(1 for a, b, ks in ups for (_, k1), (_, k2) in zip(ks, ks[1:]) if k1 != k2)
-            flaps = max(0, rises - 1) + kind_changes
+            # Flaps per warning: the impact warning (territory / EEZ) and the overflight warning
+            # have lifecycles of their own (PROTOCOL.md 4.5), so one's updates are no flap of the other.
+            rises = flaps = 0
+            for chan in (False, True):
+                cu = _up_intervals([r for r in threat if (r.kind == "overflight") == chan], t_end)
+                rises += len(cu)
+                flaps += max(0, len(cu) - 1) + sum(1 for a, b, ks in cu for (_, k1), (_, k2) in zip(ks, ks[1:])
+                                                   if k1 != k2)
             v["issued"] = rises
             v["flaps"] = flaps
             t_first = ups[0][0] if ups else None

@@ -23,23 +23,19 @@ From a shell (paths stay stable across vanish/return)::
 from __future__ import annotations
 
 import argparse
-import errno
-import fcntl
 import os
 import re
 import select
-import signal
 import sys
 import tempfile
-import termios
-import threading
 import time
 from array import array
-from collections import deque
 from dataclasses import asdict, dataclass
-from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from trilink.impair import BitErrors, Impairment, parse as parse_impairment
+from trilink.emulator import Emulator, serve
+from trilink.impair import Impairment, parse as parse_impairment
+from trilink.nullmodem_wire import ByteLog, FrameRecord, LinkCounters, _Direction, _Side, _unread, set_raw
 
 __all__ = [
     "NullModem",
@@ -58,44 +54,6 @@ _READ_CHUNK = 256  # per wake: a long burst is taken in small bites so its first
 _NS = 1_000_000_000
 
 
-def set_raw(fd: int) -> None:
-    """Put a tty in raw mode, as cfmakeraw(3) does: no echo, no line editing,
-    no CR/LF translation, no signals on 0x03, no XON/XOFF, 8 data bits, so
-    every byte value passes unchanged."""
-    attrs = termios.tcgetattr(fd)
-    iflag, oflag, cflag, lflag = attrs[0], attrs[1], attrs[2], attrs[3]
-    iflag &= ~(
-        termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP
-        | termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IXON | termios.IXOFF
-    )
-    oflag &= ~termios.OPOST
-    lflag &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
-    cflag &= ~(termios.CSIZE | termios.PARENB)
-    cflag |= termios.CS8
-    cc = list(attrs[6])
-    cc[termios.VMIN] = 1
-    cc[termios.VTIME] = 0
-    termios.tcsetattr(fd, termios.TCSANOW, [iflag, oflag, cflag, lflag, attrs[4], attrs[5], cc])
-
-
-@dataclass
-class LinkCounters:
-    """Counters of one direction. ``bytes_in`` = what the sender wrote and the
-    wire carried; of those, each ends as exactly one of ``bytes_out``,
-    ``bytes_dropped``, ``bytes_lost``, ``bytes_overrun`` or still in flight."""
-
-    bytes_in: int = 0  # taken from the sender's pty
-    bytes_out: int = 0  # handed to the receiver's pty
-    bits_flipped: int = 0  # in bytes handed over (what the receiver can see)
-    bytes_dropped: int = 0  # the ``drop`` impairment
-    bytes_lost: int = 0  # crossed the wire while unplugged or vanished
-    bytes_overrun: int = 0  # receiver's pty full (nobody reading): lost as on a real UART
-    frames: int = 0  # 0x00-terminated non-empty chunks the sender completed
-    frames_damaged: int = 0  # of the finished ones: a flipped, dropped or lost byte, or merged
-    late_max_us: float = 0.0  # worst release after the byte's due time (scheduling slack)
-    late_mean_us: float = 0.0
-
-
 @dataclass
 class NullModemCounters:
     """A snapshot of both directions (``ab``: side a to side b) and the events."""
@@ -109,279 +67,7 @@ class NullModemCounters:
         return asdict(self)
 
 
-@dataclass
-class FrameRecord:
-    """One 0x00-delimited chunk as the sender wrote it, and when it crossed.
-
-    Times are ``time.monotonic_ns()``. ``t_wire_end_ns`` is when the last bit
-    of the delimiter crossed the wire (the model); ``t_out_ns`` when the
-    emulator handed the delimiter to the receiving pty (never before
-    ``t_wire_end_ns`` + delay), None when the delimiter never arrived.
-    ``damaged`` means the receiver cannot get this frame intact: a byte of it
-    was flipped, dropped or lost, or the delimiter before it was (merging).
-    """
-
-    index: int
-    data: bytes  # the chunk as sent, without its delimiter
-    t_first_in_ns: int  # first byte taken from the sender
-    t_wire_start_ns: int  # first bit of the first byte on the wire
-    t_last_in_ns: int = 0  # delimiter taken from the sender
-    t_wire_end_ns: int = 0
-    t_out_ns: Optional[int] = None
-    damaged: bool = False
-
-    @property
-    def wire_bytes(self) -> int:
-        """Bytes this frame occupied on the wire, delimiter included."""
-        return len(self.data) + 1
-
-
-@dataclass
-class ByteLog:
-    """Per sent byte of one direction (``record_bytes=True``): ``wire_ns[i]``
-    when its last bit crossed, ``out_ns[i]`` when it reached the receiving pty
-    (-1: dropped, lost or overrun)."""
-
-    wire_ns: "array[int]"
-    out_ns: "array[int]"
-
-
-def _unread(fd: Optional[int]) -> int:
-    """Bytes a sender wrote that the emulator has not taken yet (FIONREAD on the master)."""
-    if fd is None:
-        return 0
-    buf = array("i", [0])
-    try:
-        fcntl.ioctl(fd, termios.FIONREAD, buf, True)
-    except OSError:
-        return 0
-    return buf[0]
-
-
-class _Side:
-    """One end of the cable: a pty pair, the master kept here, the slave's
-    path (and an optional stable symlink to it) given to the user."""
-
-    def __init__(self, name: str, link: Optional[str]) -> None:
-        self.name = name
-        self.link = os.path.abspath(link) if link else None
-        self.master: Optional[int] = None
-        self.slave: Optional[int] = None
-        self.pty: Optional[str] = None
-
-    @property
-    def present(self) -> bool:
-        return self.master is not None
-
-    @property
-    def path(self) -> Optional[str]:
-        return self.link or self.pty
-
-    def open(self) -> None:
-        master, slave = os.openpty()
-        try:
-            set_raw(slave)
-            os.set_blocking(master, False)
-            pty = os.ttyname(slave)
-            if self.link:
-                if os.path.lexists(self.link) and not os.path.islink(self.link):
-                    raise FileExistsError(errno.EEXIST, "not a symlink; refusing to replace it", self.link)
-                tmp = f"{self.link}.tmp{os.getpid()}"
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
-                os.symlink(pty, tmp)
-                os.replace(tmp, self.link)  # atomic: a reader never sees a half-made link
-        except BaseException:
-            os.close(master)
-            os.close(slave)
-            raise
-        # We keep the slave open too: then reading the master never fails with
-        # EIO while the user's program has the port closed.
-        self.master, self.slave, self.pty = master, slave, pty
-
-    def close(self) -> None:
-        if self.link and os.path.islink(self.link) and os.readlink(self.link) == self.pty:
-            os.unlink(self.link)
-        for fd in (self.master, self.slave):
-            if fd is not None:
-                os.close(fd)
-        self.master = self.slave = None
-
-
-# queue entry: (t_wire_ns, t_due_ns, value, flip_mask, dropped, frame, is_delim, index)
-_Entry = Tuple[int, int, int, int, bool, Optional[FrameRecord], bool, int]
-
-
-class _Direction:
-    """One direction of the cable: the transmit-complete clock, the bytes in
-    flight, the impairment draws, counters and logs."""
-
-    def __init__(
-        self,
-        name: str,
-        src: _Side,
-        dst: _Side,
-        imp: Impairment,
-        byte_ns: float,
-        record_bytes: bool,
-        frame_log_max: int,
-        rx_buffer: int,
-    ) -> None:
-        self.name, self.src, self.dst = name, src, dst
-        self.byte_ns = byte_ns
-        self.delay_ns = int(round(imp.delay_s * _NS))
-        self.ber = BitErrors(imp.ber, imp.rng(name + ":ber")) if imp.ber else None
-        self.drop = BitErrors(imp.drop, imp.rng(name + ":drop")) if imp.drop else None
-        self.queue: Deque[_Entry] = deque()
-        # Transmit-complete clock as a float of ns: 10/baud is not a whole
-        # number of ns and must not accumulate rounding over a long burst.
-        self.t_done = 0.0
-        self.n_sent = 0
-        self.frame: Optional[FrameRecord] = None  # being written by the sender
-        self.frame_data = bytearray()
-        self.n_frames = 0
-        self.carry_damage = False  # a delimiter was damaged: the next frame merges
-        self.carry_from: Optional[FrameRecord] = None
-        self.out = bytearray()  # released, not yet accepted by the receiver's pty
-        self.out_meta: Deque[Tuple[int, int, Optional[FrameRecord]]] = deque()  # (index, due, delimiter's frame)
-        self.rx_buffer = rx_buffer
-        self.c = LinkCounters()
-        self._late_sum = 0
-        self._late_n = 0
-        self._late_max = 0
-        self.frames: Deque[FrameRecord] = deque(maxlen=frame_log_max)
-        self.log: Optional[ByteLog] = ByteLog(array("q"), array("q")) if record_bytes else None
-
-    def take(self, data: bytes, now: int) -> None:
-        """Schedule bytes the sender wrote, read from its pty at ``now``."""
-        bt = self.byte_ns
-        t = float(now) if now > self.t_done else self.t_done
-        ber, drop, q, log = self.ber, self.drop, self.queue, self.log
-        for b in data:
-            t += bt
-            t_wire = int(t)
-            mask = ber.flip_mask() if ber else 0
-            dropped = drop.hit() if drop else False
-            rec: Optional[FrameRecord] = None
-            if b:
-                if self.frame is None:
-                    self.frame = FrameRecord(self.n_frames, b"", now, int(t - bt))
-                    self.n_frames += 1
-                self.frame_data.append(b)
-                rec = self.frame
-            elif self.frame is not None:
-                rec = self.frame
-                rec.data = bytes(self.frame_data)
-                rec.t_last_in_ns = now
-                rec.t_wire_end_ns = t_wire
-                self.frame = None
-                self.frame_data.clear()
-            q.append((t_wire, t_wire + self.delay_ns, b ^ mask, mask, dropped, rec, b == 0, self.n_sent))
-            if log is not None:
-                log.wire_ns.append(t_wire)
-                log.out_ns.append(-1)
-            self.n_sent += 1
-        self.t_done = t
-        self.c.bytes_in += len(data)
-
-    def _finish(self, rec: FrameRecord, t_out: Optional[int]) -> None:
-        rec.t_out_ns = t_out
-        self.c.frames += 1
-        if rec.damaged:
-            self.c.frames_damaged += 1
-        self.frames.append(rec)
-
-    def _lose(self, rec: Optional[FrameRecord], is_delim: bool) -> None:
-        if rec is not None:
-            rec.damaged = True
-        if is_delim:
-            self.carry_damage, self.carry_from = True, rec
-            if rec is not None:
-                self._finish(rec, None)
-
-    def release(self, now: int, dead: Optional[Callable[[int], bool]]) -> None:
-        """Hand every byte whose time has come to the receiving pty.
-        ``dead`` is None when no unplug window exists (the common case: no
-        call per byte)."""
-        q, out, meta = self.queue, self.out, self.out_meta
-        present = self.dst.present
-        while q and q[0][1] <= now:
-            t_wire, t_due, val, mask, dropped, rec, is_delim, idx = q.popleft()
-            if rec is not None and self.carry_damage and rec is not self.carry_from:
-                rec.damaged = True
-                self.carry_damage = False
-            if not present or (dead is not None and dead(t_wire)):
-                self.c.bytes_lost += 1
-                self._lose(rec, is_delim)
-            elif dropped:
-                self.c.bytes_dropped += 1
-                self._lose(rec, is_delim)
-            elif len(out) >= self.rx_buffer:
-                self.c.bytes_overrun += 1
-                self._lose(rec, is_delim)
-            else:
-                if mask:
-                    self.c.bits_flipped += bin(mask).count("1")
-                    if rec is not None:
-                        rec.damaged = True
-                    if is_delim:
-                        self.carry_damage, self.carry_from = True, rec
-                out.append(val)
-                meta.append((idx, t_due, rec if is_delim else None))
-        self.flush()
-
-    def flush(self) -> None:
-        """Write what the receiving pty accepts; the rest waits (POLLOUT)."""
-        if not self.out or self.dst.master is None:
-            return
-        try:
-            n = os.write(self.dst.master, self.out)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            n = 0
-        if n <= 0:
-            return
-        t = time.monotonic_ns()
-        del self.out[:n]
-        meta, log = self.out_meta, self.log
-        for _ in range(n):
-            idx, t_due, rec = meta.popleft()
-            late = t - t_due
-            self._late_sum += late
-            if late > self._late_max:
-                self._late_max = late
-            if log is not None:
-                log.out_ns[idx] = t
-            if rec is not None:
-                self._finish(rec, t)
-        self._late_n += n
-        self.c.bytes_out += n
-
-    def discard_out(self) -> None:
-        """The receiver vanished: what it had not yet accepted is lost."""
-        for _idx, _due, rec in self.out_meta:
-            self.c.bytes_lost += 1
-            if rec is not None:
-                rec.damaged = True
-                self._finish(rec, None)
-        self.out.clear()
-        self.out_meta.clear()
-
-    def sender_vanished(self) -> None:
-        # A frame cut off mid-way merges with whatever the sender writes after
-        # it returns: the receiver cannot get it intact.
-        if self.frame is not None:
-            self.frame.damaged = True
-
-    def snapshot(self) -> LinkCounters:
-        c = LinkCounters(**asdict(self.c))
-        c.late_max_us = self._late_max / 1e3
-        c.late_mean_us = (self._late_sum / self._late_n / 1e3) if self._late_n else 0.0
-        return c
-
-
-class NullModem:
+class NullModem(Emulator):
     """A null-modem cable between two ptys, paced at ``baud`` with 8N1 timing.
 
     ``impair`` is a spec string or :class:`~trilink.impair.Impairment`
@@ -409,6 +95,8 @@ class NullModem:
     b'\\x00hi\\x00'
     """
 
+    thread_role = "bridge"
+
     def __init__(
         self,
         baud: int = 115200,
@@ -427,9 +115,9 @@ class NullModem:
             raise ValueError(f"baud {baud!r} must be an integer in 50..100000000")
         if tx_buffer < 1 or rx_buffer < 1 or frame_log_max < 0:
             raise ValueError("tx_buffer and rx_buffer must be >= 1, frame_log_max >= 0")
+        super().__init__(name)
         self.baud = baud
         self.impair = parse_impairment(impair).for_link("serial")
-        self.name = name
         self.byte_ns = BITS_PER_BYTE * _NS / baud
         self._sides = {"a": _Side("a", a_link), "b": _Side("b", b_link)}
         a, b = self._sides["a"], self._sides["b"]
@@ -445,19 +133,12 @@ class NullModem:
         self._manual: List[Tuple[int, int, str]] = []  # (start_ns, end_ns, sides) from unplug()/vanish()
         self._manual_unplugs = 0
         self._manual_vanishes = 0
-        self._lock = threading.Lock()
-        self._stop = False
-        self._thread: Optional[threading.Thread] = None
-        self._wake_r, self._wake_w = -1, -1
-        self.t0_ns = 0
-        self.error: Optional[BaseException] = None
 
     # -- life cycle ---------------------------------------------------------
 
-    def start(self) -> "NullModem":
-        """Open both ptys and start bridging. Returns self."""
-        if self._thread is not None:
-            raise RuntimeError("NullModem already started")
+    def _open(self) -> None:
+        # start(): open both ptys (then bridging starts); close() closes them
+        # and removes the symlinks
         opened = []
         try:
             for side in self._sides.values():
@@ -467,32 +148,10 @@ class NullModem:
             for side in opened:
                 side.close()
             raise
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self.t0_ns = time.monotonic_ns()
-        self._thread = threading.Thread(target=self._run, name=f"{self.name}-bridge", daemon=True)
-        self._thread.start()
-        return self
 
-    def close(self) -> None:
-        """Stop bridging, close the ptys and remove the symlinks."""
-        if self._thread is None:
-            return
-        self._stop = True
-        self._wake()
-        self._thread.join(5.0)
-        self._thread = None
+    def _release(self) -> None:
         for side in self._sides.values():
             side.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-
-    def __enter__(self) -> "NullModem":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- paths --------------------------------------------------------------
 
@@ -546,12 +205,6 @@ class NullModem:
                 self._manual_unplugs += 1
         self._wake()
 
-    def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass
-
     # -- records ------------------------------------------------------------
 
     def counters(self) -> NullModemCounters:
@@ -575,19 +228,10 @@ class NullModem:
         with self._lock:
             return ByteLog(array("q", d.log.wire_ns), array("q", d.log.out_ns))
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until nothing is in flight either way: every byte written to
-        either pty so far has been handed to the other side's pty, or lost.
-        True when idle, False on timeout (e.g. a receiver that never reads)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                busy = any(d.queue or d.out or _unread(d.src.master) for d in self._dirs.values())
-            if not busy:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.002)
+    def _busy(self) -> bool:
+        # wait_idle: every byte written to either pty so far has been handed
+        # to the other side's pty, or lost
+        return any(d.queue or d.out or _unread(d.src.master) for d in self._dirs.values())
 
     # -- the bridge ---------------------------------------------------------
 
@@ -632,13 +276,6 @@ class NullModem:
             elif not absent and not side.present:
                 side.open()
 
-    def _run(self) -> None:
-        try:
-            self._loop()
-        except BaseException as exc:  # kept for the owner; the thread must not die silently
-            self.error = exc
-            raise
-
     def _loop(self) -> None:
         dirs = list(self._dirs.values())
         while not self._stop:
@@ -675,10 +312,7 @@ class NullModem:
                 now = time.monotonic_ns()
                 for fd in r:
                     if fd == self._wake_r:
-                        try:
-                            os.read(self._wake_r, 4096)
-                        except BlockingIOError:
-                            pass
+                        self._drain_wake()
                         continue
                     d = reader[fd]
                     if d.src.master != fd:
@@ -757,7 +391,7 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return p.parse_args(list(argv))
 
 
-def _print_counters(pairs: Dict[str, NullModem]) -> None:
+def _print_counters(pairs: Mapping[str, NullModem]) -> None:
     for n, nm in pairs.items():
         c = nm.counters()
         for label, lc in (("board>relay", c.ab), ("relay>board", c.ba)):
@@ -774,38 +408,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
     names = [n.strip() for n in args.pairs.split(",") if n.strip()]
     directory = args.dir or tempfile.mkdtemp(prefix="trilink-nm-")
-    try:
+
+    def build() -> Dict[str, NullModem]:
         os.makedirs(directory, exist_ok=True)
-        pairs = open_pairs(names, directory, args.baud, args.impair)
-    except (ValueError, OSError) as exc:  # ImpairmentError is a ValueError
-        print(f"trilink nullmodem: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    # Ctrl-C and SIGTERM stop it alike. SIGINT is set explicitly: a process
-    # started in the background by a non-interactive shell inherits SIGINT
-    # ignored, and Python then raises no KeyboardInterrupt for it.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
+        return open_pairs(names, directory, args.baud, args.impair)
+
+    def banner(pairs: Mapping[str, NullModem]) -> None:
         us = BITS_PER_BYTE * 1e6 / args.baud
         print(f"trilink nullmodem: {args.baud} baud 8N1 ({us:.1f} us/byte), impair {pairs[names[0]].impair}")
         for n, nm in pairs.items():
             print(f"{n}: board {nm.a_path} -> {nm.a_pty}  relay {nm.b_path} -> {nm.b_pty}")
-        print("ready; Ctrl-C to stop", flush=True)
-        while not stop.wait(args.stats if args.stats > 0 else 0.5):
-            if args.stats > 0:
-                _print_counters(pairs)
-            for n, nm in pairs.items():
-                if nm.error is not None:
-                    print(f"trilink nullmodem: {n}: bridge failed: {nm.error!r}", file=sys.stderr)
-                    return 1
-    except KeyboardInterrupt:
-        pass
-    finally:
-        _print_counters(pairs)
-        for nm in pairs.values():
-            nm.close()
-    return 0
+
+    return serve("nullmodem", build, banner, _print_counters, args.stats, "bridge")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Dict, List, Tuple
 
 from trilink_board import config, geo
 from trilink_board.sim import Simulation
-from trilink_board.truth import CLASSES
+from trilink.bench_judge import burnout_time
 from trilink_edge.phase import BALLISTIC, FlightPhase
 from trilink_native import binding
 
@@ -33,7 +33,7 @@ def timelines(scenario: str, nation: str, board_bits: bool = True,
     tracks that follow a missile (fragments are paired with their missile)."""
     sim = Simulation(config.load_scenario(scenario), config.load_nation(nation))
     # missiles are truth objects 1..n in launch order; fragments come after
-    burn = {i + 1: ln["t"] + CLASSES[ln["cls"]][0] for i, ln in enumerate(sim.scenario["launches"])}
+    burn = {i + 1: burnout_time(ln) for i, ln in enumerate(sim.scenario["launches"])}
     links = [geo.FrameLink(f, sim.frame) for f in sim.truth.frames]
     det = detector or FlightPhase()
     last: Dict[int, float] = {}

@@ -18,17 +18,15 @@ From a shell::
 from __future__ import annotations
 
 import argparse
-import os
 import select
-import signal
 import socket
 import sys
-import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Deque, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from trilink.emulator import Emulator, serve
 from trilink.impair import BitErrors, Impairment, parse as parse_impairment
 
 __all__ = ["UdpProxy", "UdpCounters", "UdpProxyCounters", "DatagramRecord", "parse_addr", "main"]
@@ -166,7 +164,7 @@ class _Direction:
         return min(times) if times else None
 
 
-class UdpProxy:
+class UdpProxy(Emulator):
     """Forward datagrams between A and B through two loopback ports, impaired.
 
     ``a_peer``/``b_peer``: the endpoints' addresses (learned from their first
@@ -185,6 +183,8 @@ class UdpProxy:
     b'hi'
     """
 
+    thread_role = "fwd"
+
     def __init__(
         self,
         a_peer: Optional[Addr] = None,
@@ -200,28 +200,20 @@ class UdpProxy:
     ) -> None:
         if not reorder_hold_s > 0:
             raise ValueError(f"reorder_hold_s must be > 0, not {reorder_hold_s!r}")
+        super().__init__(name)
         self.impair = parse_impairment(impair).for_link("udp")
-        self.name = name
         self.host = host
         self._want_ports = (a_port, b_port)
         self._peers: Dict[str, Optional[Addr]] = {"a": a_peer, "b": b_peer}
         self._hold_ns = int(reorder_hold_s * _NS)
         self._dirs = {"ab": _Direction("ab", self.impair, log_max), "ba": _Direction("ba", self.impair, log_max)}
         self._manual: List[Tuple[int, int]] = []
-        self._lock = threading.Lock()
-        self._stop = False
-        self._thread: Optional[threading.Thread] = None
         self._socks: Dict[str, socket.socket] = {}
-        self._wake_r, self._wake_w = -1, -1
         self.a_port = 0
         self.b_port = 0
-        self.t0_ns = 0
-        self.error: Optional[BaseException] = None
 
-    def start(self) -> "UdpProxy":
-        """Bind both ports and start forwarding. Returns self."""
-        if self._thread is not None:
-            raise RuntimeError("UdpProxy already started")
+    def _open(self) -> None:
+        # start(): bind both ports (then forwarding starts); close() closes them
         try:
             for side, port in zip("ab", self._want_ports):
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -240,33 +232,11 @@ class UdpProxy:
             raise
         self.a_port = self._socks["a"].getsockname()[1]
         self.b_port = self._socks["b"].getsockname()[1]
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self.t0_ns = time.monotonic_ns()
-        self._thread = threading.Thread(target=self._run, name=f"{self.name}-fwd", daemon=True)
-        self._thread.start()
-        return self
 
-    def close(self) -> None:
-        """Stop forwarding and close the ports."""
-        if self._thread is None:
-            return
-        self._stop = True
-        self._wake()
-        self._thread.join(5.0)
-        self._thread = None
+    def _release(self) -> None:
         for s in self._socks.values():
             s.close()
         self._socks.clear()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
-
-    def __enter__(self) -> "UdpProxy":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def a_addr(self) -> Addr:
@@ -316,23 +286,9 @@ class UdpProxy:
                 for r in self._dirs[direction].log
             ]
 
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until nothing is queued or held either way. True when idle."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                busy = any(d.queue or d.held for d in self._dirs.values())
-            if not busy:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.002)
-
-    def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+    def _busy(self) -> bool:
+        # wait_idle: nothing queued or held either way
+        return any(d.queue or d.held for d in self._dirs.values())
 
     def _dead(self, now: int) -> bool:
         if self.impair.unplug is not None and self.impair.unplug.active((now - self.t0_ns) / _NS):
@@ -359,13 +315,6 @@ class UdpProxy:
             d.c.tx += 1
             d.c.tx_bytes += len(data)
 
-    def _run(self) -> None:
-        try:
-            self._loop()
-        except BaseException as exc:  # kept for the owner; the thread must not die silently
-            self.error = exc
-            raise
-
     def _loop(self) -> None:
         direction_of = {"a": "ab", "b": "ba"}  # arrived on side a: travels a to b
         fds = {self._socks[s].fileno(): s for s in "ab"}
@@ -380,10 +329,7 @@ class UdpProxy:
             r, _, _ = select.select(list(fds) + [self._wake_r], [], [], timeout)
             for fd in r:
                 if fd == self._wake_r:
-                    try:
-                        os.read(self._wake_r, 4096)
-                    except BlockingIOError:
-                        pass
+                    self._drain_wake()
                     continue
                 side = fds[fd]
                 direction = direction_of[side]
@@ -420,50 +366,34 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return p.parse_args(list(argv))
 
 
-def _print_counters(px: UdpProxy) -> None:
-    c = px.counters()
-    for label, d in (("a>b", c.ab), ("b>a", c.ba)):
-        print(
-            f"{label}: rx {d.rx} tx {d.tx} dropped {d.dropped} duplicated {d.duplicated} "
-            f"reordered {d.reordered} lost {d.lost} no_peer {d.no_peer} send_errors {d.send_errors}",
-            flush=True,
-        )
-    print(f"unplug_events {c.unplug_events}", flush=True)
+def _print_counters(proxies: Mapping[str, UdpProxy]) -> None:
+    for px in proxies.values():
+        c = px.counters()
+        for label, d in (("a>b", c.ab), ("b>a", c.ba)):
+            print(
+                f"{label}: rx {d.rx} tx {d.tx} dropped {d.dropped} duplicated {d.duplicated} "
+                f"reordered {d.reordered} lost {d.lost} no_peer {d.no_peer} send_errors {d.send_errors}",
+                flush=True,
+            )
+        print(f"unplug_events {c.unplug_events}", flush=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        a_peer = parse_addr(args.a_peer) if args.a_peer else None
-        b_peer = parse_addr(args.b_peer) if args.b_peer else None
-        px = UdpProxy(a_peer, b_peer, args.impair, host=args.host, a_port=args.a_port, b_port=args.b_port)
-        px.start()
-    except (ValueError, OSError) as exc:  # ImpairmentError is a ValueError
-        print(f"trilink udpproxy: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    # Ctrl-C and SIGTERM stop it alike. SIGINT is set explicitly: a process
-    # started in the background by a non-interactive shell inherits SIGINT
-    # ignored, and Python then raises no KeyboardInterrupt for it.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
+    peers: List[Optional[Addr]] = [None, None]
+
+    def build() -> Dict[str, UdpProxy]:
+        peers[:] = [parse_addr(p) if p else None for p in (args.a_peer, args.b_peer)]
+        px = UdpProxy(peers[0], peers[1], args.impair, host=args.host, a_port=args.a_port, b_port=args.b_port)
+        return {"": px.start()}
+
+    def banner(proxies: Mapping[str, UdpProxy]) -> None:
+        px = proxies[""]
         print(f"trilink udpproxy: impair {px.impair}")
-        print(f"a: send to {px.host}:{px.a_port} (peer {a_peer or 'learned'})")
-        print(f"b: send to {px.host}:{px.b_port} (peer {b_peer or 'learned'})")
-        print("ready; Ctrl-C to stop", flush=True)
-        while not stop.wait(args.stats if args.stats > 0 else 0.5):
-            if args.stats > 0:
-                _print_counters(px)
-            if px.error is not None:
-                print(f"trilink udpproxy: forwarding failed: {px.error!r}", file=sys.stderr)
-                return 1
-    except KeyboardInterrupt:
-        pass
-    finally:
-        _print_counters(px)
-        px.close()
-    return 0
+        print(f"a: send to {px.host}:{px.a_port} (peer {peers[0] or 'learned'})")
+        print(f"b: send to {px.host}:{px.b_port} (peer {peers[1] or 'learned'})")
+
+    return serve("udpproxy", build, banner, _print_counters, args.stats, "forwarding")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ module             header (native/c/)              holds
 ``_assign``        assign.h                        ``assign``, ``assign_batch``
 ``_ci``            ci.h                            ``ci_fuse`` and its kin
 ``_picture``       picture.h                       ``Picture``
-``_relaypath``     relaypath.h                     ``RxPath`` (the relay's receive hot path)
+``_relaypath``     relaypath.h                     ``RxPath``, ``RxFrames`` (the relay's receive hot path)
 =================  ==============================  ==========================================
 
 Each wrapper checks sizes, hands arrays to C as pointers (one call per batch)
@@ -79,7 +79,7 @@ from trilink_native._impact import Impacts, predict_impact, territory_of  # noqa
 from trilink_native._assign import assign, assign_batch  # noqa: F401
 from trilink_native._ci import CI_FAST, CI_LOGDET, CI_NAIVE, CI_TRACE, ci_batch, ci_fuse, ci_objective, ci_weighted  # noqa: F401
 from trilink_native._picture import PIC_MAX_MEMBERS, PIC_MAX_NODE, PICTURE_STATS, Picture  # noqa: F401
-from trilink_native._relaypath import RxPath  # noqa: F401
+from trilink_native._relaypath import RxFrames, RxPath  # noqa: F401
 
 # The binding's modules, in the order above (tests run each one's docstring examples).
 MODULES = ("_errors", "_arrays", "_crc32", "_sha256", "_cobs", "_wire", "_codec", "_drmodel", "_geo", "_motion",

@@ -38,8 +38,27 @@ def _cdef_region(path: str) -> str:
     return text[start:end]
 
 
+def _includes_first(headers: list) -> list:
+    # A header's cdef may use the types of the headers it includes
+    # (relaypath.h: wire.h's tl_keyring): those come first.
+    names = {os.path.basename(h): h for h in headers}
+    done: list = []
+
+    def visit(h: str, path: tuple) -> None:
+        if h in done or h in path:
+            return
+        with open(h, encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith('#include "') and line.split('"')[1] in names:
+                    visit(names[line.split('"')[1]], path + (h,))
+        done.append(h)
+    for h in headers:
+        visit(h, ())
+    return done
+
+
 def make_builder() -> FFI:
-    headers = sorted(glob.glob(os.path.join(C_DIR, "*.h")))
+    headers = _includes_first(sorted(glob.glob(os.path.join(C_DIR, "*.h"))))
     sources = sorted(glob.glob(os.path.join(C_DIR, "*.c")))
     ffi = FFI()
     ffi.cdef("\n".join(_cdef_region(h) for h in headers))

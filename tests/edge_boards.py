@@ -10,8 +10,11 @@ the relay, which uses the C kernel.
 """
 from __future__ import annotations
 
+import asyncio
 import math
-from typing import Dict, List, Optional, Tuple
+import socket
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -148,41 +151,71 @@ class BoardStandIn:
         return {nd for _rt, rec in self.pictures for nd, _rid in rec.sources}
 
 
-class Received:
-    """What a link hands the relay: one raw frame, when it was fully received."""
+class UdpBoard:
+    """A board stand-in on a real UDP socket on 127.0.0.1, sending to the
+    relay's port: ``poll()`` takes what came, verifies it (``sb.receive``,
+    kept in ``frames``), counts the relay's HEARTBEATs, answers its
+    challenge (PROTOCOL 2.2) and, with ``ack_warnings``, acknowledges each
+    WARNING."""
 
-    def __init__(self, data: bytes, t_ns: int, peer=None) -> None:
-        self.data, self.t_ns, self.peer = data, t_ns, peer
+    def __init__(self, sb: BoardStandIn, port: int, relay_port: int, ack_warnings: bool = True) -> None:
+        self.sb = sb
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.setblocking(False)
+        self.relay = ("127.0.0.1", relay_port)
+        self.ack_warnings = ack_warnings
+        self.frames: List[wire.Frame] = []
+        self.heartbeats = 0
+
+    def send(self, raw: bytes) -> None:
+        self.sock.sendto(raw, self.relay)
+
+    def poll(self) -> None:
+        while True:
+            try:
+                data, _ = self.sock.recvfrom(4096)
+            except BlockingIOError:
+                return
+            f = self.sb.receive(data)
+            self.frames.append(f)
+            if f.mtype == wire.HEARTBEAT:
+                self.heartbeats += 1
+            answer = self.sb.answer(f)        # the relay's challenge (PROTOCOL 2.2)
+            if answer is not None:
+                self.send(answer)
+            if self.ack_warnings and f.mtype == wire.WARNING:
+                self.send(self.sb.ack(self.sb.warnings[-1]["warning_id"]))
+
+    def close(self) -> None:
+        self.sock.close()
 
 
-class UdpTestLink:
-    """A minimal real-UDP link for in-process relay tests (one frame per
-    datagram, PROTOCOL 3.2): ``await open()``, ``recv()``, ``send()``, ``close()``."""
-
-    def __init__(self, bind, peer) -> None:
-        self.bind, self.peer = bind, peer
-        self.sent: List[Tuple[int, bytes]] = []
-
-    async def open(self) -> "UdpTestLink":
-        import asyncio
-        import time
-        loop = asyncio.get_running_loop()
-        self.q: "asyncio.Queue" = asyncio.Queue()
-        link = self
-
-        class P(asyncio.DatagramProtocol):
-            def datagram_received(self, data, addr):
-                link.q.put_nowait(Received(data, time.monotonic_ns(), addr))
-        self.transport, _ = await loop.create_datagram_endpoint(P, local_addr=self.bind)
-        return self
-
-    async def recv(self) -> Received:
-        return await self.q.get()
-
-    async def send(self, raw: bytes) -> None:
-        import time
-        self.sent.append((time.monotonic_ns(), raw))
-        self.transport.sendto(raw, self.peer)
-
-    async def close(self) -> None:
-        self.transport.close()
+async def fly(boards: Dict[int, UdpBoard], missile: Missile, seconds: float, senders: Sequence[int] = (1, 2),
+              t0: float = 300.0, period: float = 0.2, poll_s: float = 0.01,
+              until: Optional[Callable[[], bool]] = None) -> Optional[float]:
+    """HELLO from every board, then every ``period`` the ``senders`` report the
+    missile at ``t0 + k * period`` (stamped with relay time) and the others
+    send a heartbeat, every board's socket polled each ``poll_s``: for
+    ``seconds``, or until ``until()`` holds (then the seconds it took are
+    returned; else None). The relay is running already."""
+    for b in boards.values():
+        b.send(b.sb.hello())
+    start = time.monotonic()
+    k = 0
+    while time.monotonic() - start < seconds:
+        now_us = time.monotonic_ns() // 1000
+        for n, b in boards.items():
+            if n in senders:
+                b.send(b.sb.report(missile, t0 + k * period, relay_us=now_us))
+            else:
+                b.send(b.sb.heartbeat())
+        k += 1
+        t_end = time.monotonic() + period
+        while time.monotonic() < t_end:
+            await asyncio.sleep(poll_s)
+            for b in boards.values():
+                b.poll()
+        if until is not None and until():
+            return time.monotonic() - start
+    return None

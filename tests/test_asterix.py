@@ -152,7 +152,8 @@ def test_relay_exports_the_released_picture_over_udp(tmp_path):
     one of the fused tracks KR's board decoded from its link, at a position
     and velocity within the encoding's resolution of one of that track's
     decoded states."""
-    from edge_boards import TEST_KEYS, Missile, UdpTestLink
+    from edge_boards import TEST_KEYS, Missile
+    from trilink_edge.links import UdpLink
     from test_relay_integration import make_boards
     from trilink.ports import free_ports
     from test_zenoh_publish import _as_dict, report
@@ -169,7 +170,7 @@ def test_relay_exports_the_released_picture_over_udp(tmp_path):
     doc["asterix"] = {"enabled": True, "node": "kr", "udp": f"127.0.0.1:{rx.getsockname()[1]}", "period_s": 0.25,
                       "sac": 3, "sic": 4}
     cfg = edge_config.from_dict(doc, "test.toml", str(tmp_path))
-    links = {name: UdpTestLink(("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
+    links = {name: UdpLink(name, ("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
              for i, name in enumerate(("jp", "kr", "au"))}
     boards = make_boards(ports)
     datagrams = []

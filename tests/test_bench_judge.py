@@ -112,6 +112,17 @@ def test_flap_reissue_and_kind_change() -> None:
     v = bj.judge_warnings(fl, _nations(), [w], t_end=310.0)["missiles"]["M"]["jp"]
     assert v["flaps"] == 1 and v["warned"] == ["eez", "territory"]
     assert v["outcome"]["eez"] == "false" and v["outcome"]["territory"] == "correct"
+    # an impact warning and an overflight warning up side by side, updated in turn: two
+    # warnings with their own lifecycles, no flap of either
+    imp = _warning("jp", "jp", "eez", [(100.0, "ACTIVE"), (110.0, "UPDATED"), (130.0, "UPDATED")])
+    over = _warning("jp", "jp", "overflight", [(101.0, "ACTIVE"), (111.0, "UPDATED"), (131.0, "UPDATED")])
+    v = bj.judge_warnings(fl, _nations(), [imp, over], t_end=310.0)["missiles"]["M"]["jp"]
+    assert v["issued"] == 2 and v["flaps"] == 0
+    # ... while the overflight warning re-issued is one flap
+    again = _warning("jp", "jp", "overflight", [(140.0, "OBSOLETE"), (150.0, "ACTIVE")])
+    over.steps += again.steps
+    v = bj.judge_warnings(fl, _nations(), [imp, over], t_end=310.0)["missiles"]["M"]["jp"]
+    assert v["issued"] == 3 and v["flaps"] == 1
 
 
 def test_todays_records_and_launch_alerts() -> None:

@@ -154,3 +154,21 @@ def test_a_path_whose_source_sent_nothing_is_not_failed() -> None:
     rep["paths"]["kr->jp"] = {"count": 4, "source_records": 12, "p50_ratio": 1.1, "p99_ratio": 1.2, "p99_ms": 9.0}
     checks = {c["check"]: c["ok"] for c in verdict(rep, None)["checks"]}
     assert checks["jp->kr delivered reports"] and checks["reports delivered on some path"]
+
+
+def test_fused_and_sensor_samples_are_compared_only_where_two_nations_see_the_missile() -> None:
+    # Korea reports the missile from t = 0 to 10 s, Japan from 6 to 20 s (every 1 s): two nations
+    # see it on [6 - 2, 10 + 2] (within SEEN_WITHIN_S of a report of each), one nation elsewhere.
+    from trilink.bench_truth import SEEN_WITHIN_S, seen_by, two_nations
+    assert SEEN_WITHIN_S == 2.0
+    seen = {("M", "kr"): [float(t) for t in range(0, 11)], ("M", "jp"): [float(t) for t in range(6, 21)]}
+    assert seen_by(seen[("M", "kr")], 12.0) and not seen_by(seen[("M", "kr")], 12.5)
+    assert seen_by(seen[("M", "jp")], 4.0) and not seen_by(seen[("M", "jp")], 3.9)
+    assert not seen_by([], 1.0)
+    fused = [(t / 2.0, "M", "midcourse", t) for t in range(0, 41)]             # every 0.5 s, error = 2 t
+    kept = two_nations(fused, seen)
+    assert [d for _m, _ph, d in kept] == [float(k) for k in range(8, 25)]      # t = 4.0 .. 12.0 s
+    # a sensor's own samples are kept where another nation sees the missile too; another missile's never
+    kr_own = [(float(t), "M", "boost", 1.0) for t in range(0, 11)] + [(5.0, "N", "boost", 9.0)]
+    assert len(two_nations(kr_own, seen, nation="kr")) == 7                    # t = 4 .. 10 s
+    assert two_nations(kr_own, seen, nation="jp") == [("M", "boost", 1.0)] * 11

@@ -22,7 +22,7 @@ from typing import Dict, List
 import pytest
 
 from conftest import BOARDS, HEAPSIZE
-from test_board_firmware import NATION, NODE, Endpoint, TestRelay, board_command, now_us, write_keys
+from board_endpoint import NATION, NODE, Endpoint, TestRelay, board_command, now_us, write_keys
 from test_codec_vectors import VECS
 
 sys.path.insert(0, str(BOARDS))

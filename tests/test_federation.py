@@ -27,13 +27,14 @@ zenoh = pytest.importorskip("zenoh", reason="the zenoh extra (eclipse-zenoh) is 
 pytest.importorskip("cryptography")
 
 from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile,  # noqa: E402
-                         UdpTestLink, enu_basis)
-from test_relay_integration import NATIONS, UdpBoard, free_ports  # noqa: E402
+                         UdpBoard, enu_basis, fly)
+from test_relay_integration import NATIONS, free_ports  # noqa: E402
 from test_zenoh_publish import tcp_port  # noqa: E402
 from trilink.keygen import write_private  # noqa: E402
 from trilink_board import codec  # noqa: E402
 from trilink_edge import config as edge_config  # noqa: E402
 from trilink_edge import federation as fd  # noqa: E402
+from trilink_edge.links import UdpLink  # noqa: E402
 from trilink_edge.relay import Relay  # noqa: E402
 
 PAIR_KEY = b"TEST-ONLY-federation-au+us-00000"
@@ -87,11 +88,11 @@ def boards_for(ports):
 
 
 def links_us(ports):
-    return {n: UdpTestLink(("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i])) for i, n in enumerate(("jp", "kr"))}
+    return {n: UdpLink(n, ("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i])) for i, n in enumerate(("jp", "kr"))}
 
 
 def links_au(ports):
-    return {"au": UdpTestLink(("127.0.0.1", ports[2]), ("127.0.0.1", ports[5]))}
+    return {"au": UdpLink("au", ("127.0.0.1", ports[2]), ("127.0.0.1", ports[5]))}
 
 
 async def start(cfg, links, keys):
@@ -103,26 +104,7 @@ async def start(cfg, links, keys):
 
 
 async def drive(boards, missile, seconds, senders, t0=300.0, period=0.2, until=None):
-    for b in boards.values():
-        b.send(b.sb.hello())
-    start_t = time.monotonic()
-    k = 0
-    while time.monotonic() - start_t < seconds:
-        now_us = time.monotonic_ns() // 1000
-        for n in boards:
-            if n in senders:
-                boards[n].send(boards[n].sb.report(missile, t0 + k * period, relay_us=now_us))
-            else:
-                boards[n].send(boards[n].sb.heartbeat())
-        k += 1
-        t_end = time.monotonic() + period
-        while time.monotonic() < t_end:
-            await asyncio.sleep(0.005)
-            for b in boards.values():
-                b.poll()
-        if until is not None and until():
-            return time.monotonic() - start_t
-    return None
+    return await fly(boards, missile, seconds, senders, t0, period, poll_s=0.005, until=until)
 
 
 def us_keys():

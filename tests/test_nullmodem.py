@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import os
 import select
-import signal
-import subprocess
-import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -21,6 +18,7 @@ import serial
 
 from trilink.impair import ImpairmentError
 from trilink.nullmodem import BITS_PER_BYTE, NullModem
+from emulator_cli import Cli, help_and_bad_impairment
 from textmatch import has
 
 NS = 1_000_000_000
@@ -406,27 +404,9 @@ def test_link_over_a_regular_file_is_refused(tmp_path) -> None:  # type: ignore[
     assert victim.read_text() == "keep me"
 
 
-def _run_cli(*args: str) -> subprocess.Popen:  # type: ignore[type-arg]
-    return subprocess.Popen(
-        [sys.executable, "-m", "trilink.nullmodem", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_cli_prints_paths_bridges_and_stops_on_ctrl_c(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    proc = _run_cli("--baud", "1000000", "--pairs", "jp,kr", "--dir", str(tmp_path))
-    try:
-        lines = []
-        assert proc.stdout is not None
-        while True:
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read() if proc.stderr else ""
-            lines.append(line)
-            if line.startswith("ready"):
-                break
-        text = "".join(lines)
+    with Cli("trilink.nullmodem", "--baud", "1000000", "--pairs", "jp,kr", "--dir", str(tmp_path)) as cli:
+        text = cli.ready()
         for name in ("jp-board", "jp-relay", "kr-board", "kr-relay"):
             assert str(tmp_path / name) in text and os.path.islink(tmp_path / name)
         a = serial.Serial(str(tmp_path / "kr-board"), timeout=2)
@@ -435,26 +415,11 @@ def test_cli_prints_paths_bridges_and_stops_on_ctrl_c(tmp_path) -> None:  # type
         assert b.read(4) == b"\x00\x0d\x0a\x03"
         a.close()
         b.close()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+        rc, out, err = cli.interrupt()
+    assert rc == 0, err
     assert has(out, "kr board>relay: in 4 out 4")
     assert not os.path.lexists(tmp_path / "jp-board")
 
 
 def test_cli_help_and_bad_impairment() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "trilink.nullmodem", "--help"], capture_output=True, text=True, timeout=30
-    )
-    assert out.returncode == 0 and "trilink nullmodem" in out.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "trilink.nullmodem", "--impair", "ber=1e-4,jitter=1ms"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert bad.returncode == 2 and "'jitter'" in bad.stderr
+    help_and_bad_impairment("trilink.nullmodem", "trilink nullmodem", "ber=1e-4,jitter=1ms", "jitter")

@@ -30,3 +30,25 @@ def test_boost_and_burnout_detected_on_every_trajectory_class(scenario, nation):
             assert first is not None and hist[first][0] <= burnout + LATE_S, f"track {tid}: no burnout seen"
     if scenario != "srbm_korea_only" or nation == "kr":
         assert tracks, "no track followed a missile"
+
+
+def test_a_radar_gap_under_thrust_is_no_coast():
+    # A booster (8e4 J/kg/s) tracked for 30 s, then a 15-s gap in the reports while it
+    # still burns. The relay keeps looking once a second at the fused state, which
+    # is the last report flown on ballistically: its Jacobi integral is flat. Looks
+    # with the same reports behind them add nothing, so the track stays in boost;
+    # judged on the flat values as if they were news, it would be called ballistic.
+    def run(with_evidence):
+        det = ph.FlightPhase()
+        phases = []
+        for t in range(46):
+            fresh = t <= 30
+            t_rep = min(t, 30)                                # the last report's time
+            jac = -3.0e7 + 8e4 * t_rep
+            key = ("kr", 13, t_rep) if with_evidence else None
+            phases.append(det.update(1, float(t), jac, False, key))
+            assert fresh or not with_evidence or phases[-1] == ph.BOOST
+        return phases
+
+    assert run(True)[-1] == ph.BOOST
+    assert ph.BALLISTIC in run(False)[31:]

@@ -283,8 +283,8 @@ def test_keyframe_request_resends_the_track_now_with_the_refused_reports():
 
 
 def test_c_rx_path_and_python_path_decide_the_same():
-    # The relay's receive path in one C call (tl_relay_rx: decode into
-    # preallocated arrays and rotate to ECEF) against the Python path it
+    # The relay's receive path in one C call (tl_relay_ingest: decode into
+    # preallocated arrays, rotate to ECEF, store) against the Python path it
     # replaced (codec_decode + Frame6.to_ecef), on the same flight from boost
     # to a warning: every PICTURE record each destination decodes (ids,
     # sources, nations, phase flags, position/velocity/covariance codes,
@@ -313,3 +313,69 @@ def test_c_rx_path_and_python_path_decide_the_same():
             if ra.imp is not None:
                 ia, ib = ra.imp[:2] + ra.imp[3:], rb.imp[:2] + rb.imp[3:]
                 assert max(abs(x - y) for x, y in zip(ia, ib)) <= 1 and abs(ra.imp[2] - rb.imp[2]) <= 1000
+
+
+def test_c_ingest_and_python_ingest_store_the_same():
+    # What tl_relay_ingest moved into C (the relay time map, the clamp of
+    # future stamps, the store into the picture) against the Python path,
+    # frame by frame: board-time and relay-time frames of several records, a
+    # record stamped after its receipt, a record the picture refuses (older
+    # than the one it holds), and an unclean frame (a DROP: the Python
+    # bookkeeping on both paths). Every stored record (as the federation is
+    # handed it), the counters, the report receipt times and the fused
+    # picture's membership agree exactly; states and covariances to 1e-12
+    # (the two paths add the rotation's terms in a different order).
+    prec = codec.Precision()
+    P = [0.0] * 36
+    for i in range(6):
+        P[7 * i] = 2500.0 if i < 3 else 25.0
+    fl = Flight()
+    t0 = 2_000_000_000
+
+    def frame(node, origin, recs, flags, rid0):
+        items = []
+        for k, (tid, t_us, s) in enumerate(recs):
+            u = codec.Update(tid, t_us or rid0, [float(v) for v in to_enu(fl.ecef(s), origin)], P,
+                             report_id=rid0 + k)
+            items.append((codec.DROP if t_us is None else codec.KEY, codec.quantise(u, prec), 0))
+        payload = codec.encode(codec.REPORT, prec, items, base_us=min(t for _i, t, _s in recs if t is not None))
+        return binding.parse_frame(binding.pack_frame(TEST_KEYS[node], node, node, 0, binding.MSG_TRACK_REPORT,
+                                                      0, 1, payload, flags))
+
+    rt = binding.FLAG_RELAY_TIME
+    steps = []   # (node, frame, rx_us)
+    for k in range(6):
+        rx = t0 + k * 1_000_000 + 20_000
+        s = 300.0 + k
+        steps.append((1, frame(1, JP_ORIGIN, [(5, rx - 20_000, s), (6, rx - 30_000, s)], rt, 100 * k), rx))
+        # board clock 7 s behind: shifted onto the relay's (newest record = receipt)
+        steps.append((2, frame(2, KR_ORIGIN, [(5, rx - 7_000_000, s), (9, rx - 7_100_000, s - 0.1)], 0, 100 * k),
+                      rx + 5_000))
+    rx = t0 + 6_000_000
+    steps.append((1, frame(1, JP_ORIGIN, [(5, rx + 400_000, 306.0)], rt, 900), rx))        # stamped ahead: clamped
+    steps.append((1, frame(1, JP_ORIGIN, [(6, rx - 9_000_000, 297.0)], rt, 901), rx))      # older than held: refused
+    steps.append((2, frame(2, KR_ORIGIN, [(9, rx, 306.0), (5, None, 306.0)], rt, 902), rx))  # a DROP: unclean
+    out = {}
+    for hot in (True, False):
+        p, _w, _c = make_pipeline({1: {2}, 2: {1}, 3: set()})
+        p.hot_path = hot
+        stored = []
+        p.on_stored = lambda *a, stored=stored: stored.append([np.array(v).tolist() for v in a])
+        counts = [p.ingest(node, f, rx_us * 1000) for node, f, rx_us in steps]
+        p.round(rx * 1000)
+        fused = p.picture.fuse(rx / 1e6)
+        st = p.stats
+        out[hot] = (counts, stored, (st.records_in, st.records_refused, st.future_stamped, st.reports_in),
+                    dict(p.report_rx), p.picture.stats(), {k: v.tolist() for k, v in fused.items()})
+    assert out[True][2][1] >= 1 and out[True][2][2] == 1     # the refused and the clamped record happened
+    assert out[True][0][-1] == 1 and out[True][4]["tracks"] == out[False][4]["tracks"]
+    (c_counts, c_stored, c_stats, c_rx, c_pic, c_fused), (py_counts, py_stored, py_stats, py_rx, py_pic, py_fused) = \
+        out[True], out[False]
+    assert (c_counts, c_stats, c_rx, c_pic) == (py_counts, py_stats, py_rx, py_pic)
+    assert len(c_stored) == len(py_stored) == 12 + 1 + 1   # every clean frame but the refused one, and the DROP's
+    for a, b in zip(c_stored + [list(c_fused.values())], py_stored + [list(py_fused.values())]):
+        for va, vb in zip(a, b):
+            np.testing.assert_allclose(np.array(va, dtype=float), np.array(vb, dtype=float), rtol=1e-12, atol=1e-9)
+            assert np.shape(va) == np.shape(vb)
+    for key in ("fused_id", "nmem", "node", "track", "report"):
+        assert c_fused[key] == py_fused[key]

@@ -1,4 +1,4 @@
-"""The relay under faults of its own machinery (issue 16): a state file that
+"""The relay under faults of its own machinery (docs/RELIABILITY.md): a state file that
 cannot be written, a capture disk that is full. Real UDP links on 127.0.0.1
 and a board stand-in; each fault is counted, logged once, the other parts
 of the relay go on, and stop() returns within 1 s."""
@@ -11,7 +11,7 @@ import shutil
 import socket
 import time
 
-from edge_boards import JP_ORIGIN, TEST_KEYS, BoardStandIn
+from edge_boards import JP_ORIGIN, TEST_KEYS, BoardStandIn, UdpBoard
 from trilink_board import wire
 from trilink_edge import config as edge_config
 from trilink_edge.relay import Relay
@@ -40,38 +40,23 @@ def _config(tmp_path, relay_port, board_port, recorder=None, extra_relay=None):
     return edge_config.from_dict(doc, "test.toml", str(tmp_path))
 
 
-class Board:
-    """A board stand-in on a real UDP socket: counts the relay's heartbeats."""
-
-    def __init__(self, port: int, relay_port: int) -> None:
-        self.sb = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.setblocking(False)
-        self.relay = ("127.0.0.1", relay_port)
-        self.heartbeats = 0
-
-    def send(self, raw: bytes) -> None:
-        self.sock.sendto(raw, self.relay)
-
-    def poll(self) -> None:
-        while True:
-            try:
-                data, _ = self.sock.recvfrom(4096)
-            except BlockingIOError:
-                return
-            f = self.sb.receive(data)
-            if f.mtype == wire.HEARTBEAT:
-                self.heartbeats += 1
-            answer = self.sb.answer(f)
-            if answer is not None:
-                self.send(answer)
-
-    def close(self) -> None:
-        self.sock.close()
+def Board(port: int, relay_port: int) -> UdpBoard:
+    """Board jp on a real UDP socket: counts the relay's heartbeats, answers its challenge."""
+    return UdpBoard(BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN), port, relay_port, ack_warnings=False)
 
 
-async def _run_for(board: Board, seconds: float) -> None:
+async def _start(cfg, board: UdpBoard, seconds: float):
+    """A relay running on ``cfg`` (and its task), ``board`` having said HELLO and
+    been polled for ``seconds`` (time to answer the relay's challenge)."""
+    relay = Relay(cfg, keys=TEST_KEYS)
+    task = asyncio.ensure_future(relay.run())
+    await asyncio.sleep(0.1)
+    board.send(board.sb.hello())
+    await _run_for(board, seconds)
+    return relay, task
+
+
+async def _run_for(board: UdpBoard, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         await asyncio.sleep(0.02)
@@ -84,11 +69,7 @@ def test_state_write_failure_leaves_periodic_work_running_and_stop_within_1s(tmp
     board = Board(board_port, relay_port)
 
     async def main():
-        relay = Relay(cfg, keys=TEST_KEYS)
-        task = asyncio.ensure_future(relay.run())
-        await asyncio.sleep(0.1)
-        board.send(board.sb.hello())
-        await _run_for(board, 1.3)
+        relay, task = await _start(cfg, board, 1.3)
         assert board.heartbeats >= 1
         shutil.rmtree(tmp_path / "state")               # the state folder vanishes: every write fails
         before = board.heartbeats
@@ -152,11 +133,7 @@ def test_full_capture_disk_is_logged_and_stop_within_1s(tmp_path, caplog):
     board = Board(board_port, relay_port)
 
     async def main():
-        relay = Relay(cfg, keys=TEST_KEYS)
-        task = asyncio.ensure_future(relay.run())
-        await asyncio.sleep(0.1)
-        board.send(board.sb.hello())
-        await _run_for(board, 1.5)
+        relay, task = await _start(cfg, board, 1.5)
         t0 = time.monotonic()
         await asyncio.wait_for(relay.stop(), 2.0)
         stop_s = time.monotonic() - t0
@@ -300,11 +277,7 @@ def test_bad_payloads_of_authentic_frames_are_the_nodes_malformed(tmp_path):
     board = Board(board_port, relay_port)
 
     async def main():
-        relay = Relay(cfg, keys=TEST_KEYS)
-        task = asyncio.ensure_future(relay.run())
-        await asyncio.sleep(0.1)
-        board.send(board.sb.hello())
-        await _run_for(board, 1.2)
+        relay, task = await _start(cfg, board, 1.2)
         board.send(board.sb._pack(wire.WARNING_ACK, b"\x01\x02\x03"))          # 3 bytes, want 4
         board.send(board.sb._pack(wire.TRACK_REPORT, b"\x01\x00\x01\x01\x00\x00"))   # codec version 1
         board.send(board.sb._pack(wire.KEYFRAME_REQ, b"\x02\x00"))             # count overruns

@@ -8,19 +8,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import time
 
 import numpy as np
 import pytest
 
-from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile, UdpTestLink,
+from edge_boards import (AU_ORIGIN, JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Missile, UdpBoard, fly,
                          from_enu)
 from edge_rig import max_window
 from trilink.ports import free_ports
 from trilink_board import wire
 from trilink_edge import config as edge_config
 from trilink_edge import config_toml
+from trilink_edge.links import UdpLink
 from trilink_edge.relay import Relay
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,53 +44,11 @@ def relay_config(tmp_path, ports, budget=20000, release=None):
     return edge_config.from_dict(doc, "test.toml", str(tmp_path))
 
 
-class UdpBoard:
-    def __init__(self, sb: BoardStandIn, port: int, relay_port: int) -> None:
-        self.sb = sb
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.setblocking(False)
-        self.relay = ("127.0.0.1", relay_port)
-        self.frames = []
-
-    def send(self, raw):
-        self.sock.sendto(raw, self.relay)
-
-    def poll(self):
-        while True:
-            try:
-                data, _ = self.sock.recvfrom(4096)
-            except BlockingIOError:
-                return
-            f = self.sb.receive(data)
-            self.frames.append(f)
-            answer = self.sb.answer(f)        # the relay's challenge (PROTOCOL 2.2)
-            if answer is not None:
-                self.send(answer)
-            if f.mtype == wire.WARNING:
-                self.send(self.sb.ack(self.sb.warnings[-1]["warning_id"]))
-
-
-async def drive(relay, boards, missile, seconds, t0_missile=300.0, period=0.2, senders=(1, 2)):
+async def drive(relay, boards, missile, seconds, period=0.2):
+    """The relay started, then ``fly``: boards 1 and 2 report the missile, 3 sends heartbeats."""
     task = asyncio.ensure_future(relay.run())
     await asyncio.sleep(0.05)
-    for b in boards.values():
-        b.send(b.sb.hello())
-    start = time.monotonic()
-    k = 0
-    while time.monotonic() - start < seconds:
-        t = t0_missile + k * period
-        now_us = time.monotonic_ns() // 1000
-        for n in senders:
-            boards[n].send(boards[n].sb.report(missile, t, relay_us=now_us))
-        if 3 in boards and 3 not in senders:
-            boards[3].send(boards[3].sb.heartbeat())
-        k += 1
-        t_end = time.monotonic() + period
-        while time.monotonic() < t_end:
-            await asyncio.sleep(0.01)
-            for b in boards.values():
-                b.poll()
+    await fly(boards, missile, seconds, period=period)
     return task
 
 
@@ -102,7 +60,7 @@ def make_boards(ports):
 def test_udp_relay_shares_tracks_only_as_released(tmp_path):
     ports = free_ports(6)
     cfg = relay_config(tmp_path, ports)
-    links = {name: UdpTestLink(("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
+    links = {name: UdpLink(name, ("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
              for i, name in enumerate(("jp", "kr", "au"))}
     boards = make_boards(ports)
     missile = Missile()
@@ -149,7 +107,7 @@ def test_every_report_reaches_the_partner_in_its_own_update(tmp_path):
     relay's default config; none is held back by dead reckoning."""
     ports = free_ports(6)
     cfg = relay_config(tmp_path, ports, release={"jp": ["kr"], "kr": ["jp"], "au": []})
-    links = {name: UdpTestLink(("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
+    links = {name: UdpLink(name, ("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
              for i, name in enumerate(("jp", "kr", "au"))}
     boards = make_boards(ports)
 

@@ -301,3 +301,62 @@ def test_heartbeat_rx_errors_holds_the_links_rejections_but_not_not_for_me(tmp_p
     s.transport_errors = lambda link: 3                                                            # e.g. CRC errors
     assert s.counters()["jp"]["not_for_me"] == 1
     assert messages.decode(wire.HEARTBEAT, s.heartbeat_payload(1))["rx_errors"] == 1 + 3
+
+
+def test_hot_verifier_refuses_and_counts_as_the_keyring_and_ingests_only_what_is_accepted(tmp_path):
+    # The relay's receive hot path (Pipeline.rx_verifier: verify and ingest a
+    # TRACK_REPORT in one C call) against the keyring's own check, on the
+    # same frames: a report, its replay, a forged tag, a damaged CRC, the
+    # report on another board's link, one not addressed to the relay, a
+    # reordered one within the datagram window, a new board epoch whose state
+    # cannot be written (refused after its tag passed: state_error). Same
+    # frames accepted, same counters and marks; the picture holds exactly the
+    # records of the accepted reports, each once.
+    from edge_boards import Missile
+    from trilink_edge.pipeline import NodeGeo, Pipeline
+    runs = {}
+    for hot in (False, True):
+        (tmp_path / str(hot)).mkdir()
+        (tmp_path / str(hot) / "d").mkdir()
+        sent = []
+        s = Sessions(0, [NodeInfo(1, "jp", 1, "jp"), NodeInfo(2, "kr", 2, "kr")], {1: TEST_KEYS[1], 2: TEST_KEYS[2]},
+                     str(tmp_path / str(hot) / "d" / "st.json"), emit=lambda *a: sent.append(a))
+        p = Pipeline({1: NodeGeo(1, "jp", JP_ORIGIN), 2: NodeGeo(2, "kr", JP_ORIGIN)}, {1: {2}, 2: {1}})
+        if hot:
+            s.verify = p.rx_verifier(s.keyring, 0)
+        s.set_window(1, 8)
+        s.start()
+        b = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=3)
+        assert deliver(s, b, sent) == 1
+        m = Missile()
+        t = relay_now_ns()
+        r = [b.report(m, 300.0 + k, relay_us=t // 1000 - 1000 + k) for k in range(5)]
+        forged = bytearray(r[4])
+        forged[20] ^= 1
+        forged[-4:] = binding.crc32(bytes(forged[:-4])).to_bytes(4, "little")
+        damaged = bytearray(r[4])
+        damaged[20] ^= 1
+        newer = binding.parse_frame(b.report(m, 320.0, relay_us=t // 1000 - 500)).payload
+        other = binding.pack_frame(TEST_KEYS[1], 1, 1, 5, binding.MSG_TRACK_REPORT, 9,
+                                   binding.parse_frame(r[4]).counter + 1, newer, binding.FLAG_RELAY_TIME)
+        b4 = BoardStandIn(1, "jp", 1, TEST_KEYS[1], JP_ORIGIN, epoch=4)
+        b4.report_id = 9000
+        shutil.rmtree(tmp_path / str(hot) / "d")           # the new epoch cannot be persisted
+        frames = [("jp", r[1]), ("jp", r[1]), ("jp", bytes(forged)), ("jp", bytes(damaged)), ("kr", r[2]),
+                  ("jp", other), ("jp", r[3]), ("jp", r[2]), ("jp", r[2]), ("jp", b4.report(m, 310.0, t // 1000))]
+        accepted = []
+        for link, raw in frames:
+            f = s.accept(link, raw, t)
+            accepted.append(f is not None)
+            if f is not None and f.mtype == binding.MSG_TRACK_REPORT:
+                p.ingest(f.src, f, t)
+        assert not (p.rx_frames is not None and p.rx_frames.take(f) is not None)   # nothing left over
+        p.picture.associate(t / 1e9)
+        fused = p.picture.fuse(t / 1e9)
+        runs[hot] = (accepted, s.counters(), s.link_errors, s.keyring.counts, s.keyring.marks,
+                     p.stats.reports_in, p.stats.records_in, fused["report"].tolist(), fused["fused_id"].tolist())
+    assert runs[True] == runs[False]
+    accepted, counters = runs[True][0], runs[True][1]
+    assert accepted == [True, False, False, False, False, False, True, True, False, False]
+    assert counters["jp"]["replay"] == 2 and counters["jp"]["not_for_me"] == 1 and counters["jp"]["state_error"] == 1
+    assert runs[True][6] == 3 and runs[True][7][0][0] == b.sent_reports[3]   # 3 reports stored, r[3] the newest

@@ -7,11 +7,8 @@ counters can be compared exactly with what the receiver observes.
 from __future__ import annotations
 
 import re
-import signal
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 from typing import Iterator, List, Tuple
@@ -20,6 +17,7 @@ import pytest
 
 from trilink.impair import ImpairmentError
 from trilink.udpproxy import UdpProxy, parse_addr
+from emulator_cli import Cli, help_and_bad_impairment
 from textmatch import has
 
 HOST = "127.0.0.1"
@@ -277,37 +275,15 @@ def test_bad_arguments() -> None:
 def test_cli_forwards_and_prints_counters(ends) -> None:  # type: ignore[no-untyped-def]
     a, b = ends
     b.settimeout(5)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trilink.udpproxy", "--b-peer", "%s:%d" % b.getsockname(), "--impair", "seed=3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = []
-        while not lines or not lines[-1].startswith("ready"):
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read() if proc.stderr else ""
-            lines.append(line)
-        m = re.search(r"a: send to 127\.0\.0\.1:(\d+)", "".join(lines))
+    with Cli("trilink.udpproxy", "--b-peer", "%s:%d" % b.getsockname(), "--impair", "seed=3") as cli:
+        m = re.search(r"a: send to 127\.0\.0\.1:(\d+)", cli.ready())
         assert m
         a.sendto(b"via cli", (HOST, int(m.group(1))))
         assert b.recv(100) == b"via cli"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
+        rc, out, err = cli.interrupt()
+    assert rc == 0, err
     assert has(out, "a>b: rx 1 tx 1 dropped 0")
 
 
 def test_cli_help_and_bad_impairment() -> None:
-    out = subprocess.run([sys.executable, "-m", "trilink.udpproxy", "--help"], capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0 and "trilink udpproxy" in out.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "trilink.udpproxy", "--impair", "vanish=1s@1s"], capture_output=True, text=True, timeout=30
-    )
-    assert bad.returncode == 2 and "'vanish'" in bad.stderr
+    help_and_bad_impairment("trilink.udpproxy", "trilink udpproxy", "vanish=1s@1s", "vanish")

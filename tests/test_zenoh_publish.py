@@ -18,13 +18,14 @@ import pytest
 zenoh = pytest.importorskip("zenoh", reason="the zenoh extra (eclipse-zenoh) is not installed")
 pytest.importorskip("cryptography")
 
-from edge_boards import TEST_KEYS, Missile, UdpTestLink  # noqa: E402
+from edge_boards import TEST_KEYS, Missile, fly  # noqa: E402
 from test_relay_integration import make_boards, relay_config  # noqa: E402
 from trilink.ports import free_port, free_ports  # noqa: E402
 from trilink.keygen import write_private  # noqa: E402
 from trilink.watch import Watcher  # noqa: E402
 from trilink_edge import config as edge_config  # noqa: E402
 from trilink_edge import zenoh_pub as zp  # noqa: E402
+from trilink_edge.links import UdpLink  # noqa: E402
 from trilink_edge.relay import Relay  # noqa: E402
 
 
@@ -78,27 +79,7 @@ def _as_dict(cfg, tmp_path, ports, release):
     }
 
 
-async def report(boards, missile, seconds, t0=300.0, period=0.2, senders=(1, 2)):
-    """HELLO from every board, then ``senders`` report the missile every
-    ``period`` (relay time) for ``seconds``, polling every board's socket
-    (as test_relay_integration.drive, with the relay already running)."""
-    for b in boards.values():
-        b.send(b.sb.hello())
-    start = time.monotonic()
-    k = 0
-    while time.monotonic() - start < seconds:
-        now_us = time.monotonic_ns() // 1000
-        for n in senders:
-            boards[n].send(boards[n].sb.report(missile, t0 + k * period, relay_us=now_us))
-        for n in boards:
-            if n not in senders:
-                boards[n].send(boards[n].sb.heartbeat())
-        k += 1
-        t_end = time.monotonic() + period
-        while time.monotonic() < t_end:
-            await asyncio.sleep(0.01)
-            for b in boards.values():
-                b.poll()
+report = fly     # HELLO from every board, boards 1 and 2 report, the others heartbeat (the relay already running)
 
 
 def watcher(zport, names, relay="us"):
@@ -114,7 +95,7 @@ def test_each_nation_opens_only_its_released_picture(tmp_path):
     zport = free_port(socket.SOCK_STREAM)
     release = {"jp": ["kr"], "kr": ["au"], "au": []}
     cfg = with_zenoh(tmp_path, ports, zport, release)
-    links = {name: UdpTestLink(("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
+    links = {name: UdpLink(name, ("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
              for i, name in enumerate(("jp", "kr", "au"))}
     boards = make_boards(ports)
     w_jp, w_kr, w_au, w_ops = (watcher(zport, n) for n in (["jp"], ["kr"], ["au"], ["ops"]))
@@ -254,7 +235,7 @@ def test_watcher_resumes_after_a_relay_restart(tmp_path):
     runs = []
 
     async def one_relay():
-        links = {name: UdpTestLink(("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
+        links = {name: UdpLink(name, ("127.0.0.1", ports[i]), ("127.0.0.1", ports[3 + i]))
                  for i, name in enumerate(("jp", "kr", "au"))}
         for lk in links.values():
             await lk.open()

@@ -15,9 +15,12 @@ and the body) at 2 Hz, 8 tracks per frame (16 frames/s per board).
 
     python tools/bench_relay.py --seconds 8 --baseline 7a257ce
 
-``--baseline REV`` also runs the socket loads with ``edge/`` as of a git
-revision and prints the ratios side by side; the ``path`` lines time the
-latency path alone in this thread (results: docs/BENCH_RELAY.md).
+``--baseline REV`` also runs the socket loads and the ``path`` lines with
+``edge/`` as of a git revision and prints the ratios side by side; the
+``path`` lines time the latency path alone in this thread (results:
+docs/BENCH_RELAY.md). ``--interleave K`` then runs the nominal path line
+of both trees alternately, K times each, 2 ms and 10 ms between frames
+(less exposed to the machine's load changing between the two columns).
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from edge_boards import JP_ORIGIN, KR_ORIGIN, NAMES, TEST_KEYS, BoardStandIn, Mi
 from trilink.ports import free_ports  # noqa: E402
 from trilink_board import codec, wire  # noqa: E402
 from trilink_edge import config as edge_config  # noqa: E402
+from trilink_edge.links import Link  # noqa: E402
 from trilink_edge.relay import Relay  # noqa: E402
 
 NATIONS = os.path.join(HERE, "..", "boards", "nations")
@@ -151,32 +155,43 @@ def run_load(name, tracks, seconds, tmp):
     return r
 
 
-class _FakeLink:
-    """A link that only counts (the path measurement leaves the network out)."""
+class _CountingLink(Link):
+    """A link that only counts what it is given to send (the path measurement
+    leaves the network out); the base's sizes and bucket, a datagram link's
+    replay window, as the UDP links of ``config`` would have."""
 
-    writable = True
+    kind = "counting"
+    reorders = True
 
     def __init__(self, name):
-        self.name, self.handler, self.tap, self.sent = name, None, None, 0
+        super().__init__(name)
+        self.sent = 0
 
-    def send_nowait(self, raw):
-        self.sent += 1
-        return True
+    @property
+    def up(self):
+        return not self._closed
 
-    async def close(self):
+    async def _open(self):
         pass
+
+    async def _close(self):
+        pass
+
+    def _write_wire(self, frame):
+        self.sent += 1
+        return len(frame)
 
 
 def run_path(name, tracks, rounds, tmp, gap_s=0.01):
     """The latency path alone, in this thread: each report frame through
-    Relay._on_frame (verify, decode, ingest) and Relay._round (fuse, offer,
-    pump: encode, pack, write to a counting link), one round per frame (no
-    batching: the worst case). CPU = this thread's CPU time (time.thread_time),
+    Relay._on_frame (verify, decode, ingest: "receive") and Relay._round
+    (fuse, offer, pump: encode, pack, write to a counting link), one round
+    per frame (no batching: the worst case). CPU = this thread's CPU time (time.thread_time),
     which other processes on the machine inflate less than wall time.
     ``gap_s`` between rounds: 0.25 s is the nominal load's spacing, after
     which caches are cold; 0.01 s keeps them warm."""
     cfg = config(free_ports(6), tmp)
-    links = {"jp": _FakeLink("jp"), "kr": _FakeLink("kr")}
+    links = {"jp": _CountingLink("jp"), "kr": _CountingLink("kr")}
     missile, prec = Missile(), codec.Precision()
     sbs = {n: BoardStandIn(n, NAMES[n], n, TEST_KEYS[n], o) for n, o in ((1, JP_ORIGIN), (2, KR_ORIGIN))}
 
@@ -188,72 +203,115 @@ def run_path(name, tracks, rounds, tmp, gap_s=0.01):
         return [(sb.name, frame) for _n, sb, frame in report_frames(sbs, missile, tracks, prec, k)]
 
     async def main():
+        for lk in links.values():
+            await lk.open()
         relay = Relay(cfg, links=links, keys=TEST_KEYS)
         relay.sessions.go_offline()   # the stand-ins answer no challenge: measure the relay, not the handshake
         task = asyncio.ensure_future(relay.run())
         await asyncio.sleep(0.05)
         batches = [frames(k) for k in range(rounds)]
-        per = []
+        per, rx = [], []
         for fr in batches:
             for link, raw in fr:
                 c0 = time.thread_time_ns()
                 relay._on_frame(link, Rec(raw, time.monotonic_ns()))
+                c1 = time.thread_time_ns()
                 relay._round()
                 per.append(time.thread_time_ns() - c0)
+                rx.append(c1 - c0)
             await asyncio.sleep(gap_s)   # the ticker runs between rounds, as in service
         await relay.stop()
         await task
-        return sorted(per)
+        return sorted(per), sorted(rx)
 
-    per = asyncio.run(main())
+    per, rx = asyncio.run(main())
     r = {"name": name, "tracks": tracks, "frames": len(per), "min": per[0] / 1e3, "p50": per[len(per) // 2] / 1e3,
-         "p90": per[int(0.9 * len(per))] / 1e3}
+         "p90": per[int(0.9 * len(per))] / 1e3, "rx_p50": rx[len(rx) // 2] / 1e3}
     print(f"path     {name:14s} tracks/board {tracks:3d}  frames {len(per):5d}  CPU per frame us  min {r['min']:6.0f}"
-          f"  p50 {r['p50']:6.0f}  p90 {r['p90']:6.0f}   (= {r['p50']:.0f} ms per 1,000 frames at p50)", flush=True)
+          f"  p50 {r['p50']:6.0f}  p90 {r['p90']:6.0f}   (= {r['p50']:.0f} ms per 1,000 frames at p50; "
+          f"receive p50 {r['rx_p50']:.0f})", flush=True)
     return r
 
 
-def baseline(rev, seconds):
-    """The same socket loads with edge/ as of git revision ``rev`` (run in a
-    child interpreter whose PYTHONPATH puts that trilink_edge first)."""
+def _edge_at(rev, tmp):
+    """The environment of a child interpreter whose PYTHONPATH puts edge/ as of git revision ``rev`` first."""
     import subprocess
     import tarfile
-    import tempfile
-    root = os.path.join(HERE, "..")
-    with tempfile.TemporaryDirectory() as tmp:
-        arch = subprocess.run(["git", "-C", root, "archive", rev, "edge"], check=True, capture_output=True).stdout
-        tar = os.path.join(tmp, "edge.tar")
-        with open(tar, "wb") as fh:
-            fh.write(arch)
-        with tarfile.open(tar) as tf:
-            tf.extractall(tmp)
-        os.rename(os.path.join(tmp, "edge"), os.path.join(tmp, "trilink_edge"))
-        env = dict(os.environ, PYTHONPATH=tmp + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--seconds", str(seconds), "--sockets-only",
-                              "--json"], env=env, check=True, capture_output=True, text=True).stdout
+    arch = subprocess.run(["git", "-C", os.path.join(HERE, ".."), "archive", rev, "edge"], check=True,
+                          capture_output=True).stdout
+    tar = os.path.join(tmp, "edge.tar")
+    with open(tar, "wb") as fh:
+        fh.write(arch)
+    with tarfile.open(tar) as tf:
+        tf.extractall(tmp)
+    os.rename(os.path.join(tmp, "edge"), os.path.join(tmp, "trilink_edge"))
+    return dict(os.environ, PYTHONPATH=tmp + os.pathsep + os.environ.get("PYTHONPATH", ""))
+
+
+def _child(env, *args):
     import json
+    import subprocess
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--json", *args], env=env, check=True,
+                         capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
+
+
+def baseline(rev, seconds):
+    """The same socket loads and path lines with edge/ as of git revision ``rev`` (run in a
+    child interpreter whose PYTHONPATH puts that trilink_edge first)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        return _child(_edge_at(rev, tmp), "--seconds", str(seconds))
+
+
+def interleave(rev, rounds):
+    """The ``nominal warm`` path line, edge/ at ``rev`` and this tree alternately, each in a fresh child
+    interpreter, ``rounds`` times per gap between frames (2 ms: warm caches; 10 ms: as the path line)."""
+    import statistics
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        envs = {"before": _edge_at(rev, tmp), "after": dict(os.environ)}
+        for gap_ms in (2, 10):
+            got = {"before": [], "after": []}
+            for _ in range(rounds):
+                for tree in ("before", "after"):
+                    got[tree].append(_child(envs[tree], "--path-only", "--gap-ms", str(gap_ms)))
+            line = []
+            for key, label in (("p50", "p50"), ("min", "min"), ("rx_p50", "receive p50")):
+                o = statistics.median(r[key] for r in got["before"])
+                n = statistics.median(r[key] for r in got["after"])
+                line.append(f"{label} {o:5.0f} -> {n:5.0f} us ({o / n:4.1f}x)")
+            print(f"interleaved nominal warm, {gap_ms:2d} ms between frames, median of {rounds}: " + "  ".join(line),
+                  flush=True)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--baseline", metavar="REV", help="also run edge/ as of this git revision, side by side")
+    ap.add_argument("--interleave", type=int, default=0, metavar="K",
+                    help="with --baseline: also run the nominal warm path line K times per tree, alternating")
     ap.add_argument("--sockets-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--path-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--gap-ms", type=float, default=10.0, help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     import json
     import platform
     import tempfile
+    if args.path_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(run_path("nominal warm", 1, 300, tmp, gap_s=args.gap_ms / 1000)))
+        return
     print(f"# bench_relay  python {platform.python_version()}  {platform.machine()}  "
           f"load {os.getloadavg()[0]:.1f}  cores {os.cpu_count()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         res = {"nominal": run_load("nominal", 1, args.seconds, tmp),
                "debris": run_load("debris", 61, args.seconds, tmp)}
         if not args.sockets_only:
-            run_path("nominal warm", 1, 100, tmp)
-            run_path("nominal cold", 1, 16, tmp, gap_s=0.25)
-            run_path("debris warm", 61, 40, tmp)
+            res["path"] = {r["name"]: r for r in (run_path("nominal warm", 1, 300, tmp),
+                                                  run_path("nominal cold", 1, 16, tmp, gap_s=0.25),
+                                                  run_path("debris warm", 61, 40, tmp))}
     if args.json:
         print(json.dumps(res))
         return
@@ -267,6 +325,16 @@ def main(argv=None):
                   f"CPU per 1,000 frames {o['cpu_per_1000']:6.3f} -> {n['cpu_per_1000']:6.3f} s "
                   f"({o['cpu_per_1000'] / n['cpu_per_1000']:4.1f}x), marginal {o['marginal_per_1000']:6.3f} -> "
                   f"{n['marginal_per_1000']:6.3f} s")
+        for name, n in res.get("path", {}).items():
+            o = old.get("path", {}).get(name)
+            if o is not None:
+                print(f"path     {name:14s} CPU per frame us p50 {o['p50']:6.0f} -> {n['p50']:6.0f} "
+                      f"({o['p50'] / n['p50']:4.1f}x)  min {o['min']:6.0f} -> {n['min']:6.0f} "
+                      f"({o['min'] / n['min']:4.1f}x)  p90 {o['p90']:6.0f} -> {n['p90']:6.0f}  "
+                      f"receive p50 {o['rx_p50']:6.0f} -> {n['rx_p50']:6.0f} "
+                      f"({o['rx_p50'] / n['rx_p50']:4.1f}x)")
+        if args.interleave:
+            interleave(args.baseline, args.interleave)
 
 
 if __name__ == "__main__":

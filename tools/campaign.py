@@ -1,5 +1,5 @@
 # campaign.py: run the reliability campaign (tests/campaign/cases.py) and write its results table
-"""The reliability and security campaign of issue 8, end to end, with real
+"""The reliability and security campaign (docs/RELIABILITY.md), end to end, with real
 ``trilink-edge`` and board processes on emulated serial (NullModem ptys)
 and UDP links, and the C fuzz drivers under ASan + UBSan.
 
@@ -34,7 +34,7 @@ from campaign.cases import CaseResult  # noqa: E402
 
 
 def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="campaign.py", description="trilink reliability campaign (issue 8)")
+    p = argparse.ArgumentParser(prog="campaign.py", description="trilink reliability campaign (docs/RELIABILITY.md)")
     p.add_argument("--long", action="store_true", help="the long campaign (< 30 min) instead of the short one")
     p.add_argument("--out", metavar="MD", help="write the results table here (e.g. docs/RELIABILITY.md)")
     p.add_argument("--only", metavar="GROUP", action="append",
@@ -110,10 +110,10 @@ def table(results: List[CaseResult], command: str, started: datetime.datetime, w
         f"* Verdict: **{'PASS' if not fails else 'FAIL'}** ({len(results) - len(fails)} of {len(results)} cases "
         "met every acceptance check)",
         "",
-        "Acceptance (issue 8): zero crashes, zero forged/replayed/corrupted frames accepted, zero warnings lost;",
+        "Acceptance: zero crashes, zero forged/replayed/corrupted frames accepted, zero warnings lost;",
         f"recovery after an unplug <= {cases.UNPLUG_LIMIT_S:g} s and after a relay restart <= "
         f"{cases.RELAY_RESTART_LIMIT_S:g} s; relay RSS growth under the 10x load <= {cases.RSS_LIMIT_MB:g} MB;",
-        f"(issue 16) SIGTERM stops the relay within {cases.STOP_LIMIT_S:g} s at the end of every case, whatever "
+        f"SIGTERM stops the relay within {cases.STOP_LIMIT_S:g} s at the end of every case, whatever "
         "the case did to it.",
         "",
         "| case | injected | crashes | bad frames accepted | warnings lost / issued | RSS growth | recovery | "

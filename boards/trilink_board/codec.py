@@ -1,4 +1,8 @@
 # codec.py: track update records, keyframes and deltas (docs/PROTOCOL.md section 5)
+# One module of ~1,100 lines on purpose: split three ways (constants and quantisation, bit
+# packing and encode, Held/Table/decode: each re-exported from here) the debris board of
+# tests/test_board_heap.py ran out of its 192 KB heap (MemoryError in encode): the extra
+# module objects and re-exported names cost more than a 192 KB board has to spare.
 """The track codec of docs/PROTOCOL.md section 5 in pure Python, for
 MicroPython boards and CPython tools. It agrees byte for byte with the C
 kernel (native/c/codec.c); tests/vectors/codec_v2.json binds both.
@@ -501,6 +505,7 @@ def _check_codes(r):
 
 
 def encode(kind, prec, items, base_us=None, held=None):
+    # One function (~130 lines), like Table._parse: the per-record loop of a board's reports.
     """Payload of one batch. items: [(KEY|DELTA|DROP, Rec, SEND_* bits)].
     held (dict tid -> Rec, the receiver's copies) is needed for DELTA and is
     updated as the receiver will update it, only when encoding succeeds.
@@ -829,6 +834,8 @@ class Table:
         return self.index.get(tid, -1)
 
     def _parse(self, data):
+        # One function (~220 lines), kept whole: the board's per-record decode loop (a MicroPython
+        # hot loop, its state in locals rather than passed between helper calls per record).
         if len(data) < 2:
             raise CodecError("truncated")
         if data[0] != VERSION:

@@ -27,7 +27,7 @@ TRACKER_DEFAULTS = {
     "confirm_n": 5,           # ... in N looks confirm a track
     "gate": 16.27,            # chi-square, 3 dof, 99.9 %
     "coast_s": 12.0,          # a confirmed track with no update for this long is dropped
-    "q_accel": 2.0,           # m/s^2 white acceleration noise, ballistic flight
+    "q_accel": 0.5,           # m/s^2 white acceleration noise, ballistic flight
     "q_boost": 80.0,          # m/s^2, while the track is judged under thrust
     "max_tracks": 40,          # ~600 bytes each on the 64-bit unix port, half on RP2040
     "init_speed_sigma": 3000.0,   # m/s, velocity uncertainty of a one-plot track

@@ -1,7 +1,7 @@
-"""The short reliability campaign (issue 8), run by the normal test suite:
+"""The short reliability campaign (docs/RELIABILITY.md), run by the normal test suite:
 every case of tests/campaign/cases.py with a 20-s window, cases of one group
 side by side (each its own relay, boards and links), about 2.5 minutes in
-all. Each asserts the acceptance of issue 8 through ``CaseResult.failures``:
+all. Each asserts the campaign's acceptance (docs/RELIABILITY.md) through ``CaseResult.failures``:
 zero crashes, zero forged/replayed/corrupted frames accepted, zero warnings
 lost, counters equal to the injections where exactly knowable, recovery
 after an unplug <= 2 s and after a relay restart <= 5 s, relay RSS growth
