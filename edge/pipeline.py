@@ -29,6 +29,10 @@
    missile (edge/launch.py), and per nation an impact warning (its
    territory or its EEZ) and an overflight warning (edge/threat.py;
    docs/FUSION.md, "Warnings").
+5. Coasting (edge/coast.py, ``Destination.coast``): a ballistic track
+   every source lost stays in each destination's picture, flown on the
+   model to its predicted impact (``round`` extends the fused picture with
+   it; its impact and warnings go on from the propagated state).
 
 Timebase: report times are board times unless the frame carries
 RELAY_TIME; unsynchronised reports are mapped with the offset that makes
@@ -56,6 +60,7 @@ from trilink_edge import threat as _threat
 from trilink_edge.scheduler import TRACK, WARNING, Item
 from trilink_edge.session import relay_now_ns, relay_now_us
 from trilink_board import messages as _msgs
+from trilink_edge import coast as _coast
 
 INF = float("inf")
 DEFAULT_PER_FRAME = 8          # tracks per PICTURE frame: small frames, low latency
@@ -154,6 +159,7 @@ class Pending:
     created_ns: int
     rx_ns: int            # arrival of the oldest report this update carries
     drop: bool = False
+    flags: int = 0        # quality flags beyond the phase's (FLAG_COASTING: edge/coast.py)
 
 
 @dataclass
@@ -171,6 +177,8 @@ class PictureStats:
     warnings_acked: int = 0
     warnings_retransmitted: int = 0
     dr_suppressed: int = 0         # offered updates (each with a new report) the dead-reckoning sender held back
+    coasted: int = 0               # tracks coasted to their impact once every source lost them (edge/coast.py)
+    reacquired: int = 0            # coasting tracks a source found again (they kept their fused id)
 
 
 class Destination:
@@ -202,6 +210,8 @@ class Destination:
         # track is ballistic.
         self.phase = _phase.FlightPhase()
         self.flags: Dict[int, int] = {}
+        # Ballistic tracks every source lost, flown on to their predicted impact (edge/coast.py).
+        self.coast = _coast.Coast(geo.node, counters=stats)
         self.snapshot: Optional[Tuple[float, dict]] = None   # (t s, Picture.fuse output) of the last round
         self.stats = stats
         self.max_age_ns = int(max_age_s * 1e9)
@@ -292,7 +302,7 @@ class Destination:
             b.P[i] = p.P
             b.nations[i] = p.nations
             fused = _phase.FLAG_FUSED if p.nations & (p.nations - 1) else 0   # two or more nations
-            b.flags[i] = self.flags.get(fid, 0) | fused
+            b.flags[i] = self.flags.get(fid, 0) | fused | p.flags
             srcs = p.sources[-binding.CODEC_MAX_SOURCES:]
             b.n_src[i] = len(srcs)
             if srcs:
@@ -784,13 +794,15 @@ class Pipeline:
             if out is None:
                 out = fused[d.mask] = self.picture.fuse(t, mask=d.mask)
             before = d.snapshot[1] if d.snapshot is not None else None
-            d.snapshot = (t, out)
-            k = self._offer(d, out, t_us, now_ns, before)
+            mine = d.coast.extend(out, t, d.snapshot, d.phase, d.impact, self.report_rx, now_ns, refresh)
+            d.snapshot = (t, mine)
+            k = self._offer(d, mine, t_us, now_ns, before) + self._offer_coasted(d, mine, t_us, now_ns)
             if before is not None and len(before["fused_id"]) and self.desk.current:
-                # Tracks gone from its picture (every radar lost a descending
-                # missile, say): the warning stands on its last prediction
-                # until that impact has passed, then it is cancelled (reliably).
-                for fid in set(before["fused_id"].tolist()).difference(out["fused_id"].tolist()):
+                # Tracks gone from its picture (a coasted track past its impact,
+                # one lost before it was judged ballistic): a warning still up
+                # stands on its last prediction until that impact has passed,
+                # then it is cancelled (reliably).
+                for fid in set(before["fused_id"].tolist()).difference(mine["fused_id"].tolist()):
                     self.desk.orphan(d.node, fid)
             if k:
                 offered += k
@@ -859,7 +871,7 @@ class Pipeline:
             for i, (fid, new, nations, rx) in enumerate(offers):
                 d.offer(fid, Pending(xl[i], Pl[i], t_us, new, nations, now_ns, rx))
         if full:
-            gone = [fid for fid in sent if fid not in seen]
+            gone = [fid for fid in sent if fid not in seen and fid not in d.coast.tracks]
         else:
             gone = [fid for fid in fl if fid not in seen and fid in sent]
         for fid in gone:
@@ -867,6 +879,18 @@ class Pipeline:
             d.impact.pop(fid, None)
             d.offer(fid, Pending(np.zeros(6), EYE6, t_us, [], 0, now_ns, now_ns, drop=True))
         return len(rows) + len(gone)
+
+    def _offer_coasted(self, d: Destination, out: dict, t_us: int, now_ns: int) -> int:
+        """Offer ``d`` its coasting tracks' updates that are due
+        (edge/coast.py): no source report, flagged coasting."""
+        due = d.coast.offer(out, t_us, now_ns, d.sent, d.pending) if d.coast.tracks else []
+        if not due:
+            return 0
+        rows = [i for i, _f, _n in due]
+        xl, Pl = d.frame.from_ecef(out["x"][rows], out["P"][rows])
+        for k, (_i, fid, nations) in enumerate(due):
+            d.offer(fid, Pending(xl[k], Pl[k], t_us, [], nations, now_ns, now_ns, flags=_phase.FLAG_COASTING))
+        return len(due)
 
     # ---- impacts and warnings ----
 
@@ -883,13 +907,14 @@ class Pipeline:
         C call (distinct source masks only: destinations that see the same
         sources share their rows)."""
         self._last_impact_ns = now_ns
-        groups: Dict[int, Tuple[float, dict, List[int]]] = {}
+        groups: Dict[Tuple[int, int], Tuple[float, dict, List[int]]] = {}
         for d in self.destinations.values():
             if d.snapshot is None or not len(d.snapshot[1]["fused_id"]):
                 continue
-            g = groups.get(d.mask)
+            key = (d.mask, d.node if d.coast.active else -1)   # a coasted picture is its own
+            g = groups.get(key)
             if g is None:
-                groups[d.mask] = (d.snapshot[0], d.snapshot[1], [d.node])
+                groups[key] = (d.snapshot[0], d.snapshot[1], [d.node])
             else:
                 g[2].append(d.node)
         if not groups:
@@ -955,6 +980,8 @@ class Pipeline:
             for i, fid in enumerate(fl):
                 if fid not in current:
                     continue
+                # The phase learns from reported states only (edge/phase.py, ``evidence``): a
+                # prediction without reports is calm whatever the missile does.
                 ph = d.phase.update(fid, t_snap, jac[i], boost[i], why[i])
                 d.flags[fid] = _phase.PHASE_FLAGS[ph]
                 if ph != _phase.BALLISTIC:

@@ -441,7 +441,8 @@ class Relay:
     def _housekeeping(self) -> None:
         # Timeouts are applied by association rounds; without reports no
         # round runs, so one is forced now and then.
-        if self.pipeline.picture.stats()["tracks"] or any(d.sent for d in self.pipeline.destinations.values()):
+        if self.pipeline.picture.stats()["tracks"] or any(d.sent or d.coast.active
+                                                          for d in self.pipeline.destinations.values()):
             self.pipeline.dirty = True
             self._round(refresh=True)
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from edge_boards import JP_ORIGIN, KR_ORIGIN, AU_ORIGIN, TEST_KEYS, BoardStandIn, from_enu, to_enu
 from trilink_board import codec, messages, wire
-from trilink_edge import phase
+from trilink_edge import coast, phase
 from trilink_edge.pipeline import Frame6, NodeGeo, ORPHAN_GRACE_S, Pipeline, STATUS_ACTIVE, STATUS_OBSOLETE
 from trilink_edge.scheduler import LinkScheduler, WARNING, udp_size
 from trilink_native import binding
@@ -153,9 +153,10 @@ def test_warning_to_threatened_nation_until_acked():
     p.warning_ack(1, messages.encode(wire.WARNING_ACK, {"warning_id": msg["warning_id"]}))
     p.desk.tick(now + 5_000_000_000)
     assert len(warnings) == 2 and p.stats.warnings_acked == 1 + len(p.launches)
-    # every radar loses the track (it leaves the picture): the warning stands
-    # on its last prediction until the predicted impact has passed, then it
-    # is cancelled (obsolete), reliably
+    # every radar loses the track (it leaves the fused picture): it is coasted
+    # (edge/coast.py) and the warning stands until the predicted impact has
+    # passed; the coasted track is dropped (no impact job ran meanwhile), and
+    # the orphaned warning is cancelled (obsolete), reliably
     for n in (1, 2):
         p.picture.drop(n, 5)
     p.dirty = True
@@ -164,6 +165,9 @@ def test_warning_to_threatened_nation_until_acked():
     impact_ns = msg["impact_us"] * 1000
     p.desk.tick(impact_ns)
     assert len(warnings) == 2 and p.desk.outstanding() == 0      # acked, still up: nothing new sent
+    p.dirty = True
+    p.round(impact_ns + int((coast.MARGIN_S + 1) * 1e9), refresh=True)     # the relay's housekeeping round
+    assert p.destinations[1].coast.ids() == set()
     p.desk.tick(impact_ns + int((ORPHAN_GRACE_S + 1) * 1e9))
     assert messages.decode(wire.WARNING, warnings[-1].payload)["status"] == STATUS_OBSOLETE
 
@@ -203,14 +207,16 @@ def test_partners_hear_of_a_threat_to_another_nation():
     decoded = [messages.decode(wire.WARNING, w.payload) for w in warnings]
     assert all(m["nation"] == 1 and m["status"] == STATUS_ACTIVE for m in decoded)
     assert len({m["warning_id"] for m in decoded}) == 2             # acknowledged per destination
-    # the track is lost: the warnings stay up to the predicted impact; the
-    # cancellation then names the same threatened nation
+    # the track is lost: it is coasted and the warnings stay up to the
+    # predicted impact; the cancellation then names the same threatened nation
     for n in (1, 2):
         p.picture.drop(n, 5)
     p.dirty = True
     p.round(now + 6_000_000_000)
     assert len(warnings) == 2
-    p.desk.tick(decoded[0]["impact_us"] * 1000 + int((ORPHAN_GRACE_S + 1) * 1e9))
+    after = decoded[0]["impact_us"] * 1000 + 1_000_000_000
+    p.round(after, refresh=True)
+    p.apply_impacts(p.impact_job(after)(), after)
     last = {w.node: messages.decode(wire.WARNING, w.payload) for w in warnings}
     assert all(m["status"] == STATUS_OBSOLETE and m["nation"] == 1 for m in last.values())
 
