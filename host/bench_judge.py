@@ -20,7 +20,8 @@ data so that tests can feed them hand-made truth and records:
 * ``gospa(truth, estimates, c, p, alpha)``: the generalised optimal
   sub-pattern assignment metric (Rahmathullah, Garcia-Fernandez, Svensson
   2017) with its split into localisation, missed and false parts;
-* ``identity(samples)``: identity switches and ghost / duplicate tracks;
+* ``identity(ticks)``: identity switches and ghost / duplicate tracks, the
+  tracks assigned to the missiles once a second as GOSPA assigns them;
 * ``phase_rmse(samples)``: RMSE per flight phase.
 
 Nothing here reads the system's belief about the truth (its phase flags, its
@@ -388,47 +389,57 @@ def gospa(truth: Sequence[Sequence[float]], est: Sequence[Sequence[float]], c: f
 
 # ---- identity --------------------------------------------------------------
 
-def identity(samples: Iterable[Tuple[float, int, Optional[str]]], bin_s: float = 1.0,
-             min_records: int = 3) -> Dict[str, Any]:
-    """Identity switches and ghosts from one destination's fused records ``(t, track id, missile it
-    follows or None)``. In every ``bin_s`` bin each missile is held by the track with the most records
-    following it; a switch is a change of that holder. A ghost is a track (with ``min_records`` or
-    more) that mostly follows nothing; a duplicate is a second track holding the same missile in an
-    overlapping time (more than 2 bins)."""
-    by_bin: Dict[Tuple[int, str], Dict[int, int]] = {}
-    votes: Dict[int, Dict[Optional[str], int]] = {}
-    spans: Dict[int, Tuple[float, float]] = {}
-    for t, tid, m in samples:
-        v = votes.setdefault(tid, {})
-        v[m] = v.get(m, 0) + 1
-        a, b = spans.get(tid, (t, t))
-        spans[tid] = (min(a, t), max(b, t))
-        if m is not None:
-            c = by_bin.setdefault((int(t // bin_s), m), {})
-            c[tid] = c.get(tid, 0) + 1
+def identity(ticks: Iterable[Tuple[float, Dict[str, Sequence[float]], Dict[int, Sequence[float]]]],
+             gate_m: float = GOSPA_C_M, min_ticks: int = 3, dup_ticks: int = 3) -> Dict[str, Any]:
+    """Identity switches, ghosts and duplicates of one destination's picture, from ``ticks``: ``(t,
+    {missile: position}, {track id: position})`` once a second (every object in flight, and each track
+    of the picture that destination holds then, in one frame, metres). At each tick the tracks are
+    assigned to the missiles as GOSPA pairs them (``gospa``: optimal assignment of distances capped at
+    ``gate_m``; a pair at the gate or more is no pair), not each to its nearest: a salvo a few seconds
+    apart flies one path a few km apart, and a track off by half of that is nearer the wrong missile
+    while the assignment still gives each missile its own track. A missile's holder is the track
+    assigned to it; a switch is a change of holder. A ghost is a track (held ``min_ticks`` ticks or
+    more) that most of the time lies beyond the gate of every object; a duplicate is a track left
+    without a missile while within the gate of one (another track holds it), ``dup_ticks`` ticks or
+    more.
+
+        >>> identity([(0.0, {"A": (0, 0, 0), "B": (3e3, 0, 0)}, {1: (1.6e3, 0, 0), 2: (3.5e3, 0, 0)})])
+        {'switches': {'A': 0, 'B': 0}, 'ghosts': [], 'duplicates': []}
+    """
+    import numpy as np
+    from trilink_native.binding import assign
     switches: Dict[str, int] = {}
-    holders: Dict[str, List[int]] = {}
-    for (b, m), c in sorted(by_bin.items()):
-        tid = max(c, key=lambda k: (c[k], -k))
-        h = holders.setdefault(m, [])
-        if h and h[-1] != tid:
-            switches[m] = switches.get(m, 0) + 1
-        if not h or h[-1] != tid:
-            h.append(tid)
-        switches.setdefault(m, 0)
-    ghosts = sorted(tid for tid, v in votes.items()
-                    if sum(v.values()) >= min_records and v.get(None, 0) * 2 > sum(v.values()))
-    main = {tid: max(((k, n) for k, n in v.items() if k is not None), key=lambda kn: kn[1], default=(None, 0))[0]
-            for tid, v in votes.items()}
-    dup = set()
-    tids = sorted(t for t in main if main[t] is not None and sum(votes[t].values()) >= min_records)
-    for i, a in enumerate(tids):
-        for b in tids[i + 1:]:
-            if main[a] == main[b]:
-                overlap = min(spans[a][1], spans[b][1]) - max(spans[a][0], spans[b][0])
-                if overlap > 2 * bin_s:
-                    dup.add(b)
-    return {"switches": switches, "ghosts": ghosts, "duplicates": sorted(dup)}
+    holder: Dict[str, int] = {}
+    seen: Dict[int, int] = {}
+    far: Dict[int, int] = {}
+    near: Dict[int, int] = {}
+    for _t, truth, est in sorted(ticks, key=lambda x: x[0]):
+        names, tids = sorted(truth), sorted(est)
+        for m in names:
+            switches.setdefault(m, 0)
+        held: Dict[int, str] = {}
+        d = np.empty((0, 0))
+        if names and tids:
+            d = np.linalg.norm(np.asarray([truth[m] for m in names], float)[:, None, :]
+                               - np.asarray([est[k] for k in tids], float)[None, :, :], axis=2)
+            r, k, _ = assign(np.minimum(d, gate_m) ** 2)
+            for i, j in zip(r, k):
+                if d[i, j] < gate_m:
+                    held[tids[j]] = names[i]
+        for j, tid in enumerate(tids):
+            seen[tid] = seen.get(tid, 0) + 1
+            got = held.get(tid)
+            if got is not None:
+                if holder.get(got, tid) != tid:
+                    switches[got] += 1
+                holder[got] = tid
+            elif names and float(d[:, j].min()) < gate_m:
+                near[tid] = near.get(tid, 0) + 1
+            else:
+                far[tid] = far.get(tid, 0) + 1
+    ghosts = sorted(tid for tid, n in seen.items() if n >= min_ticks and far.get(tid, 0) * 2 > n)
+    dup = sorted(tid for tid, n in near.items() if n >= dup_ticks and tid not in ghosts)
+    return {"switches": switches, "ghosts": ghosts, "duplicates": dup}
 
 
 # ---- RMSE per phase ----------------------------------------------------------

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from trilink_board import geo
 from trilink_board.prng import Rng
@@ -359,9 +359,8 @@ class TruthCheck:
         first_track = {m: min((t for (mm, _), t in first_by.items() if mm == m), default=None) for m in fl}
         recs = [bj.WarningRec.from_record(r) for r in warning_records or []]
         wj = bj.judge_warnings(fl, nations, recs, t_end_s, first_track)
-        # fused records: phase RMSE, impact checkpoints with ellipse, identity, first picture per nation
+        # fused records: phase RMSE, impact checkpoints with ellipse, first picture per nation
         fused_samples: Dict[str, List[Tuple[float, str, str, float]]] = {}    # destination -> (t, missile, phase, error)
-        ident: Dict[str, List[Tuple[float, int, Optional[str]]]] = {}
         first_pic: Dict[Tuple[str, str], float] = {}
         ests: Dict[Tuple[str, str], List[Tuple[float, float, bool]]] = {}   # (missile, dst) -> (t, km, holds)
         preds: Dict[str, Dict[str, List[List[float]]]] = {}     # missile -> dst -> [t, lat, lon, a, b, orient]
@@ -371,7 +370,6 @@ class TruthCheck:
             dst = names.get(rec.dst, str(rec.dst))
             t = self.scen(rec.t_us)
             t_tx = self.scen(rec.tx_ns / 1000.0)
-            ident.setdefault(dst, []).append((t, rec.tid, m))
             if m is None or m not in fl:
                 continue
             first_pic[(m, dst)] = min(first_pic.get((m, dst), t_tx), t_tx)
@@ -468,36 +466,29 @@ class TruthCheck:
                                  if i % 5 == 0 or i == len(f.track) - 1]
             e["predictions"] = preds.get(m, {})
             per_missile[m] = e
-        ids = {dst: bj.identity(v) for dst, v in ident.items()}
         return {"missiles": per_missile, "warning_counts": wj["counts"], "false_records": wj["false_records"],
-                "identity": ids, "gospa": self.gospa(cap, origins, names, reported),
+                "identity": self.identity(cap, origins, names), "gospa": self.gospa(cap, origins, names, reported),
                 "eez_judged": {n: nat.eez is not None for n, nat in nations.items()},
                 "geometry": {n: {"territory": nat.territory, "eez": nat.eez} for n, nat in nations.items()},
                 "params": {"gospa_c_m": bj.GOSPA_C_M, "gospa_p": bj.GOSPA_P, "gospa_alpha": bj.GOSPA_ALPHA,
                            "terminal_alt_m": bj.TERMINAL_ALT_M, "early_cancel_s": bj.EARLY_CANCEL_S,
                            "checkpoints_s": list(bj.CHECKPOINTS_S)}}
 
-    def gospa(self, cap: Any, origins: Dict[int, Tuple[float, float, float]], names: Dict[int, str],
-              reported: Dict[str, List[Tuple[float, int]]], step_s: float = 1.0,
-              hold_s: float = 3.0) -> Dict[str, Any]:
-        """GOSPA of the picture each destination received, once a second over the run. The truth = every
-        object in flight that another nation's board reported in the last ``hold_s`` (what the relay can
-        and should send that destination: it sends a nation nothing its own board alone holds), ECEF into
-        the destination's frame; the estimates = each track's latest fused record of the last ``hold_s``,
-        moved on by its velocity to the tick. Mean, max, and the mean missed / false counts."""
-        from trilink import bench_judge as bj
+    def picture_ticks(self, cap: Any, origins: Dict[int, Tuple[float, float, float]], names: Dict[int, str],
+                      step_s: float = 1.0, hold_s: float = 3.0
+                      ) -> Iterator[Tuple[float, int, List[Tuple[str, Tuple[float, float, float]]], Dict[int, List[float]]]]:
+        """Once a second over the run, per destination node: ``(t, node, [(object, position)], {track id:
+        position})``: every object in flight (its frame), and the picture the destination holds: each
+        track's latest fused record of the last ``hold_s``, moved on by its velocity to the tick."""
         frames = {n: geo.LocalFrame(*o) for n, o in origins.items()}
         recs = sorted(cap.fused, key=lambda r: r.t_us)
         if not recs:
-            return {}
-        t0 = max(0.0, self.scen(recs[0].t_us))
+            return
+        t = max(0.0, self.scen(recs[0].t_us))
         t1 = self.scen(recs[-1].t_us)
         tr = _truth(self.scenario)
-        out: Dict[str, Any] = {}
-        acc: Dict[int, List[Dict[str, float]]] = {}
         i = 0
         latest: Dict[Tuple[int, int], Any] = {}
-        t = t0
         while t <= t1:
             tr.advance(t)
             us = self.epoch_us + (t - self.start_s) * 1e6
@@ -508,16 +499,39 @@ class TruthCheck:
             for node, f in frames.items():
                 if node not in names:
                     continue
-                tpts = [f.ecef_to_enu(*xyz) for name, xyz in flying
-                        if any(src != node and t - hold_s <= tr_t <= t for tr_t, src in reported.get(name, ()))]
-                est = []
-                for (dst, _tid), r in latest.items():
+                est = {}
+                for (dst, tid), r in latest.items():
                     dt = (us - r.t_us) / 1e6
                     if dst == node and 0 <= dt <= hold_s:
-                        est.append([r.state[k] + r.state[k + 3] * dt for k in range(3)])
-                if tpts or est:
-                    acc.setdefault(node, []).append(bj.gospa(tpts, est))
+                        est[tid] = [r.state[k] + r.state[k + 3] * dt for k in range(3)]
+                yield t, node, [(name, f.ecef_to_enu(*xyz)) for name, xyz in flying], est
             t += step_s
+
+    def identity(self, cap: Any, origins: Dict[int, Tuple[float, float, float]],
+                 names: Dict[int, str]) -> Dict[str, Any]:
+        """``bench_judge.identity`` of each destination's picture (``picture_ticks``)."""
+        from trilink import bench_judge as bj
+        ticks: Dict[int, List[Any]] = {}
+        for t, node, flying, est in self.picture_ticks(cap, origins, names):
+            if est:
+                ticks.setdefault(node, []).append((t, dict(flying), est))
+        return {names[node]: bj.identity(v) for node, v in ticks.items()}
+
+    def gospa(self, cap: Any, origins: Dict[int, Tuple[float, float, float]], names: Dict[int, str],
+              reported: Dict[str, List[Tuple[float, int]]], hold_s: float = 3.0) -> Dict[str, Any]:
+        """GOSPA of the picture each destination received, once a second over the run (``picture_ticks``).
+        The truth = every object in flight that another nation's board reported in the last ``hold_s``
+        (what the relay can and should send that destination: it sends a nation nothing its own board
+        alone holds); the estimates = the destination's picture at the tick. Mean, max, and the mean
+        missed / false counts."""
+        from trilink import bench_judge as bj
+        out: Dict[str, Any] = {}
+        acc: Dict[int, List[Dict[str, float]]] = {}
+        for t, node, flying, est in self.picture_ticks(cap, origins, names, hold_s=hold_s):
+            tpts = [p for name, p in flying
+                    if any(src != node and t - hold_s <= tr_t <= t for tr_t, src in reported.get(name, ()))]
+            if tpts or est:
+                acc.setdefault(node, []).append(bj.gospa(tpts, list(est.values())))
         for node, v in acc.items():
             out[names[node]] = {"mean_m": round(sum(x["gospa"] for x in v) / len(v), 1),
                                 "max_m": round(max(x["gospa"] for x in v), 1),

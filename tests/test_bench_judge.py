@@ -158,12 +158,32 @@ def test_gospa_by_hand() -> None:
     assert (g["missed"], g["false"]) == (1, 1) and g["gospa"] == pytest.approx(c)
 
 
+def _salvo_ticks(n: int = 20) -> list:
+    # Two missiles of a salvo on one path 3 km apart at 2 km/s; track 1 follows A but lags
+    # towards B by 1.6 km every other second (nearer B then: 1.4 km), track 2 follows B.
+    ticks = []
+    for t in range(n):
+        a, b = 2000.0 * t, 2000.0 * t + 3000.0
+        ticks.append((float(t), {"A": (a, 0.0, 0.0), "B": (b, 0.0, 0.0)},
+                      {1: (a + (1600.0 if t % 2 else 400.0), 0.0, 0.0), 2: (b + 300.0, 0.0, 0.0)}))
+    return ticks
+
+
+def test_identity_assigns_a_salvo_as_gospa_does_not_each_track_to_its_nearest() -> None:
+    # Nearest-per-record would hand B to track 1 every other second (and leave A to no track).
+    assert bj.identity(_salvo_ticks()) == {"switches": {"A": 0, "B": 0}, "ghosts": [], "duplicates": []}
+
+
 def test_identity_switch_ghost_duplicate() -> None:
-    s = [(t, 1, "A") for t in range(0, 10)] + [(t, 2, "A") for t in range(10, 20)]      # A: 1 -> 2
-    s += [(t + 0.5, 3, "B") for t in range(0, 20)]
-    s += [(t + 0.2, 4, None) for t in range(0, 5)]                                    # follows nothing
-    s += [(t + 0.7, 5, "B") for t in range(2, 8)]                                     # B twice at once
-    r = bj.identity(s)
+    ticks = _salvo_ticks()
+    for t, truth, est in ticks:
+        if t >= 10:                    # track 1 lost; track 3 takes A over: one switch
+            est[3] = est.pop(1)
+        if t < 5:                      # 50 km from everything: a ghost
+            est[4] = (truth["A"][0], 50e3, 0.0)
+        if 2 <= t < 8:                 # a second track on B, held by track 2 (nearer): a duplicate
+            est[5] = (truth["B"][0] - 800.0, 0.0, 0.0)
+    r = bj.identity(ticks)
     assert r["switches"] == {"A": 1, "B": 0}
     assert r["ghosts"] == [4] and r["duplicates"] == [5]
 
