@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from campaign import cases
 
 WINDOW_S = 20.0
@@ -66,31 +68,56 @@ def test_load_debris_at_ten_times(tmp_path):
     assert r.rss_growth_mb is not None and r.rss_growth_mb <= cases.RSS_LIMIT_MB
 
 
-def test_adversary_on_a_udp_link(tmp_path):
-    assert_passed([cases.adversary(tmp_path, WINDOW_S)])
+# The cases below each need one relay and its boards for a window: they run three
+# side by side (two batches, once per session), and each test judges its own.
+_BATCHES = (
+    (("adversary", cases.adversary), ("kill_replay", cases.relay_kill_replay),
+     ("state_unwritable", cases.state_unwritable)),
+    (("disk_full", cases.capture_disk_full), ("shared_link", cases.shared_learned_link),
+     ("lost_state", cases.relay_lost_state)),
+)
 
 
-def test_relay_kill_then_replay(tmp_path):
-    r = cases.relay_kill_replay(tmp_path, WINDOW_S)
+@pytest.fixture(scope="module")
+def batch_results(tmp_path_factory):
+    """name -> CaseResult, the batches run lazily: a test asks for its batch only."""
+    done = {}
+
+    def get(name):
+        if name not in done:
+            batch = next(b for b in _BATCHES if name in dict(b))
+            tmp = tmp_path_factory.mktemp("batch")
+            for (n, _fn), r in zip(batch, run_side_by_side(tmp, [(n, fn, (WINDOW_S,)) for n, fn in batch])):
+                done[n] = r
+        return done[name]
+    return get
+
+
+def test_adversary_on_a_udp_link(batch_results):
+    assert_passed([batch_results("adversary")])
+
+
+def test_relay_kill_then_replay(batch_results):
+    r = batch_results("kill_replay")
     assert_passed([r])
     assert r.counts["refused"] >= r.counts["replayed"] == 40
 
 
-def test_state_file_unwritable(tmp_path):
-    assert_passed([cases.state_unwritable(tmp_path, WINDOW_S)])
+def test_state_file_unwritable(batch_results):
+    assert_passed([batch_results("state_unwritable")])
 
 
-def test_capture_disk_full(tmp_path):
-    assert_passed([cases.capture_disk_full(tmp_path, WINDOW_S)])
+def test_capture_disk_full(batch_results):
+    assert_passed([batch_results("disk_full")])
 
 
-def test_two_boards_behind_one_learned_udp_link(tmp_path):
-    r = cases.shared_learned_link(tmp_path, WINDOW_S)
+def test_two_boards_behind_one_learned_udp_link(batch_results):
+    r = batch_results("shared_link")
     assert_passed([r])
     assert r.counts["kr_named_jp"] > 0 and r.counts["jp_named_kr"] == 0 and r.counts["leaked"] == 0
 
 
-def test_relay_that_lost_its_state_file(tmp_path):
-    r = cases.relay_lost_state(tmp_path, WINDOW_S)
+def test_relay_that_lost_its_state_file(batch_results):
+    r = batch_results("lost_state")
     assert_passed([r])
     assert r.counts["refused"] == r.counts["replayed"] == 40 and r.counts["epoch"] == 2
