@@ -48,7 +48,8 @@ import numpy as np
 from trilink_native import binding
 from trilink_board import messages as _msgs
 from trilink_board import wire as _board_wire
-from trilink_edge.pipeline import NodeGeo, Pipeline
+from trilink_edge.destination import NodeGeo
+from trilink_edge.pipeline import Pipeline
 from trilink_edge import relay_stats
 from trilink_edge.publish import make_publisher
 from trilink_edge.links import Link, Received, make_link

@@ -23,7 +23,7 @@ import numpy as np
 from trilink_board import config
 from trilink_board.sim import Simulation
 from trilink_edge.config import FusionConfig
-from trilink_edge.pipeline import Frame6
+from trilink_edge.destination import Frame6
 from trilink_native.binding import Picture
 
 Tick = Tuple[float, Dict[str, Tuple[float, float, float]], Dict[int, Tuple[float, float, float]]]

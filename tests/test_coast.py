@@ -9,7 +9,7 @@ from edge_boards import JP_ORIGIN, KR_ORIGIN, from_enu, to_enu
 from test_pipeline import Flight, fly, make_pipeline, report
 from trilink_board import codec, messages, wire
 from trilink_edge import coast, phase
-from trilink_edge.pipeline import STATUS_OBSOLETE
+from trilink_edge.warning import STATUS_OBSOLETE
 from trilink_native import binding
 
 T0_US = 2_000_000_000

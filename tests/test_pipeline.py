@@ -9,7 +9,9 @@ import numpy as np
 from edge_boards import JP_ORIGIN, KR_ORIGIN, AU_ORIGIN, TEST_KEYS, BoardStandIn, from_enu, to_enu
 from trilink_board import codec, messages, wire
 from trilink_edge import coast, phase
-from trilink_edge.pipeline import Frame6, NodeGeo, ORPHAN_GRACE_S, Pipeline, STATUS_ACTIVE, STATUS_OBSOLETE
+from trilink_edge.destination import Frame6, NodeGeo
+from trilink_edge.pipeline import Pipeline
+from trilink_edge.warning import ORPHAN_GRACE_S, STATUS_ACTIVE, STATUS_OBSOLETE
 from trilink_edge.scheduler import LinkScheduler, WARNING, udp_size
 from trilink_native import binding
 from trilink_native.reference import motion as refm

@@ -82,7 +82,8 @@ def test_warning_queue_bounded_without_losing_a_warning():
     """max_warnings bounds the queue: acknowledged/superseded warnings leave it
     first, then retransmissions are deferred (their owner is told and queues
     them again); first transmissions are never dropped."""
-    from trilink_edge.pipeline import PictureStats, WarningDesk
+    from trilink_edge.destination import PictureStats
+    from trilink_edge.warning import WarningDesk
     s = LinkScheduler("x", 2_000, 600, udp_size, max_warnings=8)
     stats = PictureStats()
     desk = WarningDesk(s.push, stats, retry_s=(0.25, 0.5))

@@ -313,7 +313,8 @@ def test_hot_verifier_refuses_and_counts_as_the_keyring_and_ingests_only_what_is
     # frames accepted, same counters and marks; the picture holds exactly the
     # records of the accepted reports, each once.
     from edge_boards import Missile
-    from trilink_edge.pipeline import NodeGeo, Pipeline
+    from trilink_edge.destination import NodeGeo
+    from trilink_edge.pipeline import Pipeline
     runs = {}
     for hot in (False, True):
         (tmp_path / str(hot)).mkdir()

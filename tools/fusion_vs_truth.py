@@ -27,7 +27,7 @@ from trilink import bench_judge
 from trilink.bench_truth import surface_distance_m
 from trilink_board import config
 from trilink_board.sim import Simulation
-from trilink_edge.pipeline import Frame6
+from trilink_edge.destination import Frame6
 from trilink_native import binding
 
 Rec = Tuple[int, float, int, np.ndarray, np.ndarray, str, float, np.ndarray]   # node, t, tid, x, P, missile, err, truth
