@@ -1,6 +1,6 @@
 # warning.py: the relay's WARNING messages, decided per track and delivered reliably
 """Warnings (launch alerts, impact and overflight warnings; PROTOCOL.md
-4.5) from the pipeline's decisions (edge/pipeline.py ``apply_impacts``,
+4.5) from the pipeline's decisions (edge/impacts.py ``apply_impacts``,
 edge/threat.py) to each destination board: ``WarningDesk.decide`` takes
 one warning to its next step (issue, update, cancel), ``issue`` builds the
 message and hands it to the scheduler, and the desk retransmits it until
