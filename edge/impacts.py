@@ -32,8 +32,9 @@ PATH_STEP_S = 10.0             # ground-track samples (then interpolated every 1
 PATH_MAX_S = 3600.0
 
 
-class Impacts:
-    """Impact prediction and warnings for ``Pipeline`` (a mixin; the module docstring)."""
+class ImpactSide:
+    """Impact prediction and warnings for ``Pipeline`` (a mixin; the module docstring). Not
+    ``binding.Impacts``, the C prediction's result arrays."""
 
     destinations: Dict[int, "Destination"]
     desk: "WarningDesk"

@@ -53,7 +53,7 @@ import numpy as np
 
 from trilink_native import binding
 from trilink_edge import phase as _phase
-from trilink_edge.impacts import Impacts
+from trilink_edge.impacts import ImpactSide
 from trilink_edge.scheduler import Item
 from trilink_edge.session import relay_now_ns
 from trilink_board import messages as _msgs
@@ -68,7 +68,7 @@ FEW_ROWS = 8                   # up to this many fused tracks a round walks ever
 _STRUCTURE = ("tracks", "fused", "initiated", "joined", "merged", "switched", "split", "timed_out", "deleted")
 
 
-class Pipeline(Impacts):
+class Pipeline(ImpactSide):
     """Reports in, per-destination pictures and warnings out (see the
     module docstring). ``release[d]`` is the set of source nodes whose
     data may reach destination ``d`` (its own is always included);
