@@ -115,13 +115,7 @@ class Pipeline(ImpactSide):
         self.offered_to: Set[int] = set()  # destinations offered updates by the last round
         self.impact_period_ns = int(impact_period_s * 1e9)
         self._last_impact_ns = -self.impact_period_ns
-        polys, owners = [], []
-        for n, g in sorted(nodes.items()):
-            for poly in g.territory:
-                polys.append(np.asarray(poly, dtype=float))
-                owners.append(n)
-        self.territories = polys
-        self.owners = owners
+        self.territories = [np.asarray(poly, dtype=float) for _n, g in sorted(nodes.items()) for poly in g.territory]
         # Per nation (node id): its territory and EEZ polygons, for the kinds of warning.
         self.land: Dict[int, List[np.ndarray]] = {n: [np.asarray(p, dtype=float) for p in g.territory]
                                                   for n, g in nodes.items() if g.territory}

@@ -29,7 +29,6 @@ import asyncio
 import collections
 import json
 import logging
-import os
 import pickle
 import queue
 import socket
@@ -48,6 +47,7 @@ log = logging.getLogger("trilink_edge.publish")
 
 __all__ = ["Publisher", "make_publisher"]
 _STOP = object()
+_UNDECODED = object()     # what _decoded returns for an item that does not decode (None is a valid result)
 CLOSE_BUDGET_S = 0.5      # close() waits this long for the thread
 DELAY_LOG = 4096          # recent write-to-published delays kept (counters() p50/p99)
 COALESCE_MAX = 64         # queued items the worker takes at once (their PICTUREs: one publication per destination)
@@ -264,13 +264,19 @@ class Publisher:
             except Exception:  # noqa: BLE001
                 log.exception("publisher: %s did not close", type(s).__name__)
 
-    def _handle(self, opened: List[Any], item: Tuple[Any, ...]) -> None:
-        """One queued item: decoded once, delivered to every open sink."""
+    def _decoded(self, item: Tuple[Any, ...]) -> Any:
+        """``_decode(item)``, or ``_UNDECODED`` (counted in ``errors``, logged) if it does not decode."""
         try:
-            decoded = self._decode(item)
+            return self._decode(item)
         except Exception:  # noqa: BLE001
             self.errors += 1
             log.exception("publisher: decoding failed")
+            return _UNDECODED
+
+    def _handle(self, opened: List[Any], item: Tuple[Any, ...]) -> None:
+        """One queued item: decoded once, delivered to every open sink."""
+        decoded = self._decoded(item)
+        if decoded is _UNDECODED:
             return
         for s in opened:
             try:
@@ -315,11 +321,8 @@ class Publisher:
             if item[0] != "track" or item[2] != binding.MSG_PICTURE:
                 self._handle(opened, item)
                 continue
-            try:
-                decoded = self._decode(item)
-            except Exception:  # noqa: BLE001
-                self.errors += 1
-                log.exception("publisher: decoding failed")
+            decoded = self._decoded(item)
+            if decoded is _UNDECODED:
                 continue
             node = item[1]
             firsts.setdefault(node, item)
